@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test.sh - THE test command: lint + the full test suite against real servers.
+#
+# Usage: scripts/test.sh [--] [CARGO TEST ARGS...]
+#   scripts/test.sh                          everything
+#   scripts/test.sh -- pop3                  only tests whose name has "pop3"
+#   scripts/test.sh -- pop3 -- --nocapture   ...and show their output
+#
+# Steps: install + start the private Dovecot and smtp-sink instances
+# (scripts/services.sh, root or sudo), load their POPFERRY_TEST_* variables,
+# then cargo fmt --check, clippy with -D warnings, cargo test.  The services
+# are stopped again on exit, whatever happens.  Exits with the status of the
+# first step that failed, else cargo test's.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT=$PWD
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+# services.sh needs root.  Through sudo, pass our POPFERRY_TEST_* overrides
+# along explicitly (sudo resets the environment).
+SERVICES=("$REPO_ROOT/scripts/services.sh")
+if [[ $EUID -ne 0 ]]; then
+    keep=()
+    while IFS= read -r -d '' kv; do
+        [[ $kv == POPFERRY_TEST_* ]] && keep+=("$kv")
+    done < <(env -0)
+    SERVICES=(sudo env "${keep[@]}" "${SERVICES[@]}")
+fi
+
+[[ ${1:-} == -- ]] && shift
+
+section "services: install"
+"${SERVICES[@]}" install
+
+stop_services() {
+    local rc=$?
+    section "services: stop"
+    "${SERVICES[@]}" stop || true
+    exit "$rc"
+}
+trap stop_services EXIT
+
+section "services: start"
+"${SERVICES[@]}" start
+# Same default as services.sh; relative paths resolve from the repo root.
+# shellcheck source=/dev/null
+. "${POPFERRY_TEST_DIR:-$REPO_ROOT/.test-env}/env"
+
+section "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+section "cargo clippy --all-targets --all-features -- -D warnings"
+cargo clippy --all-targets --all-features -- -D warnings
+
+section "cargo test --all-features${*:+ $*}"
+cargo test --all-features "$@"

@@ -1,0 +1,229 @@
+//! The TOML configuration, validated into runtime types.
+//!
+//! Parsing happens in two steps. Serde fills a loose mirror of the file
+//! (`raw`) that remembers where each value was written; `validate` then
+//! checks it and builds the types below, in which every default is applied
+//! and every invariant holds, so the rest of popferry never re-checks
+//! configuration. All errors name the file and, where one exists, the line
+//! to edit.
+//!
+//! See `config/example.toml` for every key with its default.
+
+mod raw;
+mod secret;
+mod units;
+mod validate;
+mod values;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use secret::{PasswordSource, Secret, SecretError};
+
+/// A loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the configuration came from, absolute when it was read with
+    /// [`Config::load`].
+    pub path: PathBuf,
+    /// The ledger database; a relative `state` has been joined to the
+    /// configuration file's folder.
+    pub state: PathBuf,
+    /// The accounts in file order; never empty, names are unique.
+    pub accounts: Vec<Account>,
+}
+
+/// One POP3 mailbox and where its mail goes.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Unique, made of `[A-Za-z0-9._-]`, so it is safe in logs, on the
+    /// command line and as a ledger key.
+    pub name: String,
+    pub pop3: Pop3Server,
+    pub username: String,
+    pub password: PasswordSource,
+    pub auth: AuthMethod,
+    /// Envelope recipients; never empty, each a syntactically valid address.
+    pub deliver_to: Vec<String>,
+    /// Leave delivered messages on the POP3 server instead of deleting them.
+    pub keep: bool,
+    /// At least one second.
+    pub poll_interval: Duration,
+    /// Limit for each network read or write.
+    pub timeout: Duration,
+    /// Larger messages are not downloaded; in bytes, never zero.
+    pub max_message_size: u64,
+    /// Where undeliverable messages are written, resolved like `state`.
+    pub quarantine_dir: Option<PathBuf>,
+    /// Accounts without their own `[account.smtp]` share the top-level
+    /// table's `Arc`.
+    pub smtp: Arc<SmtpConfig>,
+}
+
+/// Where and how to reach a POP3 server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pop3Server {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// An extra trust anchor on top of the built-in roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The SMTP relay that receives forwarded mail.
+///
+/// `Eq` and `Hash` let the delivery side open one transport per distinct
+/// relay, however many accounts name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub credentials: Option<SmtpCredentials>,
+    /// An extra trust anchor on top of the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// Fixed envelope sender; `None` means the message's `Return-Path`.
+    pub envelope_from: Option<String>,
+    pub helo_name: Option<String>,
+    pub timeout: Duration,
+}
+
+/// SMTP AUTH login; the file can only give a username and a password
+/// together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SmtpCredentials {
+    pub username: String,
+    pub password: PasswordSource,
+}
+
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (POP3S on 995, SMTPS on 465).
+    Implicit,
+    /// Plain text upgraded with STLS / STARTTLS before logging in.
+    StartTls,
+    /// No encryption at all; for relays on the loopback interface.
+    None,
+}
+
+/// How to log in to a POP3 server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// SASL PLAIN if the server advertises it, USER/PASS otherwise.
+    Auto,
+    /// USER/PASS.
+    User,
+    /// SASL PLAIN.
+    Plain,
+    /// APOP, for old servers that offer nothing else.
+    Apop,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be opened or is not UTF-8.
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// A syntax error or a failed check that points at one line.
+    #[error("{}:{line}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A failed check about the file as a whole, such as having no accounts.
+    #[error("{}: {message}", path.display())]
+    Incomplete { path: PathBuf, message: String },
+    /// Refused rather than warned about: other local users could already
+    /// have read the password, and a daemon's warnings go unread.
+    #[error(
+        "{} holds an inline password but is readable by group/others (mode {mode:04o}): \
+         run `chmod 600 {}`, or move the password to password_file",
+        path.display(),
+        path.display()
+    )]
+    InlinePasswordExposed { path: PathBuf, mode: u32 },
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    ///
+    /// Unlike [`Config::from_toml`], this refuses a file that holds an
+    /// inline password when group or others may read it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        // Absolute, so that error messages in a daemon's log and relative
+        // paths inside the file do not depend on its working directory.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let read_error = |source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        };
+        let mut file = File::open(&path).map_err(read_error)?;
+        let metadata = file.metadata().map_err(read_error)?;
+        let mut source = String::new();
+        file.read_to_string(&mut source).map_err(read_error)?;
+        let parsed = validate::parse(&source, &path)?;
+        if parsed.has_inline_password {
+            if let Some(mode) = secret::exposed_mode(&metadata) {
+                return Err(ConfigError::InlinePasswordExposed { path, mode });
+            }
+        }
+        Ok(parsed.config)
+    }
+
+    /// Validates TOML text that did not come from a file on disk, so no
+    /// permission check is made. `path` appears in error messages and is
+    /// the base for relative paths in the text.
+    pub fn from_toml(source: &str, path: &Path) -> Result<Config, ConfigError> {
+        validate::parse(source, path).map(|parsed| parsed.config)
+    }
+
+    /// The account called `name`.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|account| account.name == name)
+    }
+}
+
+/// Where to look for the configuration when none is given:
+/// `$POPFERRY_CONFIG`, else `./popferry.toml` if it exists, else
+/// `/etc/popferry/popferry.toml`.
+pub fn default_config_path() -> PathBuf {
+    let local = Path::new("popferry.toml");
+    pick_config_path(std::env::var_os("POPFERRY_CONFIG"), local.exists())
+}
+
+/// The decision behind [`default_config_path`], apart from the process
+/// environment so it can be tested.
+fn pick_config_path(from_env: Option<OsString>, local_exists: bool) -> PathBuf {
+    match from_env {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ if local_exists => PathBuf::from("popferry.toml"),
+        _ => PathBuf::from("/etc/popferry/popferry.toml"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_path_precedence() {
+        let env = Some(OsString::from("/srv/p.toml"));
+        assert_eq!(pick_config_path(env, true), Path::new("/srv/p.toml"));
+        assert_eq!(pick_config_path(None, true), Path::new("popferry.toml"));
+        assert_eq!(
+            pick_config_path(Some(OsString::new()), false),
+            Path::new("/etc/popferry/popferry.toml")
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Checks of single values: ports, host names, paths, addresses, durations
+//! and sizes. Each reports the key and the line it was written on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::RawSize;
+use super::units::parse_size;
+use super::validate::Scope;
+use super::ConfigError;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_SIZE: u64 = 64 << 20;
+/// A zero timeout would fail every read; anything positive is the
+/// administrator's call.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+impl Scope<'_> {
+    /// Rejects values that are empty or only whitespace, which are always
+    /// a mistake for the keys this is used on.
+    pub(super) fn non_empty(
+        &self,
+        key: &str,
+        raw: &Spanned<String>,
+    ) -> Result<String, ConfigError> {
+        if raw.get_ref().trim().is_empty() {
+            return Err(self.error(raw.span(), key, "must not be empty".to_owned()));
+        }
+        Ok(raw.get_ref().clone())
+    }
+
+    /// A host name or IP address; only blatant mistakes are caught here, the
+    /// resolver reports the rest when connecting.
+    pub(super) fn host(&self, key: &str, raw: &Spanned<String>) -> Result<String, ConfigError> {
+        let host = self.non_empty(key, raw)?;
+        if host.chars().any(char::is_whitespace) {
+            let problem = format!("{host:?} is not a host name: it contains whitespace");
+            return Err(self.error(raw.span(), key, problem));
+        }
+        Ok(host)
+    }
+
+    pub(super) fn port(
+        &self,
+        raw: Option<&Spanned<i64>>,
+        default: u16,
+    ) -> Result<u16, ConfigError> {
+        let Some(raw) = raw else { return Ok(default) };
+        match u16::try_from(*raw.get_ref()) {
+            Ok(port) if port != 0 => Ok(port),
+            _ => {
+                let problem = format!("{} is not a port number (1-65535)", raw.get_ref());
+                Err(self.error(raw.span(), "port", problem))
+            }
+        }
+    }
+
+    /// Resolves a path against the configuration file's folder rather than
+    /// the working directory, which for a daemon is arbitrary.
+    pub(super) fn path(&self, key: &str, raw: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        if raw.get_ref().is_empty() {
+            return Err(self.error(raw.span(), key, "must not be empty".to_owned()));
+        }
+        Ok(self.doc.base.join(raw.get_ref()))
+    }
+
+    pub(super) fn optional_path(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        raw.map(|raw| self.path(key, raw)).transpose()
+    }
+
+    /// Uses the same parser as delivery, so that an address accepted here is
+    /// never refused later when the message is sent.
+    pub(super) fn address(&self, key: &str, raw: &Spanned<String>) -> Result<String, ConfigError> {
+        let text = raw.get_ref();
+        if text.parse::<lettre::Address>().is_err() {
+            let problem = format!("{text:?} is not a mail address (expected local@domain)");
+            return Err(self.error(raw.span(), key, problem));
+        }
+        Ok(text.clone())
+    }
+
+    pub(super) fn deliver_to(
+        &self,
+        raw: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, ConfigError> {
+        if raw.get_ref().is_empty() {
+            let problem = "list at least one address".to_owned();
+            return Err(self.error(raw.span(), "deliver_to", problem));
+        }
+        (raw.get_ref().iter())
+            .map(|address| self.address("deliver_to", address))
+            .collect()
+    }
+
+    pub(super) fn timeout(&self, raw: Option<&Spanned<String>>) -> Result<Duration, ConfigError> {
+        self.duration("timeout", raw, DEFAULT_TIMEOUT, MIN_TIMEOUT)
+    }
+
+    pub(super) fn duration(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+        default: Duration,
+        minimum: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = raw else { return Ok(default) };
+        let text = raw.get_ref();
+        let Ok(duration) = humantime::parse_duration(text) else {
+            let problem = format!("{text:?} is not a duration (examples: \"90s\", \"5m\", \"1h\")");
+            return Err(self.error(raw.span(), key, problem));
+        };
+        if duration < minimum {
+            let problem = format!(
+                "{text:?} is too short: the minimum is {}",
+                humantime::format_duration(minimum)
+            );
+            return Err(self.error(raw.span(), key, problem));
+        }
+        Ok(duration)
+    }
+
+    pub(super) fn size(&self, raw: Option<&Spanned<RawSize>>) -> Result<u64, ConfigError> {
+        const KEY: &str = "max_message_size";
+        let Some(raw) = raw else {
+            return Ok(DEFAULT_MAX_SIZE);
+        };
+        let (size, shown) = match raw.get_ref() {
+            RawSize::Bytes(bytes) => (u64::try_from(*bytes).ok(), bytes.to_string()),
+            RawSize::Text(text) => (parse_size(text), format!("{text:?}")),
+        };
+        match size {
+            Some(0) => Err(self.error(raw.span(), KEY, "must not be zero".to_owned())),
+            Some(size) => Ok(size),
+            None => {
+                let problem = format!(
+                    "{shown} is not a size (examples: 1048576, \"512KiB\", \"64MiB\", \"1GB\")"
+                );
+                Err(self.error(raw.span(), KEY, problem))
+            }
+        }
+    }
+}

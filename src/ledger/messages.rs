@@ -1,0 +1,304 @@
+//! The per-message half of the ledger: what happened to each unique-id.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, ToSql, TransactionBehavior};
+
+use super::{get_u64, now, sql_int, Ledger, LedgerError};
+
+/// Where a message stands. See `migrations/0001_ledger.sql` for the full
+/// story of each state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageState {
+    /// The relay accepted it; the server has not confirmed a deletion yet.
+    Delivered,
+    /// The server confirmed the deletion.
+    Deleted,
+    /// The relay refused it for now; it must stay on the server.
+    Rejected,
+    /// Refused for good and saved to the quarantine; it may be deleted.
+    Quarantined,
+}
+
+impl MessageState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Deleted => "deleted",
+            Self::Rejected => "rejected",
+            Self::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl ToSql for MessageState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for MessageState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "delivered" => Ok(Self::Delivered),
+            "deleted" => Ok(Self::Deleted),
+            "rejected" => Ok(Self::Rejected),
+            "quarantined" => Ok(Self::Quarantined),
+            other => Err(FromSqlError::Other(
+                format!("unknown message state {other:?}").into(),
+            )),
+        }
+    }
+}
+
+/// One message as the ledger remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub uid: String,
+    /// The size the server listed when the message was handled. A listing
+    /// with the same uid but another size is a different message.
+    pub size: u64,
+    pub state: MessageState,
+    /// Delivery attempts for this uid and size, the latest included.
+    pub attempts: u32,
+    /// Unix seconds before which a rejected message should not be retried.
+    pub retry_at: Option<i64>,
+    /// The relay's reply to the latest refused attempt.
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one delivery attempt, as written by [`upsert`].
+struct Attempt {
+    state: MessageState,
+    delivered_at: Option<i64>,
+    last_error: Option<String>,
+    retry_at: Option<i64>,
+    quarantine_path: Option<String>,
+}
+
+/// Records an attempt and returns the attempt count that results.
+///
+/// An existing row with the same size is the same message, so its count
+/// goes up; a different size means the server reused the uid for a new
+/// message, whose history starts again at one. Either way every other
+/// column is overwritten, so nothing from an older attempt (a stale
+/// `retry_at`, a quarantine path) lingers beside the new state.
+fn upsert(
+    conn: &Connection,
+    account: &str,
+    uid: &str,
+    size: u64,
+    attempt: &Attempt,
+) -> rusqlite::Result<u32> {
+    conn.query_row(
+        "INSERT INTO message
+             (account, uid, size, state, delivered_at, attempts, last_error, retry_at,
+              quarantine_path)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8)
+         ON CONFLICT (account, uid) DO UPDATE SET
+             attempts = CASE WHEN size = excluded.size THEN attempts + 1 ELSE 1 END,
+             size = excluded.size,
+             state = excluded.state,
+             delivered_at = excluded.delivered_at,
+             deleted_at = NULL,
+             last_error = excluded.last_error,
+             retry_at = excluded.retry_at,
+             quarantine_path = excluded.quarantine_path
+         RETURNING attempts",
+        params![
+            account,
+            uid,
+            sql_int(size)?,
+            attempt.state,
+            attempt.delivered_at,
+            attempt.last_error,
+            attempt.retry_at,
+            attempt.quarantine_path,
+        ],
+        |row| row.get(0),
+    )
+}
+
+impl Ledger {
+    /// Every message recorded for `account`, keyed by uid.
+    pub async fn messages(
+        &self,
+        account: &str,
+    ) -> Result<HashMap<String, MessageRecord>, LedgerError> {
+        let account = account.to_owned();
+        self.run("read the recorded messages", move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT uid, size, state, attempts, retry_at, last_error
+                 FROM message WHERE account = ?1",
+            )?;
+            let rows = stmt.query_map([&account], |row| {
+                Ok(MessageRecord {
+                    uid: row.get(0)?,
+                    size: get_u64(row, 1)?,
+                    state: row.get(2)?,
+                    attempts: row.get(3)?,
+                    retry_at: row.get(4)?,
+                    last_error: row.get(5)?,
+                })
+            })?;
+            rows.map(|record| record.map(|r| (r.uid.clone(), r)))
+                .collect()
+        })
+        .await
+    }
+
+    /// Records that the relay accepted the message. Once this returns `Ok`
+    /// the message may be deleted from the server.
+    pub async fn record_delivered(
+        &self,
+        account: &str,
+        uid: &str,
+        size: u64,
+    ) -> Result<(), LedgerError> {
+        let attempt = Attempt {
+            state: MessageState::Delivered,
+            delivered_at: Some(now()),
+            last_error: None,
+            retry_at: None,
+            quarantine_path: None,
+        };
+        self.record("record a delivery", account, uid, size, attempt)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the relay refused the message for now, with its reply;
+    /// the message stays on the server until `retry_at`. Returns the number
+    /// of attempts made so far, for the caller's give-up policy.
+    pub async fn record_rejected(
+        &self,
+        account: &str,
+        uid: &str,
+        size: u64,
+        reply: &str,
+        retry_at: i64,
+    ) -> Result<u32, LedgerError> {
+        let attempt = Attempt {
+            state: MessageState::Rejected,
+            delivered_at: None,
+            last_error: Some(reply.to_owned()),
+            retry_at: Some(retry_at),
+            quarantine_path: None,
+        };
+        self.record("record a rejection", account, uid, size, attempt)
+            .await
+    }
+
+    /// Records that the message was given up on and saved at `path`. Call it
+    /// only once that copy is durably written: from here on the message may
+    /// be deleted from the server.
+    pub async fn record_quarantined(
+        &self,
+        account: &str,
+        uid: &str,
+        size: u64,
+        reply: &str,
+        path: &Path,
+    ) -> Result<(), LedgerError> {
+        let attempt = Attempt {
+            state: MessageState::Quarantined,
+            delivered_at: Some(now()),
+            last_error: Some(reply.to_owned()),
+            retry_at: None,
+            // Kept for the operator to find the file, never read back, so a
+            // lossy rendering of a non-UTF-8 path is good enough.
+            quarantine_path: Some(path.to_string_lossy().into_owned()),
+        };
+        self.record("record a quarantine", account, uid, size, attempt)
+            .await?;
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        action: &'static str,
+        account: &str,
+        uid: &str,
+        size: u64,
+        attempt: Attempt,
+    ) -> Result<u32, LedgerError> {
+        let (account, uid) = (account.to_owned(), uid.to_owned());
+        self.run(action, move |conn| {
+            upsert(conn, &account, &uid, size, &attempt)
+        })
+        .await
+    }
+
+    /// Records that the server confirmed deleting `uids` (its +OK to QUIT),
+    /// all in one transaction.
+    ///
+    /// Only messages that were safe to delete change state. A uid the
+    /// ledger has no delivery for is left as it is and logged: the server
+    /// deleted something popferry had not recorded, which is a bug upstream
+    /// worth hearing about, but overwriting a rejection would hide it.
+    pub async fn mark_deleted(&self, account: &str, uids: &[String]) -> Result<(), LedgerError> {
+        let account = account.to_owned();
+        let uids = uids.to_vec();
+        self.run("record deletions", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut stmt = tx.prepare(
+                    "UPDATE message SET state = 'deleted', deleted_at = ?3
+                     WHERE account = ?1 AND uid = ?2
+                       AND state IN ('delivered', 'quarantined', 'deleted')",
+                )?;
+                let at = now();
+                for uid in &uids {
+                    if stmt.execute(params![account, uid, at])? == 0 {
+                        tracing::warn!(
+                            account,
+                            uid = ?uid,
+                            "server deleted a message the ledger has no delivery for"
+                        );
+                    }
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Forgets the messages of `account` whose uid is not in `listed`, and
+    /// returns how many were forgotten.
+    ///
+    /// `listed` must be the server's complete UIDL listing from this
+    /// session: a uid missing from it is gone from the server, so its row
+    /// can no longer prevent a duplicate. A partial listing would make the
+    /// ledger forget messages still on the server and deliver them again.
+    pub async fn forget_absent(
+        &self,
+        account: &str,
+        listed: &HashSet<String>,
+    ) -> Result<u64, LedgerError> {
+        let account = account.to_owned();
+        let listed = listed.clone();
+        self.run("forget messages gone from the server", move |conn| {
+            // Reading the account's uids and deleting the missing ones one by
+            // one keeps every statement small however long the listing is;
+            // the transaction makes it a single commit.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let absent: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT uid FROM message WHERE account = ?1")?;
+                let uids = stmt.query_map([&account], |row| row.get::<_, String>(0))?;
+                uids.filter(|uid| uid.as_ref().map_or(true, |uid| !listed.contains(uid)))
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            {
+                let mut stmt = tx.prepare("DELETE FROM message WHERE account = ?1 AND uid = ?2")?;
+                for uid in &absent {
+                    stmt.execute(params![account, uid])?;
+                }
+            }
+            tx.commit()?;
+            Ok(absent.len() as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,204 @@
+//! The ledger: a SQLite record of what popferry did with every message.
+//!
+//! popferry's guarantee is that a message is deleted from the POP3 server
+//! only after its delivery is durably recorded here. "Durably" is made
+//! concrete by the connection settings in [`Ledger::open`]: with
+//! `synchronous=FULL`, a write method that returned `Ok` has been fsynced
+//! and survives a crash or power loss, so the caller may send DELE for it.
+//! When a write method returns an error, nothing may be deleted on its
+//! strength; the message stays on the server and is seen again next poll.
+//!
+//! A message moves through the states of [`MessageState`]; the schema in
+//! `migrations/` documents each state and why its columns exist.
+//!
+//! # Threads
+//!
+//! One process owns one connection (SQLite allows a single writer anyway),
+//! shared by every account task through a cheap [`Clone`] of [`Ledger`].
+//! Each method runs on tokio's blocking pool, because a commit waits for an
+//! fsync that can take tens of milliseconds and must not stall the reactor
+//! that is driving the POP3 and SMTP sessions of other accounts.
+//!
+//! Dropping the future of a write method does not cancel the write: once
+//! the blocking task has started it commits or fails on its own. That is
+//! the safe direction, since a recorded delivery without a DELE only makes
+//! the next poll send the DELE.
+
+mod error;
+mod messages;
+mod migrate;
+mod polls;
+#[cfg(test)]
+mod tests;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, Row};
+
+pub use error::LedgerError;
+pub use messages::{MessageRecord, MessageState};
+pub use polls::{AccountStatus, PollId, PollOutcome, PollReport, PollSummary};
+
+/// How long a statement waits for another process (say `popferry status`
+/// next to the daemon) to release its lock before failing with "busy".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on the ledger database. Clones share one connection.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Only for error messages and logs.
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Ledger {
+    /// Opens the ledger at `path`, creating it (and its parent folders) if
+    /// needed, and upgrades its schema to the one this build knows.
+    ///
+    /// The file is created here, before SQLite sees it, so that it is born
+    /// with mode 0600: it lists every mailbox and message popferry handles.
+    /// SQLite gives its `-wal` and `-shm` files the same mode as the
+    /// database. Folders created on the way get 0700 for the same reason.
+    /// An existing file keeps whatever mode the operator gave it.
+    ///
+    /// This blocks on file I/O; call it once at startup, or from
+    /// `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let create_error = |source| LedgerError::Create {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(create_error)?;
+        }
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(create_error)?;
+
+        // No SQLITE_OPEN_CREATE: the file exists now, and if it vanished in
+        // between, failing is better than silently starting an empty ledger.
+        // No SQLITE_OPEN_URI: a path is a path, even if it starts "file:".
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open_error = |source| LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        // WAL lets `popferry status` read while the daemon writes, and makes
+        // a commit one append plus one fsync instead of several.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+            .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Some filesystems (network mounts) cannot do WAL. The rollback
+            // journal SQLite falls back to is just as durable, only slower.
+            tracing::warn!(ledger = %path.display(), mode, "ledger is not in WAL mode");
+        }
+        Self::start(conn, path)
+    }
+
+    /// A private, empty ledger that lives as long as the handle: for tests
+    /// of code that needs a ledger but not a file.
+    pub fn open_in_memory() -> Result<Self, LedgerError> {
+        let path = Path::new(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::start(conn, path)
+    }
+
+    /// Applies the settings every connection needs, then the migrations.
+    fn start(mut conn: Connection, path: &Path) -> Result<Self, LedgerError> {
+        let open_error = |source| LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        // FULL fsyncs the WAL on every commit. NORMAL, the usual pairing
+        // with WAL, may lose the last commits on power loss, and a lost
+        // "delivered" row after a DELE is exactly the loss this ledger exists
+        // to prevent. Set explicitly so no build-time default decides.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_error)?;
+        // Off by default in SQLite, per connection; on so that any future
+        // references between tables are enforced, not just declared.
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        migrate::migrate(&mut conn, path, migrate::MIGRATIONS)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                conn: Mutex::new(conn),
+            }),
+        })
+    }
+
+    /// Runs `work` with the connection on the blocking pool. `action`
+    /// completes the sentence "cannot ..." if it fails.
+    async fn run<T, F>(&self, action: &'static str, work: F) -> Result<T, LedgerError>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::task::spawn_blocking(move || {
+            // A panic inside `work` unwinds through rusqlite's Transaction,
+            // whose drop rolls back, so the connection behind a poisoned
+            // lock holds no half-done work and is safe to keep using.
+            let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut conn)
+        });
+        match task.await {
+            Ok(result) => result.map_err(|source| LedgerError::query(self.path(), action, source)),
+            // A panic is a bug: let it reach the caller as a panic.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => Err(LedgerError::ShuttingDown {
+                path: self.path().to_owned(),
+            }),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+/// The current time in unix seconds, the unit of every timestamp column.
+/// A clock set before 1970 reads as 0 rather than failing a delivery.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// SQLite integers are signed 64-bit; a count or size beyond that cannot
+/// come from a real server, but is refused rather than wrapped.
+fn sql_int(n: u64) -> rusqlite::Result<i64> {
+    i64::try_from(n).map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+}
+
+/// Reads a size or count. rusqlite reads `u64` only with its
+/// `fallible_uint` feature; the schema's CHECKs keep these columns
+/// non-negative, so a failure here means the file was edited by hand.
+fn get_u64(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let n: i64 = row.get(index)?;
+    u64::try_from(n).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, n))
+}

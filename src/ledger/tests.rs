@@ -1,0 +1,396 @@
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+use super::migrate::MIGRATIONS;
+use super::polls::POLL_HISTORY;
+use super::*;
+
+/// A ledger in a fresh folder; the folder lives as long as the `TempDir`.
+fn file_ledger() -> (TempDir, PathBuf, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let ledger = Ledger::open(&path).unwrap();
+    (dir, path, ledger)
+}
+
+/// A second connection, to look at the file as another process would.
+fn user_version(path: &Path) -> u32 {
+    Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap()
+}
+
+fn pragma<T: rusqlite::types::FromSql>(ledger: &Ledger, name: &str) -> T {
+    let conn = ledger.inner.conn.lock().unwrap();
+    conn.pragma_query_value(None, name, |row| row.get(0))
+        .unwrap()
+}
+
+fn report(outcome: PollOutcome) -> PollReport {
+    PollReport {
+        outcome,
+        listed: 5,
+        delivered: 2,
+        deleted: 2,
+        deferred: 1,
+        rejected: 1,
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn fresh_file_is_at_the_latest_schema() {
+    let (_dir, path, _ledger) = file_ledger();
+    assert_eq!(user_version(&path) as usize, MIGRATIONS.len());
+}
+
+#[tokio::test]
+async fn reopening_keeps_rows_and_schema() {
+    let (_dir, path, ledger) = file_ledger();
+    ledger.record_delivered("alice", "u1", 10).await.unwrap();
+    drop(ledger);
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(user_version(&path) as usize, MIGRATIONS.len());
+    assert!(ledger.messages("alice").await.unwrap().contains_key("u1"));
+}
+
+#[test]
+fn newer_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let found = MIGRATIONS.len() as u32 + 3;
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", found)
+        .unwrap();
+    let err = Ledger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::TooNew { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "ledger {} was written by a newer popferry (schema {found}, this build knows {})",
+            path.display(),
+            MIGRATIONS.len()
+        )
+    );
+    assert_eq!(user_version(&path), found);
+}
+
+#[test]
+fn file_is_private_and_folders_are_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/popferry/ledger.db");
+    Ledger::open(&path).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+}
+
+#[tokio::test]
+async fn connection_is_durable_and_in_wal_mode() {
+    let (_dir, path, ledger) = file_ledger();
+    let mode: String = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL");
+    assert_eq!(pragma::<i64>(&ledger, "foreign_keys"), 1);
+    assert_eq!(pragma::<i64>(&ledger, "busy_timeout"), 5000);
+}
+
+#[tokio::test]
+async fn delivered_message_reads_back() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    ledger.record_delivered("alice", "u1", 1234).await.unwrap();
+    let messages = ledger.messages("alice").await.unwrap();
+    let expected = MessageRecord {
+        uid: "u1".into(),
+        size: 1234,
+        state: MessageState::Delivered,
+        attempts: 1,
+        retry_at: None,
+        last_error: None,
+    };
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages["u1"], expected);
+    assert!(ledger.messages("bob").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rejections_count_attempts_until_delivery() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    for (expected, retry_at) in [(1, 100), (2, 200), (3, 300)] {
+        let attempts = ledger
+            .record_rejected("alice", "u1", 50, "451 try later", retry_at)
+            .await
+            .unwrap();
+        assert_eq!(attempts, expected);
+    }
+    let record = &ledger.messages("alice").await.unwrap()["u1"];
+    assert_eq!(record.state, MessageState::Rejected);
+    assert_eq!(record.retry_at, Some(300));
+    assert_eq!(record.last_error.as_deref(), Some("451 try later"));
+
+    ledger.record_delivered("alice", "u1", 50).await.unwrap();
+    let record = &ledger.messages("alice").await.unwrap()["u1"];
+    assert_eq!(record.state, MessageState::Delivered);
+    assert_eq!(record.attempts, 4);
+    assert_eq!(
+        (record.retry_at, record.last_error.as_deref()),
+        (None, None)
+    );
+}
+
+#[tokio::test]
+async fn reused_uid_with_another_size_is_a_new_message() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    ledger.record_delivered("alice", "u1", 100).await.unwrap();
+    ledger
+        .mark_deleted("alice", &["u1".to_owned()])
+        .await
+        .unwrap();
+    let attempts = ledger
+        .record_rejected("alice", "u1", 999, "452 mailbox full", 10)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+    let record = &ledger.messages("alice").await.unwrap()["u1"];
+    assert_eq!((record.size, record.state), (999, MessageState::Rejected));
+}
+
+#[tokio::test]
+async fn quarantined_message_reads_back() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    let path = Path::new("/var/lib/popferry/quarantine/alice-u1.eml");
+    ledger
+        .record_quarantined("alice", "u1", 70, "550 no such user", path)
+        .await
+        .unwrap();
+    let record = &ledger.messages("alice").await.unwrap()["u1"];
+    assert_eq!(record.state, MessageState::Quarantined);
+    assert_eq!(record.last_error.as_deref(), Some("550 no such user"));
+    let conn = ledger.inner.conn.lock().unwrap();
+    let stored: String = conn
+        .query_row("SELECT quarantine_path FROM message", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(Path::new(&stored), path);
+}
+
+#[tokio::test]
+async fn mark_deleted_changes_only_messages_safe_to_delete() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    ledger.record_delivered("alice", "sent", 1).await.unwrap();
+    let quarantine = Path::new("q/kept.eml");
+    ledger
+        .record_quarantined("alice", "kept", 2, "554 spam", quarantine)
+        .await
+        .unwrap();
+    ledger
+        .record_rejected("alice", "waiting", 3, "451 later", 99)
+        .await
+        .unwrap();
+    ledger.record_delivered("bob", "sent", 1).await.unwrap();
+
+    let uids = ["sent", "kept", "waiting", "unknown"].map(String::from);
+    ledger.mark_deleted("alice", &uids).await.unwrap();
+
+    let alice = ledger.messages("alice").await.unwrap();
+    assert_eq!(alice.len(), 3, "no row is invented for an unknown uid");
+    assert_eq!(alice["sent"].state, MessageState::Deleted);
+    assert_eq!(alice["kept"].state, MessageState::Deleted);
+    assert_eq!(alice["waiting"].state, MessageState::Rejected);
+    let bob = ledger.messages("bob").await.unwrap();
+    assert_eq!(bob["sent"].state, MessageState::Delivered);
+}
+
+#[tokio::test]
+async fn forget_absent_keeps_exactly_the_listed_uids() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    let uids: Vec<String> = (0..3000).map(|n| format!("uid-{n}")).collect();
+    for uid in &uids {
+        ledger.record_delivered("alice", uid, 1).await.unwrap();
+    }
+    ledger.record_delivered("bob", "uid-1", 1).await.unwrap();
+    // The server still lists the even uids, plus one popferry never saw.
+    let mut listed: HashSet<String> = uids.iter().step_by(2).cloned().collect();
+    listed.insert("new".to_owned());
+
+    assert_eq!(ledger.forget_absent("alice", &listed).await.unwrap(), 1500);
+
+    let alice = ledger.messages("alice").await.unwrap();
+    let kept: HashSet<String> = alice.into_keys().collect();
+    listed.remove("new");
+    assert_eq!(kept, listed);
+    assert_eq!(ledger.messages("bob").await.unwrap().len(), 1);
+    assert_eq!(ledger.forget_absent("alice", &listed).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn status_counts_messages_and_shows_the_latest_poll() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    for uid in ["a", "b", "c"] {
+        ledger.record_delivered("alice", uid, 1).await.unwrap();
+    }
+    ledger
+        .mark_deleted("alice", &["a".to_owned()])
+        .await
+        .unwrap();
+    let quarantine = Path::new("q/d.eml");
+    ledger
+        .record_quarantined("alice", "d", 1, "554 no", quarantine)
+        .await
+        .unwrap();
+    for uid in ["e", "f"] {
+        ledger
+            .record_rejected("alice", uid, 1, "451 later", 9)
+            .await
+            .unwrap();
+    }
+    let first = ledger.start_poll("alice").await.unwrap();
+    ledger
+        .finish_poll(first, &report(PollOutcome::Failed))
+        .await
+        .unwrap();
+    let second = ledger.start_poll("alice").await.unwrap();
+    let failed = PollReport {
+        error: Some("connection reset".into()),
+        ..report(PollOutcome::Failed)
+    };
+    ledger.finish_poll(second, &failed).await.unwrap();
+    // bob's only poll never finished: killed, or still going.
+    ledger.start_poll("bob").await.unwrap();
+
+    let status = ledger.status().await.unwrap();
+    let names: Vec<&str> = status.iter().map(|s| s.account.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    let alice = &status[0];
+    assert_eq!(
+        (
+            alice.delivered,
+            alice.awaiting_delete,
+            alice.rejected,
+            alice.quarantined
+        ),
+        (4, 3, 2, 1)
+    );
+    let poll = alice.last_poll.as_ref().unwrap();
+    assert_eq!(poll.outcome, Some(PollOutcome::Failed));
+    assert!(poll.finished_at.is_some_and(|at| at >= poll.started_at));
+    assert_eq!(poll.error.as_deref(), Some("connection reset"));
+    assert_eq!(
+        (
+            poll.listed,
+            poll.delivered,
+            poll.deleted,
+            poll.deferred,
+            poll.rejected
+        ),
+        (5, 2, 2, 1, 1)
+    );
+
+    let bob = &status[1];
+    assert_eq!(
+        (bob.delivered, bob.awaiting_delete, bob.rejected),
+        (0, 0, 0)
+    );
+    let poll = bob.last_poll.as_ref().unwrap();
+    assert_eq!(
+        (poll.outcome, poll.finished_at, poll.listed),
+        (None, None, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_poll_finishes_once() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    let id = ledger.start_poll("alice").await.unwrap();
+    ledger
+        .finish_poll(id, &report(PollOutcome::Ok))
+        .await
+        .unwrap();
+    let err = ledger
+        .finish_poll(id, &report(PollOutcome::Ok))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::PollNotRunning { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn poll_history_is_bounded_per_account() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    ledger.start_poll("bob").await.unwrap();
+    let mut latest = Vec::new();
+    for _ in 0..POLL_HISTORY + 3 {
+        latest.push(ledger.start_poll("alice").await.unwrap());
+    }
+    // The newest poll survived the trimming and can still be finished.
+    let newest = *latest.last().unwrap();
+    ledger
+        .finish_poll(newest, &report(PollOutcome::Ok))
+        .await
+        .unwrap();
+    let conn = ledger.inner.conn.lock().unwrap();
+    let count = |account: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM poll WHERE account = ?1",
+            [account],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(count("alice"), POLL_HISTORY);
+    assert_eq!(count("bob"), 1);
+}
+
+#[tokio::test]
+async fn full_disk_is_reported_as_such() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    {
+        let conn = ledger.inner.conn.lock().unwrap();
+        let pages: i64 = conn
+            .pragma_query_value(None, "page_count", |row| row.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+    }
+    let huge_reply = "4".repeat(1 << 20);
+    let err = ledger
+        .record_rejected("alice", "u1", 1, &huge_reply, 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::DiskFull { .. }), "{err:?}");
+    assert!(err.to_string().contains("is full"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_commit_from_concurrent_tasks() {
+    let (_dir, path, ledger) = file_ledger();
+    let tasks: Vec<_> = ["alice", "bob"]
+        .into_iter()
+        .map(|account| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                for n in 0..25 {
+                    ledger
+                        .record_delivered(account, &format!("u{n}"), n)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    drop(ledger);
+    let reopened = Ledger::open(&path).unwrap();
+    for account in ["alice", "bob"] {
+        assert_eq!(reopened.messages(account).await.unwrap().len(), 25);
+    }
+}

@@ -1,0 +1,28 @@
+//! popferry moves mail from POP3 mailboxes to an SMTP relay, exactly once.
+//!
+//! # Layout
+//!
+//! * [`pop3`]: the POP3 client. [`pop3::codec`] is sans-IO (bytes in, typed
+//!   replies out, no tokio); [`pop3::client`] drives it over TCP or TLS.
+//! * [`tls`]: rustls client configuration shared by POP3 and SMTP.
+//! * [`config`]: the TOML configuration, validated into runtime types.
+//! * [`ledger`]: the SQLite record of every delivered unique-id.
+//! * [`deliver`]: forwarding over SMTP with lettre.
+//! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
+//! * [`demo`]: in-process POP3 and SMTP servers for `popferry demo`.
+//! * [`cli`]: the command line, the only place that uses `anyhow`.
+//!
+//! # The guarantee
+//!
+//! A message is deleted from the POP3 server only after its delivery is
+//! durably recorded in the ledger. See [`poll`] for the order of operations
+//! and the one window in which a message can be delivered twice.
+
+pub mod cli;
+pub mod config;
+pub mod deliver;
+pub mod demo;
+pub mod ledger;
+pub mod poll;
+pub mod pop3;
+pub mod tls;

@@ -1,0 +1,432 @@
+//! The async driver: runs the sans-IO [`Decoder`] over a socket.
+//!
+//! Sending and receiving are separate steps ([`Client::send`] queues a
+//! command, [`Client::flush`] writes the queue, the `read_*` methods decode
+//! replies in order), so several commands can be in flight at once on a
+//! server that advertises PIPELINING. The convenience methods (`uidl`,
+//! `retr`, ...) do one command at a time.
+//!
+//! Every read and every write is bounded by the session timeout. A server
+//! that stalls, trickles or floods gets a typed error, never a stuck task
+//! or unbounded memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+use super::codec::{Decoder, Limits, ListingLine};
+use super::command::Command;
+use super::error::Pop3Error;
+use super::reply::{parse_list_line, parse_stat, parse_uidl_line, Capabilities, Reply, Status};
+use super::stream::Stream;
+
+/// Where to connect and how.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    /// TLS from the first byte (port 995) when set.
+    pub implicit_tls: Option<Arc<ClientConfig>>,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+/// An open POP3 session.
+#[derive(Debug)]
+pub struct Client {
+    stream: Stream,
+    decoder: Decoder,
+    out: Vec<u8>,
+    host: String,
+    peer: String,
+    timeout: Duration,
+    greeting: Reply,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Client {
+    /// Connect, run the TLS handshake for implicit TLS, read the greeting.
+    pub async fn connect(endpoint: &Endpoint) -> Result<Client, Pop3Error> {
+        let peer = format!("{}:{}", endpoint.host, endpoint.port);
+        let tcp = match timeout(
+            endpoint.timeout,
+            TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
+        )
+        .await
+        {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(source)) => return Err(Pop3Error::Connect { peer, source }),
+            Err(_) => {
+                return Err(Pop3Error::Timeout {
+                    peer,
+                    during: "connect",
+                    after: endpoint.timeout,
+                })
+            }
+        };
+        // Commands are small and each waits for its reply: Nagle would
+        // only add delay.
+        tcp.set_nodelay(true)
+            .map_err(|source| Pop3Error::Connect {
+                peer: peer.clone(),
+                source,
+            })?;
+        let stream = match &endpoint.implicit_tls {
+            Some(config) => handshake(tcp, config.clone(), &endpoint.host, &peer, endpoint.timeout).await?,
+            None => Stream::Plain(tcp),
+        };
+        let mut client = Client {
+            stream,
+            decoder: Decoder::new(endpoint.limits),
+            out: Vec::new(),
+            host: endpoint.host.clone(),
+            peer,
+            timeout: endpoint.timeout,
+            greeting: Reply {
+                status: Status::Ok,
+                code: None,
+                text: String::new(),
+            },
+        };
+        let greeting = client.read_reply("greeting").await?;
+        if !greeting.is_ok() {
+            return Err(client.refused("greeting", greeting));
+        }
+        client.greeting = greeting;
+        Ok(client)
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// Upgrade to TLS with STLS (RFC 2595). Capabilities must be asked for
+    /// again afterwards: the server may offer more once encrypted.
+    pub async fn starttls(mut self, config: Arc<ClientConfig>) -> Result<Client, Pop3Error> {
+        self.expect_ok(Command::Stls).await?;
+        if self.decoder.buffered() > 0 {
+            return Err(Pop3Error::StlsInjection { peer: self.peer });
+        }
+        let Stream::Plain(tcp) = self.stream else {
+            return Ok(self);
+        };
+        self.stream = handshake(tcp, config, &self.host, &self.peer, self.timeout).await?;
+        Ok(self)
+    }
+
+    /// CAPA (RFC 2449). `None` when the server does not know the command,
+    /// as plain RFC 1939 servers answer.
+    pub async fn capa(&mut self) -> Result<Option<Capabilities>, Pop3Error> {
+        self.send(Command::Capa)?;
+        self.flush().await?;
+        let reply = self.read_reply("CAPA").await?;
+        if !reply.is_ok() {
+            return Ok(None);
+        }
+        let lines = self.read_listing("CAPA").await?;
+        Ok(Some(Capabilities::from_lines(&lines)))
+    }
+
+    /// USER and PASS (RFC 1939).
+    pub async fn login_user(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::User(user)).await?;
+        self.expect_ok(Command::Pass(password)).await?;
+        Ok(())
+    }
+
+    /// APOP (RFC 1939 §7): the password never crosses the wire, but MD5 of
+    /// the greeting's timestamp and the password does.
+    pub async fn login_apop(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
+        let text = &self.greeting.text;
+        let stamp = text
+            .find('<')
+            .and_then(|start| text[start..].find('>').map(|len| &text[start..=start + len]))
+            .ok_or_else(|| Pop3Error::NoApopTimestamp {
+                peer: self.peer.clone(),
+            })?;
+        let digest = Md5::digest(format!("{stamp}{password}").as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        self.expect_ok(Command::Apop { user, digest: &hex }).await?;
+        Ok(())
+    }
+
+    /// AUTH PLAIN (RFC 5034, RFC 4616). The credentials go in the initial
+    /// response when the command fits the 255-octet line limit of RFC 5034,
+    /// otherwise after the server's `+` continuation.
+    pub async fn login_plain(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("\0{user}\0{password}").as_bytes());
+        let fits = "AUTH PLAIN ".len() + token.len() + 2 <= 255;
+        self.send(Command::Auth {
+            mechanism: "PLAIN",
+            initial: fits.then_some(token.as_str()),
+        })?;
+        self.flush().await?;
+        let mut sent = fits;
+        loop {
+            let reply = self.read_reply("AUTH").await?;
+            match reply.status {
+                Status::Ok => return Ok(()),
+                Status::Err => return Err(self.refused("AUTH", reply)),
+                // A second challenge for PLAIN means the server did not like
+                // the exchange; `*` cancels it (RFC 5034 §4).
+                Status::Continue => {
+                    let line = if sent { "*" } else { token.as_str() };
+                    sent = true;
+                    self.send(Command::AuthResponse(line))?;
+                    self.flush().await?;
+                }
+            }
+        }
+    }
+
+    /// STAT: message count and total size.
+    pub async fn stat(&mut self) -> Result<(u32, u64), Pop3Error> {
+        let reply = self.expect_ok(Command::Stat).await?;
+        parse_stat(&reply.text).ok_or_else(|| Pop3Error::Unexpected {
+            peer: self.peer.clone(),
+            command: "STAT",
+            reply,
+        })
+    }
+
+    /// LIST: every message's number and size.
+    pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
+        self.expect_ok(Command::List).await?;
+        let lines = self.read_listing("LIST").await?;
+        lines
+            .iter()
+            .map(|line| parse_list_line(line).map_err(|source| self.listing_error(source)))
+            .collect()
+    }
+
+    /// UIDL: every message's number and unique-id. `None` when the server
+    /// refuses the command (UIDL is optional in RFC 1939).
+    pub async fn uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
+        self.send(Command::Uidl)?;
+        self.flush().await?;
+        if !self.read_reply("UIDL").await?.is_ok() {
+            return Ok(None);
+        }
+        let lines = self.read_listing("UIDL").await?;
+        lines
+            .iter()
+            .map(|line| parse_uidl_line(line).map_err(|source| self.listing_error(source)))
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// RETR: append message `n`, unstuffed, to `out`.
+    pub async fn retr(&mut self, n: u32, out: &mut Vec<u8>) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Retr(n)).await?;
+        self.read_body("RETR", out).await
+    }
+
+    /// TOP: append the header and the first `lines` body lines of `n`.
+    pub async fn top(&mut self, n: u32, lines: u32, out: &mut Vec<u8>) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Top(n, lines)).await?;
+        self.read_body("TOP", out).await
+    }
+
+    pub async fn dele(&mut self, n: u32) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Dele(n)).await.map(drop)
+    }
+
+    pub async fn rset(&mut self) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Rset).await.map(drop)
+    }
+
+    pub async fn noop(&mut self) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Noop).await.map(drop)
+    }
+
+    /// QUIT. Its `+OK` is the server's word that the deletions are
+    /// committed (RFC 1939 §6): anything else means they may not be.
+    pub async fn quit(mut self) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Quit).await?;
+        // The session is over either way; a failed close loses nothing.
+        let _ = timeout(self.timeout, self.stream.shutdown()).await;
+        Ok(())
+    }
+
+    /// Queue a command without waiting for its reply.
+    pub fn send(&mut self, command: Command<'_>) -> Result<(), Pop3Error> {
+        tracing::trace!(peer = %self.peer, ?command, "send");
+        command.encode(&mut self.out)?;
+        Ok(())
+    }
+
+    /// Write every queued command.
+    pub async fn flush(&mut self) -> Result<(), Pop3Error> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        match timeout(self.timeout, write).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(source)) => Err(self.io_error("sending a command", source)),
+            Err(_) => Err(self.timeout_error("sending a command")),
+        }
+    }
+
+    /// Read the next status line.
+    pub async fn read_reply(&mut self, during: &'static str) -> Result<Reply, Pop3Error> {
+        loop {
+            match self.decoder.reply() {
+                Ok(Some(reply)) => {
+                    tracing::trace!(peer = %self.peer, %reply, "reply");
+                    return Ok(reply);
+                }
+                Ok(None) => self.fill(during).await?,
+                Err(source) => return Err(self.decode_error(source)),
+            }
+        }
+    }
+
+    /// Read the lines of a multi-line listing up to its terminator.
+    pub async fn read_listing(&mut self, during: &'static str) -> Result<Vec<Vec<u8>>, Pop3Error> {
+        let mut lines = Vec::new();
+        loop {
+            match self.decoder.listing_line() {
+                Ok(Some(ListingLine::Line(line))) => lines.push(line),
+                Ok(Some(ListingLine::End)) => return Ok(lines),
+                Ok(None) => self.fill(during).await?,
+                Err(source) => return Err(self.decode_error(source)),
+            }
+        }
+    }
+
+    /// Read a multi-line message body up to its terminator into `out`.
+    pub async fn read_body(&mut self, during: &'static str, out: &mut Vec<u8>) -> Result<(), Pop3Error> {
+        loop {
+            match self.decoder.body(out) {
+                Ok(Some(())) => return Ok(()),
+                Ok(None) => self.fill(during).await?,
+                Err(source) => return Err(self.decode_error(source)),
+            }
+        }
+    }
+
+    /// Send one command and require `+OK`.
+    async fn expect_ok(&mut self, command: Command<'_>) -> Result<Reply, Pop3Error> {
+        self.send(command)?;
+        self.flush().await?;
+        let reply = self.read_reply(command.verb()).await?;
+        match reply.status {
+            Status::Ok => Ok(reply),
+            Status::Err => Err(self.refused(command.verb(), reply)),
+            Status::Continue => Err(Pop3Error::Unexpected {
+                peer: self.peer.clone(),
+                command: command.verb(),
+                reply,
+            }),
+        }
+    }
+
+    /// One read from the socket into the decoder, bounded by the timeout.
+    async fn fill(&mut self, during: &'static str) -> Result<(), Pop3Error> {
+        let mut chunk = [0u8; READ_CHUNK];
+        match timeout(self.timeout, self.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => Err(Pop3Error::Closed {
+                peer: self.peer.clone(),
+                during,
+            }),
+            Ok(Ok(n)) => {
+                self.decoder.feed(&chunk[..n]);
+                Ok(())
+            }
+            Ok(Err(source)) => Err(self.io_error(during, source)),
+            Err(_) => Err(self.timeout_error(during)),
+        }
+    }
+
+    fn refused(&self, command: &'static str, reply: Reply) -> Pop3Error {
+        Pop3Error::Refused {
+            peer: self.peer.clone(),
+            command,
+            reply,
+        }
+    }
+
+    fn io_error(&self, during: &'static str, source: std::io::Error) -> Pop3Error {
+        Pop3Error::Io {
+            peer: self.peer.clone(),
+            during,
+            source,
+        }
+    }
+
+    fn timeout_error(&self, during: &'static str) -> Pop3Error {
+        Pop3Error::Timeout {
+            peer: self.peer.clone(),
+            during,
+            after: self.timeout,
+        }
+    }
+
+    fn decode_error(&self, source: super::codec::DecodeError) -> Pop3Error {
+        Pop3Error::Decode {
+            peer: self.peer.clone(),
+            source,
+        }
+    }
+
+    fn listing_error(&self, source: super::reply::ListingError) -> Pop3Error {
+        Pop3Error::Listing {
+            peer: self.peer.clone(),
+            source,
+        }
+    }
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    host: &str,
+    peer: &str,
+    limit: Duration,
+) -> Result<Stream, Pop3Error> {
+    let tls_error = |source, hint| Pop3Error::Tls {
+        peer: peer.to_owned(),
+        source,
+        hint,
+    };
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+        tls_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e), "")
+    })?;
+    match timeout(limit, TlsConnector::from(config).connect(name, tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(source)) => {
+            let hint = if source.to_string().contains("certificate") {
+                " (if the server uses a private CA or a self-signed certificate, set ca_file)"
+            } else {
+                ""
+            };
+            Err(tls_error(source, hint))
+        }
+        Err(_) => Err(Pop3Error::Timeout {
+            peer: peer.to_owned(),
+            during: "TLS handshake",
+            after: limit,
+        }),
+    }
+}

@@ -1,0 +1,140 @@
+//! POP3 commands and their wire encoding.
+
+/// A command the client sends. Arguments are borrowed: encoding happens
+/// straight into the output buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    Capa,
+    Stls,
+    User(&'a str),
+    Pass(&'a str),
+    /// APOP with the hex MD5 digest already computed.
+    Apop {
+        user: &'a str,
+        digest: &'a str,
+    },
+    /// AUTH with a mechanism and an optional initial response (base64).
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
+    /// A line answering a `+` continuation during AUTH (base64, or `*`).
+    AuthResponse(&'a str),
+    Stat,
+    List,
+    Uidl,
+    Retr(u32),
+    Top(u32, u32),
+    Dele(u32),
+    Rset,
+    Noop,
+    Quit,
+}
+
+/// What comes back for a command when the server says `+OK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A status line only.
+    Single,
+    /// A status line followed by a dot-terminated listing (`-ERR` has none).
+    Listing,
+    /// A status line followed by a dot-terminated message.
+    Message,
+}
+
+/// A command argument that would break the line framing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{command} argument contains a line break or NUL byte")]
+pub struct EncodeError {
+    pub command: &'static str,
+}
+
+impl Command<'_> {
+    /// The command word, for logs and errors. Never includes arguments, so
+    /// it is safe to show for PASS and AUTH.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Capa => "CAPA",
+            Command::Stls => "STLS",
+            Command::User(_) => "USER",
+            Command::Pass(_) => "PASS",
+            Command::Apop { .. } => "APOP",
+            Command::Auth { .. } | Command::AuthResponse(_) => "AUTH",
+            Command::Stat => "STAT",
+            Command::List => "LIST",
+            Command::Uidl => "UIDL",
+            Command::Retr(_) => "RETR",
+            Command::Top(..) => "TOP",
+            Command::Dele(_) => "DELE",
+            Command::Rset => "RSET",
+            Command::Noop => "NOOP",
+            Command::Quit => "QUIT",
+        }
+    }
+
+    pub fn shape(&self) -> Shape {
+        match self {
+            Command::Capa | Command::List | Command::Uidl => Shape::Listing,
+            Command::Retr(_) | Command::Top(..) => Shape::Message,
+            _ => Shape::Single,
+        }
+    }
+
+    /// Append the command line, CRLF included, to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let args: [&str; 2] = match *self {
+            Command::User(user) => [user, ""],
+            Command::Pass(pass) => [pass, ""],
+            Command::Apop { user, digest } => [user, digest],
+            Command::Auth { mechanism, initial } => [mechanism, initial.unwrap_or("")],
+            Command::AuthResponse(line) => {
+                check(self.verb(), line)?;
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                return Ok(());
+            }
+            _ => ["", ""],
+        };
+        for arg in args {
+            check(self.verb(), arg)?;
+        }
+        out.extend_from_slice(self.verb().as_bytes());
+        for arg in args.iter().filter(|a| !a.is_empty()) {
+            out.push(b' ');
+            out.extend_from_slice(arg.as_bytes());
+        }
+        match *self {
+            Command::Retr(n) | Command::Dele(n) => push_number(out, n),
+            Command::Top(n, lines) => {
+                push_number(out, n);
+                push_number(out, lines);
+            }
+            _ => {}
+        }
+        out.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Command<'_> {
+    /// Shows the verb and message numbers only: arguments may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Retr(n) | Command::Dele(n) => write!(f, "{} {n}", self.verb()),
+            Command::Top(n, l) => write!(f, "TOP {n} {l}"),
+            _ => f.write_str(self.verb()),
+        }
+    }
+}
+
+fn push_number(out: &mut Vec<u8>, n: u32) {
+    out.push(b' ');
+    out.extend_from_slice(n.to_string().as_bytes());
+}
+
+fn check(command: &'static str, arg: &str) -> Result<(), EncodeError> {
+    if arg.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(EncodeError { command });
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Errors of a POP3 session. Each names the server, and the command where
+//! that helps, so an admin reading one line in a log knows where to look.
+
+use std::io;
+use std::time::Duration;
+
+use super::codec::DecodeError;
+use super::command::EncodeError;
+use super::reply::{ListingError, Reply};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Pop3Error {
+    #[error("cannot connect to {peer}: {source}")]
+    Connect { peer: String, source: io::Error },
+    #[error("TLS handshake with {peer} failed: {source}{hint}")]
+    Tls {
+        peer: String,
+        source: io::Error,
+        hint: &'static str,
+    },
+    #[error("{peer} did not answer {during} within {}", humantime::format_duration(*after))]
+    Timeout {
+        peer: String,
+        during: &'static str,
+        after: Duration,
+    },
+    #[error("{peer} closed the connection during {during}")]
+    Closed { peer: String, during: &'static str },
+    #[error("network error with {peer} during {during}: {source}")]
+    Io {
+        peer: String,
+        during: &'static str,
+        source: io::Error,
+    },
+    #[error("{peer}: {source}")]
+    Decode { peer: String, source: DecodeError },
+    #[error("{peer}: {source}")]
+    Listing { peer: String, source: ListingError },
+    #[error("{peer} refused {command}: {reply}")]
+    Refused {
+        peer: String,
+        command: &'static str,
+        reply: Reply,
+    },
+    #[error("{peer} answered {command} with an unexpected reply: {reply}")]
+    Unexpected {
+        peer: String,
+        command: &'static str,
+        reply: Reply,
+    },
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error("{peer} does not offer STLS, and the account requires it (tls = \"starttls\"); refusing to send credentials in the clear")]
+    NoStls { peer: String },
+    #[error("{peer} sent data right after accepting STLS, before the TLS handshake; dropped the connection (RFC 2595 forbids this; it can be an injection attack)")]
+    StlsInjection { peer: String },
+    #[error("{peer} offers no APOP timestamp in its greeting; use auth = \"user\" or \"plain\"")]
+    NoApopTimestamp { peer: String },
+}
+
+impl Pop3Error {
+    /// True when the server refused the credentials: retrying immediately
+    /// will not help and may get the client's address banned.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            Pop3Error::Refused { command: "PASS" | "APOP" | "AUTH" | "USER", .. }
+        )
+    }
+}

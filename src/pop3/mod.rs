@@ -1,0 +1,20 @@
+//! The POP3 client (RFC 1939, RFC 2449 CAPA and response codes, RFC 2595
+//! STLS, RFC 5034 SASL AUTH).
+//!
+//! Two layers. [`codec`], [`command`] and [`reply`] are sans-IO: they turn
+//! commands into bytes and bytes into typed replies, with no tokio, sockets
+//! or clocks, so they can be tested and fuzzed byte by byte. [`client`] is
+//! the thin async driver that moves those bytes over TCP or TLS with a
+//! timeout on every read and write.
+
+pub mod client;
+pub mod codec;
+pub mod command;
+pub mod error;
+pub mod reply;
+mod stream;
+
+pub use client::{Client, Endpoint};
+pub use codec::{DecodeError, Limits};
+pub use error::Pop3Error;
+pub use reply::{Capabilities, Reply, Status};

@@ -9,7 +9,7 @@
 //! * [`ledger`]: the SQLite record of every delivered unique-id.
 //! * [`deliver`]: forwarding over SMTP with lettre.
 //! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
-//! * [`demo`]: in-process POP3 and SMTP servers for `popferry demo`.
+//! * [`quarantine`]: durable copies of messages the relay rejected.
 //! * [`cli`]: the command line, the only place that uses `anyhow`.
 //!
 //! # The guarantee
@@ -21,8 +21,8 @@
 pub mod cli;
 pub mod config;
 pub mod deliver;
-pub mod demo;
 pub mod ledger;
 pub mod poll;
 pub mod pop3;
+pub mod quarantine;
 pub mod tls;

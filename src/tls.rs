@@ -22,7 +22,10 @@ pub enum TlsConfigError {
     #[error("ca_file {path} holds no PEM certificate")]
     Empty { path: PathBuf },
     #[error("ca_file {path}: certificate not usable as a trust anchor: {source}")]
-    Anchor { path: PathBuf, source: rustls::Error },
+    Anchor {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] rustls::Error),
 }

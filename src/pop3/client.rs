@@ -75,13 +75,14 @@ impl Client {
         };
         // Commands are small and each waits for its reply: Nagle would
         // only add delay.
-        tcp.set_nodelay(true)
-            .map_err(|source| Pop3Error::Connect {
-                peer: peer.clone(),
-                source,
-            })?;
+        tcp.set_nodelay(true).map_err(|source| Pop3Error::Connect {
+            peer: peer.clone(),
+            source,
+        })?;
         let stream = match &endpoint.implicit_tls {
-            Some(config) => handshake(tcp, config.clone(), &endpoint.host, &peer, endpoint.timeout).await?,
+            Some(config) => {
+                handshake(tcp, config.clone(), &endpoint.host, &peer, endpoint.timeout).await?
+            }
             None => Stream::Plain(tcp),
         };
         let mut client = Client {
@@ -153,7 +154,11 @@ impl Client {
         let text = &self.greeting.text;
         let stamp = text
             .find('<')
-            .and_then(|start| text[start..].find('>').map(|len| &text[start..=start + len]))
+            .and_then(|start| {
+                text[start..]
+                    .find('>')
+                    .map(|len| &text[start..=start + len])
+            })
             .ok_or_else(|| Pop3Error::NoApopTimestamp {
                 peer: self.peer.clone(),
             })?;
@@ -316,7 +321,11 @@ impl Client {
     }
 
     /// Read a multi-line message body up to its terminator into `out`.
-    pub async fn read_body(&mut self, during: &'static str, out: &mut Vec<u8>) -> Result<(), Pop3Error> {
+    pub async fn read_body(
+        &mut self,
+        during: &'static str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Pop3Error> {
         loop {
             match self.decoder.body(out) {
                 Ok(Some(())) => return Ok(()),
@@ -410,9 +419,8 @@ async fn handshake(
         source,
         hint,
     };
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-        tls_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e), "")
-    })?;
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| tls_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e), ""))?;
     match timeout(limit, TlsConnector::from(config).connect(name, tcp)).await {
         Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
         Ok(Err(source)) => {

@@ -49,7 +49,9 @@ pub enum DecodeError {
     #[error("server sent a line longer than {limit} bytes")]
     LineTooLong { limit: usize },
     /// A message body ran past [`Limits::max_message`].
-    #[error("message is larger than the limit of {limit} bytes (raise max_message_size to fetch it)")]
+    #[error(
+        "message is larger than the limit of {limit} bytes (raise max_message_size to fetch it)"
+    )]
     MessageTooLarge { limit: u64 },
     /// A status line that starts with neither `+OK`, `-ERR` nor `+`.
     #[error("malformed reply from server: {line}")]
@@ -171,9 +173,11 @@ impl Decoder {
         let Some(line) = self.next_line()? else {
             return Ok(None);
         };
-        Reply::parse(&line).map(Some).ok_or_else(|| DecodeError::Malformed {
-            line: Printable::new(&line),
-        })
+        Reply::parse(&line)
+            .map(Some)
+            .ok_or_else(|| DecodeError::Malformed {
+                line: Printable::new(&line),
+            })
     }
 
     /// Decode the next line of a multi-line listing, unstuffed.

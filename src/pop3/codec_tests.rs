@@ -24,18 +24,30 @@ fn status_lines_with_and_without_codes() {
     let mut d = decoder();
     d.feed(b"+OK POP3 ready\r\n-ERR [SYS/TEMP] try later\r\n-ERR [IN-USE]\r\n+\r\n+ dGVzdA==\r\n");
     let ok = d.reply().unwrap().unwrap();
-    assert_eq!((ok.status, ok.code, ok.text.as_str()), (Status::Ok, None, "POP3 ready"));
+    assert_eq!(
+        (ok.status, ok.code, ok.text.as_str()),
+        (Status::Ok, None, "POP3 ready")
+    );
     let err = d.reply().unwrap().unwrap();
     assert_eq!(err.status, Status::Err);
     assert_eq!(err.code.as_deref(), Some("SYS/TEMP"));
     assert_eq!(err.text, "try later");
     assert!(err.has_code("SYS") && err.has_code("sys/temp") && !err.has_code("AUTH"));
     let bare = d.reply().unwrap().unwrap();
-    assert_eq!((bare.code.as_deref(), bare.text.as_str()), (Some("IN-USE"), ""));
+    assert_eq!(
+        (bare.code.as_deref(), bare.text.as_str()),
+        (Some("IN-USE"), "")
+    );
     let empty_continue = d.reply().unwrap().unwrap();
-    assert_eq!((empty_continue.status, empty_continue.text.as_str()), (Status::Continue, ""));
+    assert_eq!(
+        (empty_continue.status, empty_continue.text.as_str()),
+        (Status::Continue, "")
+    );
     let challenge = d.reply().unwrap().unwrap();
-    assert_eq!((challenge.status, challenge.text.as_str()), (Status::Continue, "dGVzdA=="));
+    assert_eq!(
+        (challenge.status, challenge.text.as_str()),
+        (Status::Continue, "dGVzdA==")
+    );
     assert_eq!(d.reply().unwrap(), None);
 }
 
@@ -50,7 +62,13 @@ fn bracket_without_close_is_text_not_code() {
 
 #[test]
 fn malformed_status_lines_are_errors() {
-    for line in [&b"HELLO\r\n"[..], b"+OKAY\r\n", b"ERR x\r\n", b"\r\n", b"OK\r\n"] {
+    for line in [
+        &b"HELLO\r\n"[..],
+        b"+OKAY\r\n",
+        b"ERR x\r\n",
+        b"\r\n",
+        b"OK\r\n",
+    ] {
         let mut d = decoder();
         d.feed(line);
         assert!(
@@ -65,7 +83,11 @@ fn control_bytes_and_bad_utf8_in_text_are_neutralised() {
     let mut d = decoder();
     d.feed(b"-ERR bad \x1b[31m\xff\x00 text\r\n");
     let reply = d.reply().unwrap().unwrap();
-    assert!(!reply.text.chars().any(char::is_control), "{:?}", reply.text);
+    assert!(
+        !reply.text.chars().any(char::is_control),
+        "{:?}",
+        reply.text
+    );
     assert!(reply.text.contains('\u{fffd}'));
 }
 
@@ -105,7 +127,10 @@ fn line_exactly_at_the_limit_is_accepted() {
 #[test]
 fn body_dot_unstuffing_and_terminator() {
     let wire = b"Subject: x\r\n\r\n..leading dot\r\n...\r\n.\r\n";
-    assert_eq!(body_in_steps(wire, 1000), b"Subject: x\r\n\r\n.leading dot\r\n..\r\n");
+    assert_eq!(
+        body_in_steps(wire, 1000),
+        b"Subject: x\r\n\r\n.leading dot\r\n..\r\n"
+    );
 }
 
 #[test]
@@ -165,7 +190,10 @@ fn body_over_the_size_limit_is_a_typed_error() {
     d.feed(b"0123456789");
     assert_eq!(d.body(&mut out).unwrap(), None);
     d.feed(b"X");
-    assert_eq!(d.body(&mut out), Err(DecodeError::MessageTooLarge { limit: 10 }));
+    assert_eq!(
+        d.body(&mut out),
+        Err(DecodeError::MessageTooLarge { limit: 10 })
+    );
 }
 
 #[test]
@@ -186,8 +214,14 @@ fn long_body_lines_stream_without_a_line_limit() {
 fn listing_lines_unstuffed_until_end() {
     let mut d = decoder();
     d.feed(b"1 abc\r\n..2 dotted\r\n.\r\n");
-    assert_eq!(d.listing_line().unwrap(), Some(ListingLine::Line(b"1 abc".to_vec())));
-    assert_eq!(d.listing_line().unwrap(), Some(ListingLine::Line(b".2 dotted".to_vec())));
+    assert_eq!(
+        d.listing_line().unwrap(),
+        Some(ListingLine::Line(b"1 abc".to_vec()))
+    );
+    assert_eq!(
+        d.listing_line().unwrap(),
+        Some(ListingLine::Line(b".2 dotted".to_vec()))
+    );
     assert_eq!(d.listing_line().unwrap(), Some(ListingLine::End));
     assert_eq!(d.listing_line().unwrap(), None);
 }

@@ -64,7 +64,10 @@ impl Pop3Error {
     pub fn is_auth_failure(&self) -> bool {
         matches!(
             self,
-            Pop3Error::Refused { command: "PASS" | "APOP" | "AUTH" | "USER", .. }
+            Pop3Error::Refused {
+                command: "PASS" | "APOP" | "AUTH" | "USER",
+                ..
+            }
         )
     }
 }

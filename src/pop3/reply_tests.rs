@@ -2,7 +2,10 @@ use super::*;
 
 #[test]
 fn uidl_lines() {
-    assert_eq!(parse_uidl_line(b"1 whqtswO00WBw418f9t5JxYwZ").unwrap(), (1, "whqtswO00WBw418f9t5JxYwZ".into()));
+    assert_eq!(
+        parse_uidl_line(b"1 whqtswO00WBw418f9t5JxYwZ").unwrap(),
+        (1, "whqtswO00WBw418f9t5JxYwZ".into())
+    );
     for bad in [&b"1"[..], b"x abc", b"1 ", b"1 a b", b"1 a\x01", b"1 \xff"] {
         assert!(parse_uidl_line(bad).is_err(), "{bad:?}");
     }
@@ -22,10 +25,16 @@ fn list_and_stat_lines() {
 
 #[test]
 fn capabilities() {
-    let lines: Vec<Vec<u8>> = ["TOP", "uidl", "SASL PLAIN LOGIN", "LOGIN-DELAY 900", "PIPELINING"]
-        .iter()
-        .map(|l| l.as_bytes().to_vec())
-        .collect();
+    let lines: Vec<Vec<u8>> = [
+        "TOP",
+        "uidl",
+        "SASL PLAIN LOGIN",
+        "LOGIN-DELAY 900",
+        "PIPELINING",
+    ]
+    .iter()
+    .map(|l| l.as_bytes().to_vec())
+    .collect();
     let caps = Capabilities::from_lines(&lines);
     assert!(caps.has("UIDL") && caps.has("pipelining") && !caps.has("STLS"));
     assert!(caps.sasl_supports("plain") && !caps.sasl_supports("CRAM-MD5"));

@@ -1,0 +1,78 @@
+//! `popferry fetch`: one poll of each account, all accounts at once.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::{EXIT_FAILED, EXIT_USAGE};
+use crate::config::Config;
+use crate::deliver::Relays;
+use crate::ledger::{Ledger, PollReport};
+use crate::poll::{poll, PollError, PollOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// Accounts to poll [default: all]
+    pub accounts: Vec<String>,
+    /// Try messages the relay rejected now, instead of at their retry time
+    #[arg(long)]
+    pub retry_rejected: bool,
+}
+
+pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(unknown) = args.accounts.iter().find(|a| config.account(a).is_none()) {
+        eprintln!(
+            "popferry: no account named {unknown:?} in {}",
+            config.path.display()
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let ledger = Ledger::open(&config.state)
+        .with_context(|| format!("opening the ledger {}", config.state.display()))?;
+    let options = PollOptions {
+        retry_rejected: args.retry_rejected,
+    };
+    let mut relays = Relays::default();
+    let mut polls = JoinSet::new();
+    for account in &config.accounts {
+        if !args.accounts.is_empty() && !args.accounts.contains(&account.name) {
+            continue;
+        }
+        let relay = relays.get(&account.smtp)?;
+        let (account, ledger) = (account.clone(), ledger.clone());
+        let span = tracing::info_span!("poll", account = %account.name);
+        polls.spawn(
+            async move {
+                let started = Instant::now();
+                let result = poll(&account, &ledger, &relay, options).await;
+                (account.name, started.elapsed(), result)
+            }
+            .instrument(span),
+        );
+    }
+    let mut results = polls.join_all().await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut failed = false;
+    for (name, elapsed, result) in &results {
+        failed |= result.is_err();
+        println!("{}", summary(name, elapsed.as_secs_f64(), result));
+    }
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn summary(name: &str, seconds: f64, result: &Result<PollReport, PollError>) -> String {
+    match result {
+        Ok(r) => format!(
+            "{name}: ok in {seconds:.2}s: {} listed, {} delivered, {} deleted, {} deferred, {} rejected",
+            r.listed, r.delivered, r.deleted, r.deferred, r.rejected
+        ),
+        Err(e) => format!("{name}: FAILED after {seconds:.2}s: {e}"),
+    }
+}

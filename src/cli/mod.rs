@@ -1,0 +1,80 @@
+//! The command line. This is the edge of the program: library errors become
+//! `anyhow` errors with context here, and nowhere else.
+
+mod check;
+mod fetch;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{default_config_path, Config};
+
+/// Moves mail from POP3 mailboxes to an SMTP relay, exactly once.
+#[derive(Debug, Parser)]
+#[command(name = "popferry", version)]
+pub struct Cli {
+    /// Configuration file [default: $POPFERRY_CONFIG, ./popferry.toml, /etc/popferry/popferry.toml]
+    #[arg(short, long, global = true)]
+    pub config: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q: errors only, -qq: nothing)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Poll each account once: deliver new mail, then delete it from the server
+    Fetch(fetch::FetchArgs),
+    /// Validate the configuration; with --connect also log in to each server
+    Check(check::CheckArgs),
+    /// Show what the ledger knows about each account
+    Status,
+}
+
+/// Exit status: 0 all well, 1 some account failed, 2 usage or config error.
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+impl Cli {
+    /// The `tracing` filter the verbosity flags ask for; `RUST_LOG` wins.
+    pub fn log_filter(&self) -> &'static str {
+        match (self.verbose, self.quiet) {
+            (0, 0) => "popferry=info,warn",
+            (1, _) => "popferry=debug,info",
+            (_, 0) => "popferry=trace,debug",
+            (_, 1) => "error",
+            _ => "off",
+        }
+    }
+
+    pub async fn run(self) -> ExitCode {
+        let path = self.config.clone().unwrap_or_else(default_config_path);
+        let config = match Config::load(&path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("popferry: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        let result = match self.command {
+            Command::Fetch(args) => fetch::run(&config, args).await,
+            Command::Check(args) => check::run(&config, args).await,
+            Command::Status => status::run(&config).await,
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("popferry: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+    }
+}

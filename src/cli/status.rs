@@ -1,0 +1,58 @@
+//! `popferry status`: the ledger's view of each account.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::ledger::{Ledger, PollOutcome, PollSummary};
+
+pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let ledger = Ledger::open(&config.state)
+        .with_context(|| format!("opening the ledger {}", config.state.display()))?;
+    let statuses = ledger.status().await?;
+    for account in &config.accounts {
+        let status = statuses.iter().find(|s| s.account == account.name);
+        println!("{}:", account.name);
+        let Some(status) = status else {
+            println!("  never polled");
+            continue;
+        };
+        println!("  last poll: {}", last_poll(status.last_poll.as_ref()));
+        println!(
+            "  messages: delivered {}, awaiting delete {}, rejected {}, quarantined {}",
+            status.delivered, status.awaiting_delete, status.rejected, status.quarantined
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn last_poll(poll: Option<&PollSummary>) -> String {
+    let Some(poll) = poll else {
+        return "never".into();
+    };
+    let when = format_time(poll.started_at);
+    match (poll.outcome, &poll.error) {
+        (None, _) => format!("{when}, did not finish (still running, or the process was stopped)"),
+        (Some(PollOutcome::Ok), _) => format!(
+            "{when}, ok: {} listed, {} delivered, {} deleted, {} deferred, {} rejected",
+            poll.listed, poll.delivered, poll.deleted, poll.deferred, poll.rejected
+        ),
+        (Some(PollOutcome::Failed), error) => {
+            format!(
+                "{when}, FAILED: {}",
+                error.as_deref().unwrap_or("unknown error")
+            )
+        }
+    }
+}
+
+fn format_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}

@@ -1,0 +1,130 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{PasswordSource, Pop3Server, Secret, SmtpConfig};
+
+fn account(keep: bool) -> Account {
+    Account {
+        name: "alice".into(),
+        pop3: Pop3Server {
+            host: "pop.example.com".into(),
+            port: 995,
+            tls: TlsMode::Implicit,
+            ca_file: None,
+        },
+        username: "alice".into(),
+        password: PasswordSource::Inline(Secret::new("pw".into())),
+        auth: AuthMethod::Auto,
+        deliver_to: vec!["alice@example.org".into()],
+        keep,
+        poll_interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(60),
+        max_message_size: 1000,
+        quarantine_dir: None,
+        smtp: Arc::new(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: TlsMode::None,
+            credentials: None,
+            ca_file: None,
+            envelope_from: None,
+            helo_name: None,
+            timeout: Duration::from_secs(60),
+        }),
+    }
+}
+
+fn record(state: MessageState, size: u64, retry_at: Option<i64>) -> MessageRecord {
+    MessageRecord {
+        uid: "u1".into(),
+        size,
+        state,
+        attempts: 1,
+        retry_at,
+        last_error: None,
+    }
+}
+
+const NOW: i64 = 1_000_000;
+
+#[test]
+fn new_messages_are_fetched() {
+    assert_eq!(
+        decide(None, 10, &account(false), NOW, PollOptions::default()),
+        Action::Fetch
+    );
+}
+
+#[test]
+fn delivered_messages_are_deleted_not_redelivered() {
+    for state in [
+        MessageState::Delivered,
+        MessageState::Deleted,
+        MessageState::Quarantined,
+    ] {
+        let r = record(state, 10, None);
+        assert_eq!(
+            decide(Some(&r), 10, &account(false), NOW, PollOptions::default()),
+            Action::Delete
+        );
+        assert_eq!(
+            decide(Some(&r), 10, &account(true), NOW, PollOptions::default()),
+            Action::Skip
+        );
+    }
+}
+
+#[test]
+fn reused_uid_with_another_size_is_a_new_message() {
+    let r = record(MessageState::Delivered, 10, None);
+    assert_eq!(
+        decide(Some(&r), 11, &account(false), NOW, PollOptions::default()),
+        Action::Fetch
+    );
+}
+
+#[test]
+fn rejected_messages_wait_for_their_retry_time() {
+    let later = record(MessageState::Rejected, 10, Some(NOW + 1));
+    assert_eq!(
+        decide(
+            Some(&later),
+            10,
+            &account(false),
+            NOW,
+            PollOptions::default()
+        ),
+        Action::Skip
+    );
+    let due = record(MessageState::Rejected, 10, Some(NOW));
+    assert_eq!(
+        decide(Some(&due), 10, &account(false), NOW, PollOptions::default()),
+        Action::Fetch
+    );
+    let forced = PollOptions {
+        retry_rejected: true,
+    };
+    assert_eq!(
+        decide(Some(&later), 10, &account(false), NOW, forced),
+        Action::Fetch
+    );
+}
+
+#[test]
+fn oversized_messages_are_not_fetched() {
+    assert_eq!(
+        decide(None, 1001, &account(false), NOW, PollOptions::default()),
+        Action::TooLarge
+    );
+}
+
+#[test]
+fn rejected_retry_backs_off_to_a_day() {
+    assert_eq!(retry_at(None, NOW), NOW + 3600);
+    let mut r = record(MessageState::Rejected, 10, None);
+    r.attempts = 2;
+    assert_eq!(retry_at(Some(&r), NOW), NOW + 4 * 3600);
+    r.attempts = 30;
+    assert_eq!(retry_at(Some(&r), NOW), NOW + 24 * 3600);
+}

@@ -206,10 +206,10 @@ impl Decoder {
             if !self.body.mid_line && rest[0] == b'.' {
                 match rest.get(1) {
                     None => return Ok(None),
-                    Some(b'\n') => return Ok(Some(self.finish_body(2))),
+                    Some(b'\n') => return Ok(self.finish_body(2)),
                     Some(b'\r') => match rest.get(2) {
                         None => return Ok(None),
-                        Some(b'\n') => return Ok(Some(self.finish_body(3))),
+                        Some(b'\n') => return Ok(self.finish_body(3)),
                         Some(_) => self.pos += 1,
                     },
                     // "..x" is a stuffed dot; a lone ".x" is a server bug
@@ -236,9 +236,11 @@ impl Decoder {
         }
     }
 
-    fn finish_body(&mut self, terminator: usize) {
+    /// Consume the terminator line and get ready for the next body.
+    fn finish_body(&mut self, terminator: usize) -> Option<()> {
         self.pos += terminator;
         self.body = BodyState::default();
+        Some(())
     }
 
     /// The next complete line without its CRLF (or bare LF), bounded by

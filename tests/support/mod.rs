@@ -1,0 +1,17 @@
+//! Helpers shared by the integration tests that run the real `popferry`
+//! binary against the Dovecot and smtp-sink instances of
+//! `scripts/services.sh` (see `tests/real_servers.rs`).
+//!
+//! * [`real`]: the test environment, maildirs, smtp-sink dumps, config
+//!   files and running the binary with a time limit.
+//! * [`mail`]: generated test messages and byte comparisons.
+//! * [`quit_proxy`]: a TCP proxy that loses the POP3 `QUIT` exchange.
+//! * [`scenario`]: a mailbox + recipient + config, and delivery assertions.
+//!
+//! Each test binary uses only part of this, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod mail;
+pub mod quit_proxy;
+pub mod real;
+pub mod scenario;

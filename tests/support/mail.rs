@@ -90,7 +90,9 @@ pub fn message(tag: &str, index: usize, size: usize) -> TestMessage {
             41 => bytes.extend_from_slice(b"\xe4\xf6\xfc "),
             _ => {}
         }
-        bytes.extend((0..len).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789 -"[(i * 7 + line_no) % 38]));
+        bytes.extend(
+            (0..len).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789 -"[(i * 7 + line_no) % 38]),
+        );
         bytes.push(b'\n');
         line_no += 1;
     }
@@ -152,7 +154,9 @@ pub fn assert_same_bytes(expected: &[u8], actual: &[u8], what: &str) {
     let context = |bytes: &[u8]| {
         let from = at.saturating_sub(60);
         let to = (at + 60).min(bytes.len());
-        String::from_utf8_lossy(&bytes[from..to]).escape_debug().to_string()
+        String::from_utf8_lossy(&bytes[from..to])
+            .escape_debug()
+            .to_string()
     };
     panic!(
         "{what}: differs at byte {at} (expected {} bytes, got {})\n expected: ...{}...\n      got: ...{}...",

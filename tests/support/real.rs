@@ -73,7 +73,11 @@ pub fn unique(prefix: &str) -> String {
         .expect("clock after 1970")
         .as_nanos();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{:x}-{n}-{:x}", std::process::id(), nanos % (1 << 48))
+    format!(
+        "{prefix}-{:x}-{n}-{:x}",
+        std::process::id(),
+        nanos % (1 << 48)
+    )
 }
 
 /// The Dovecot maildir of one POP3 user.
@@ -222,7 +226,7 @@ pub fn dump_paths_for(rcpt: &str) -> Vec<PathBuf> {
             continue; // unlinked meanwhile (an aborted transaction)
         };
         let mut head = Vec::new();
-        if file.take(16 * 1024).read_to_end(&mut head).is_err() {
+        if file.take(4096).read_to_end(&mut head).is_err() {
             continue;
         }
         if parse_dump_head(&head).is_some_and(|(rcpts, _, _)| names_rcpt(&rcpts, rcpt)) {
@@ -242,9 +246,9 @@ pub fn dumps_for(rcpt: &str) -> Vec<Dump> {
             let data = fs::read(&path).ok()?;
             let (rcpt_args, mail_args, start) = parse_dump_head(&data)?;
             let body = &data[start..];
-            let message = body.strip_suffix(b"\n").unwrap_or_else(|| {
-                panic!("{}: dump lacks the sink's final LF", path.display())
-            });
+            let message = body
+                .strip_suffix(b"\n")
+                .unwrap_or_else(|| panic!("{}: dump lacks the sink's final LF", path.display()));
             Some(Dump {
                 message: message.to_vec(),
                 path,
@@ -257,7 +261,7 @@ pub fn dumps_for(rcpt: &str) -> Vec<Dump> {
 
 /// TLS setting of a POP3 account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
+pub enum TlsMode {
     Implicit,
     StartTls,
     None,
@@ -269,7 +273,7 @@ pub struct AccountConfig {
     pub name: String,
     pub host: String,
     pub port: u16,
-    pub tls: Tls,
+    pub tls: TlsMode,
     pub ca_file: Option<PathBuf>,
     pub username: String,
     pub password: String,
@@ -287,7 +291,7 @@ impl AccountConfig {
             name: name.to_owned(),
             host: "127.0.0.1".to_owned(),
             port: env.pop3s_port,
-            tls: Tls::Implicit,
+            tls: TlsMode::Implicit,
             ca_file: Some(env.ca_file.clone()),
             username: mailbox.user.clone(),
             password: env.password.clone(),
@@ -300,9 +304,9 @@ impl AccountConfig {
 
     fn toml(&self) -> String {
         let tls = match self.tls {
-            Tls::Implicit => "implicit",
-            Tls::StartTls => "starttls",
-            Tls::None => "none",
+            TlsMode::Implicit => "implicit",
+            TlsMode::StartTls => "starttls",
+            TlsMode::None => "none",
         };
         let mut text = format!(
             "\n[[account]]\nname = {}\nhost = {}\nport = {}\ntls = \"{tls}\"\n\
@@ -312,7 +316,11 @@ impl AccountConfig {
             self.port,
             quote(&self.username),
             quote(&self.password),
-            self.deliver_to.iter().map(|r| quote(r)).collect::<Vec<_>>().join(", "),
+            self.deliver_to
+                .iter()
+                .map(|r| quote(r))
+                .collect::<Vec<_>>()
+                .join(", "),
             self.keep,
             quote(&self.timeout),
         );
@@ -328,7 +336,10 @@ impl AccountConfig {
 
 /// A TOML basic string; the tests only need plain text.
 fn quote(text: &str) -> String {
-    assert!(!text.chars().any(char::is_control), "control character in {text:?}");
+    assert!(
+        !text.chars().any(char::is_control),
+        "control character in {text:?}"
+    );
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
@@ -459,7 +470,10 @@ pub fn run_popferry(config: &Path, args: &[&str]) -> RunOutput {
         stdout,
         stderr,
     };
-    assert!(!timed_out, "popferry {args:?} ran longer than {RUN_TIMEOUT:?}:\n{output}");
+    assert!(
+        !timed_out,
+        "popferry {args:?} ran longer than {RUN_TIMEOUT:?}:\n{output}"
+    );
     output
 }
 

@@ -57,8 +57,7 @@ impl Scenario {
                 .unwrap_or_else(|| panic!("{}: no Message-ID", dump.path.display()));
             *counts
                 .get_mut(&id)
-                .unwrap_or_else(|| panic!("{}: unknown Message-ID {id}", dump.path.display())) +=
-                1;
+                .unwrap_or_else(|| panic!("{}: unknown Message-ID {id}", dump.path.display())) += 1;
         }
         counts
     }
@@ -75,7 +74,12 @@ impl Scenario {
             "{} messages, these not delivered exactly once (Message-ID, times): {wrong:?}",
             self.messages.len()
         );
-        assert_eq!(self.dumps().len(), self.messages.len(), "dumps for {}", self.rcpt);
+        assert_eq!(
+            self.dumps().len(),
+            self.messages.len(),
+            "dumps for {}",
+            self.rcpt
+        );
     }
 
     /// Every dump is popferry's `Received:` trace header followed by the
@@ -99,7 +103,11 @@ impl Scenario {
             mail::assert_same_bytes(
                 &mail::without_cr(&original.bytes),
                 rest,
-                &format!("{} ({id}, {} bytes)", dump.path.display(), original.bytes.len()),
+                &format!(
+                    "{} ({id}, {} bytes)",
+                    dump.path.display(),
+                    original.bytes.len()
+                ),
             );
         }
     }

@@ -19,8 +19,10 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             continue;
         };
         println!("  last poll: {}", last_poll(status.last_poll.as_ref()));
+        // The ledger forgets messages once the server no longer lists them,
+        // so these counts describe what is still on the server.
         println!(
-            "  messages: delivered {}, awaiting delete {}, rejected {}, quarantined {}",
+            "  still on the server: delivered {}, awaiting delete {}, rejected {}, quarantined {}",
             status.delivered, status.awaiting_delete, status.rejected, status.quarantined
         );
     }

@@ -45,6 +45,9 @@ pub struct Client {
     stream: Stream,
     decoder: Decoder,
     out: Vec<u8>,
+    /// Reused for every socket read; on the heap because futures that
+    /// hold large arrays overflow task stacks.
+    chunk: Vec<u8>,
     host: String,
     peer: String,
     timeout: Duration,
@@ -89,6 +92,7 @@ impl Client {
             stream,
             decoder: Decoder::new(endpoint.limits),
             out: Vec::new(),
+            chunk: vec![0; READ_CHUNK],
             host: endpoint.host.clone(),
             peer,
             timeout: endpoint.timeout,
@@ -353,14 +357,13 @@ impl Client {
 
     /// One read from the socket into the decoder, bounded by the timeout.
     async fn fill(&mut self, during: &'static str) -> Result<(), Pop3Error> {
-        let mut chunk = [0u8; READ_CHUNK];
-        match timeout(self.timeout, self.stream.read(&mut chunk)).await {
+        match timeout(self.timeout, self.stream.read(&mut self.chunk)).await {
             Ok(Ok(0)) => Err(Pop3Error::Closed {
                 peer: self.peer.clone(),
                 during,
             }),
             Ok(Ok(n)) => {
-                self.decoder.feed(&chunk[..n]);
+                self.decoder.feed(&self.chunk[..n]);
                 Ok(())
             }
             Ok(Err(source)) => Err(self.io_error(during, source)),

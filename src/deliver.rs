@@ -129,7 +129,14 @@ impl Relay {
             Ok(envelope) => envelope,
             Err(e) => return Outcome::Rejected(format!("invalid envelope: {e}")),
         };
-        match self.transport.send_raw(&envelope, message).await {
+        // lettre ends the DATA with CRLF "." CRLF after the bytes it is
+        // given, so the message's own final line break must not be sent
+        // twice or the relay stores an extra empty line.
+        let data = message
+            .strip_suffix(b"\r\n")
+            .or_else(|| message.strip_suffix(b"\n"))
+            .unwrap_or(message);
+        match self.transport.send_raw(&envelope, data).await {
             Ok(_) => Outcome::Delivered,
             Err(e) if e.is_permanent() => Outcome::Rejected(format!("{} said: {e}", self.name)),
             Err(e) => Outcome::Deferred(format!("{}: {e}", self.name)),

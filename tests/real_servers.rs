@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use support::mail::{messages_of_size, mixed_messages};
-use support::quit_proxy::{OnQuit, QuitProxy};
-use support::real::{
-    counts_next_to, dump_paths_for, env, run_popferry, spawn_popferry, RunOutput, TlsMode,
-    RUN_TIMEOUT,
+use support::popferry::{
+    counts_next_to, run_popferry, spawn_popferry, RunOutput, TlsMode, RUN_TIMEOUT,
 };
+use support::quit_proxy::{OnQuit, QuitProxy};
+use support::real::{dump_paths_for, env};
 use support::scenario::Scenario;
 
 fn assert_exit(output: &RunOutput, allowed: &[i32], what: &str) {
@@ -254,6 +254,7 @@ fn sigkill_mid_run_then_rerun_delivers_everything_at_most_one_twice() {
     let deliveries = s.deliveries();
     let missing: Vec<_> = deliveries.iter().filter(|(_, n)| **n == 0).collect();
     let twice: Vec<_> = deliveries.iter().filter(|(_, n)| **n >= 2).collect();
+    eprintln!("killed after {killed_at} of {N} deliveries; delivered twice: {twice:?}");
     assert!(missing.is_empty(), "never delivered: {missing:?}\n{rerun}");
     assert!(
         twice.len() <= 1 && twice.iter().all(|(_, n)| **n == 2),

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use super::mail::{self, TestMessage};
-use super::real::{dumps_for, AccountConfig, Dump, Mailbox, TestConfig};
+use super::popferry::{AccountConfig, TestConfig};
+use super::real::{dumps_for, Dump, Mailbox};
 
 #[derive(Debug)]
 pub struct Scenario {

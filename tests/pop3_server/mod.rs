@@ -1,0 +1,246 @@
+//! A scriptable in-process POP3 server (RFC 1939 with CAPA and SASL PLAIN)
+//! for tests that need a server to misbehave on cue.
+//!
+//! A real server can only be made to fail from the outside (a proxy, a
+//! killed process); this one fails at an exact protocol step, chosen per
+//! test with a [`Fault`], so each crash window of a poll can be hit on
+//! purpose and the test can then look inside the maildrop to see what the
+//! server actually committed.
+//!
+//! The maildrop is shared by all connections, like a real mailbox: each
+//! session takes a snapshot at login, marks deletions in it, and only a
+//! `QUIT` in the TRANSACTION state removes them from the shared maildrop
+//! (the UPDATE state of RFC 1939 §6). A session that ends any other way
+//! commits nothing.
+//!
+//! Several test crates include this module and each uses a subset of it,
+//! hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// One message in the maildrop, as the server would list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub uid: String,
+    /// CRLF-terminated lines, not dot-stuffed; LIST reports their length.
+    pub bytes: Vec<u8>,
+}
+
+/// A misbehaviour the server shows once, then it behaves again.
+///
+/// One-shot, so that the "next poll" of a test meets a healthy server
+/// without the test having to remember to clear the fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Commit the deletions at QUIT, then close without the `+OK`.
+    LostQuitReply,
+    /// On the `nth` RETR (1-based, counted from when the fault was set),
+    /// send `+OK` and half the body, then close. Nothing is committed.
+    DropMidRetr { nth: usize },
+    /// Answer `verb` with a line that is neither `+OK` nor `-ERR`; the
+    /// command is not carried out.
+    Garbage { verb: &'static str },
+    /// Never answer `verb`; keep the connection open until the client
+    /// gives up.
+    Stall { verb: &'static str },
+    /// Close the connection right after reading `verb`, without replying
+    /// and without committing anything.
+    CloseAfter { verb: &'static str },
+}
+
+/// How the server presents itself; fixed for the server's lifetime.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub user: String,
+    pub password: String,
+    /// The CAPA listing, one capability per line.
+    pub capabilities: Vec<String>,
+    /// False makes UIDL answer `-ERR`, like RFC 1939 servers without it.
+    pub uidl: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            user: "alice".into(),
+            password: "secret".into(),
+            capabilities: vec!["USER".into(), "UIDL".into(), "TOP".into()],
+            uidl: true,
+        }
+    }
+}
+
+/// A message plus an identity that survives uid reuse, so a QUIT removes
+/// exactly the messages its session saw, not a newer one with the same uid.
+#[derive(Debug, Clone)]
+struct Stored {
+    id: u64,
+    message: Message,
+}
+
+/// Everything the sessions share.
+#[derive(Debug, Default)]
+struct Shared {
+    options: Options,
+    maildrop: Vec<Stored>,
+    next_id: u64,
+    fault: Option<Fault>,
+    /// RETRs seen since the current fault was set, for `DropMidRetr`.
+    retrs_since_fault: usize,
+    faults_fired: usize,
+    accepts: usize,
+    logins: usize,
+    /// Bare `AUTH PLAIN` commands answered with a `+` continuation.
+    plain_continuations: usize,
+    commands: HashMap<String, usize>,
+}
+
+impl Shared {
+    /// Takes the pending fault if it applies to this command.
+    fn fault_for(&mut self, verb: &str) -> Option<Fault> {
+        let applies = match self.fault.as_ref()? {
+            Fault::LostQuitReply => verb == "QUIT",
+            Fault::DropMidRetr { nth } => {
+                if verb == "RETR" {
+                    self.retrs_since_fault += 1;
+                }
+                verb == "RETR" && self.retrs_since_fault == *nth
+            }
+            Fault::Garbage { verb: v }
+            | Fault::Stall { verb: v }
+            | Fault::CloseAfter { verb: v } => v.eq_ignore_ascii_case(verb),
+        };
+        if !applies {
+            return None;
+        }
+        self.faults_fired += 1;
+        self.fault.take()
+    }
+
+    /// The UPDATE state: remove the messages a session deleted.
+    fn commit(&mut self, deleted: &[u64]) {
+        self.maildrop.retain(|stored| !deleted.contains(&stored.id));
+    }
+}
+
+type SharedRef = Arc<Mutex<Shared>>;
+
+fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
+    // A panicking session must not hide the state from the test's asserts.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running server; stops accepting when dropped.
+#[derive(Debug)]
+pub struct Pop3Server {
+    addr: SocketAddr,
+    shared: SharedRef,
+    acceptor: JoinHandle<()>,
+}
+
+impl Pop3Server {
+    /// Listen on 127.0.0.1 with an ephemeral port.
+    pub async fn start(options: Options) -> Pop3Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind POP3");
+        let addr = listener.local_addr().expect("POP3 address");
+        let shared: SharedRef = Arc::new(Mutex::new(Shared {
+            options,
+            ..Shared::default()
+        }));
+        let for_acceptor = Arc::clone(&shared);
+        let acceptor = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                lock(&for_acceptor).accepts += 1;
+                tokio::spawn(session::serve(stream, Arc::clone(&for_acceptor)));
+            }
+        });
+        Pop3Server {
+            addr,
+            shared,
+            acceptor,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Put a message at the end of the maildrop; sessions already logged in
+    /// do not see it (their message numbers are fixed, RFC 1939 §5).
+    pub fn add(&self, uid: &str, bytes: &[u8]) {
+        let mut shared = lock(&self.shared);
+        let id = shared.next_id;
+        shared.next_id += 1;
+        shared.maildrop.push(Stored {
+            id,
+            message: Message {
+                uid: uid.to_owned(),
+                bytes: bytes.to_vec(),
+            },
+        });
+    }
+
+    /// The committed maildrop, in order.
+    pub fn maildrop(&self) -> Vec<Message> {
+        lock(&self.shared)
+            .maildrop
+            .iter()
+            .map(|stored| stored.message.clone())
+            .collect()
+    }
+
+    pub fn uids(&self) -> Vec<String> {
+        self.maildrop().into_iter().map(|m| m.uid).collect()
+    }
+
+    /// Arm (or with `None` disarm) the one-shot fault.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        let mut shared = lock(&self.shared);
+        shared.fault = fault;
+        shared.retrs_since_fault = 0;
+    }
+
+    /// How many faults have fired, so a test can tell its fault was hit.
+    pub fn faults_fired(&self) -> usize {
+        lock(&self.shared).faults_fired
+    }
+
+    pub fn accepts(&self) -> usize {
+        lock(&self.shared).accepts
+    }
+
+    pub fn logins(&self) -> usize {
+        lock(&self.shared).logins
+    }
+
+    /// How many AUTH PLAIN exchanges sent the credentials after a `+`
+    /// continuation rather than as an initial response.
+    pub fn plain_continuations(&self) -> usize {
+        lock(&self.shared).plain_continuations
+    }
+
+    /// How many times a command with this verb was received, faulted ones
+    /// included.
+    pub fn commands(&self, verb: &str) -> usize {
+        let shared = lock(&self.shared);
+        shared
+            .commands
+            .get(&verb.to_ascii_uppercase())
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Pop3Server {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}

@@ -16,7 +16,9 @@
 # smtp-sink's -u).  Nothing here touches the system Dovecot or Postfix: every
 # daemon is a private instance with a generated config, bound to 127.0.0.1.
 #
-# State: $POPFERRY_TEST_DIR (default <repo>/.test-env, gitignored)
+# State: $POPFERRY_TEST_DIR (default /var/tmp/popferry-test-<checksum of the
+# repo path>: short enough for Dovecot's socket paths and reachable by the
+# unprivileged mail user wherever the clone lives)
 #   env                  `source` it: the POPFERRY_TEST_* variables below
 #   tls/                 ca.pem ca.key (test CA), server.pem server.key
 #   dovecot/             dovecot.conf, base/ (base_dir), state/ (state_dir)
@@ -111,7 +113,7 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DIR=$(realpath -m -- "${POPFERRY_TEST_DIR:-$REPO_ROOT/.test-env}")
+DIR=$(realpath -m -- "${POPFERRY_TEST_DIR:-/var/tmp/popferry-test-$(cksum <<<"$REPO_ROOT" | cut -d" " -f1)}")
 
 POP3_PORT=${POPFERRY_TEST_POP3_PORT:-21110}
 POP3S_PORT=${POPFERRY_TEST_POP3S_PORT:-21995}

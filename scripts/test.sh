@@ -16,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$PWD
 
+# One state folder for services.sh and the tests (same default as there).
+export POPFERRY_TEST_DIR=${POPFERRY_TEST_DIR:-/var/tmp/popferry-test-$(cksum <<<"$REPO_ROOT" | cut -d" " -f1)}
+
 section() { printf '\n==== %s ====\n' "$*"; }
 
 # services.sh needs root.  Through sudo, pass our POPFERRY_TEST_* overrides
@@ -44,9 +47,8 @@ trap stop_services EXIT
 
 section "services: start"
 "${SERVICES[@]}" start
-# Same default as services.sh; relative paths resolve from the repo root.
 # shellcheck source=/dev/null
-. "${POPFERRY_TEST_DIR:-$REPO_ROOT/.test-env}/env"
+. "$POPFERRY_TEST_DIR/env"
 
 section "cargo fmt --all -- --check"
 cargo fmt --all -- --check

@@ -7,6 +7,7 @@
 //! the thin async driver that moves those bytes over TCP or TLS with a
 //! timeout on every read and write.
 
+mod auth;
 pub mod client;
 pub mod codec;
 pub mod command;

@@ -192,6 +192,10 @@ async fn run(
             Action::Fetch => {
                 let mut message =
                     trace_header(&account.pop3.host, &account.name, uid, client.is_tls());
+                // LIST's size (already bounded by max_message_size) sizes the
+                // buffer once; growing by doubling would briefly hold two
+                // copies of a large message.
+                message.reserve_exact(usize::try_from(size).unwrap_or(0));
                 client.retr(*n, &mut message).await?;
                 match relay.deliver(&message, &recipients).await {
                     Outcome::Delivered => {

@@ -14,15 +14,19 @@ use popferry::pop3::{Client, Endpoint, Limits};
 const MESSAGE: &[u8] = b"Subject: hi\r\n\r\nline one\r\n.dotted\r\nline three\r\n";
 const SECOND: &[u8] = b"Subject: two\r\n\r\nbody\r\n";
 
-async fn connect(server: &Pop3Server) -> Client {
-    let endpoint = Endpoint {
+/// A plain-TCP endpoint for the test server with a short timeout.
+fn endpoint(server: &Pop3Server) -> Endpoint {
+    Endpoint {
         host: "127.0.0.1".into(),
         port: server.port(),
         implicit_tls: None,
         timeout: Duration::from_secs(2),
         limits: Limits::default(),
-    };
-    let mut client = Client::connect(&endpoint).await.expect("connect");
+    }
+}
+
+async fn connect(server: &Pop3Server) -> Client {
+    let mut client = Client::connect(&endpoint(server)).await.expect("connect");
     client.login_user("alice", "secret").await.expect("login");
     client
 }
@@ -82,14 +86,7 @@ async fn commands_follow_rfc_1939_and_deletions_wait_for_quit() {
 async fn refuses_wrong_password_with_an_auth_code() {
     tokio::time::timeout(Duration::from_secs(30), async {
         let server = Pop3Server::start(Options::default()).await;
-        let endpoint = Endpoint {
-            host: "127.0.0.1".into(),
-            port: server.port(),
-            implicit_tls: None,
-            timeout: Duration::from_secs(2),
-            limits: Limits::default(),
-        };
-        let mut client = Client::connect(&endpoint).await.expect("connect");
+        let mut client = Client::connect(&endpoint(&server)).await.expect("connect");
         let err = client
             .login_user("alice", "nope")
             .await

@@ -10,6 +10,8 @@
 //! * [`deliver`]: forwarding over SMTP with lettre.
 //! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
 //! * [`quarantine`]: durable copies of messages the relay rejected.
+//! * [`demo`]: a POP3 server and SMTP receiver on loopback for `popferry
+//!   demo` (the tests' SMTP relay is the same receiver).
 //! * [`cli`]: the command line, the only place that uses `anyhow`.
 //!
 //! # The guarantee
@@ -21,6 +23,7 @@
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod demo;
 pub mod ledger;
 pub mod poll;
 pub mod pop3;

@@ -13,7 +13,7 @@ use crate::deliver::Relays;
 use crate::ledger::{Ledger, PollReport};
 use crate::poll::{poll, PollError, PollOptions};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct FetchArgs {
     /// Accounts to poll [default: all]
     pub accounts: Vec<String>,

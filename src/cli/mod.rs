@@ -2,6 +2,7 @@
 //! `anyhow` errors with context here, and nowhere else.
 
 mod check;
+mod demo;
 mod fetch;
 mod status;
 
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{default_config_path, Config};
+use crate::config::{default_config_path, Config, ConfigError};
 
 /// Moves mail from POP3 mailboxes to an SMTP relay, exactly once.
 #[derive(Debug, Parser)]
@@ -37,6 +38,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show what the ledger knows about each account
     Status,
+    /// Move sample mail between a POP3 server and an SMTP receiver started
+    /// on loopback for the occasion; needs no config and no network
+    Demo(demo::DemoArgs),
 }
 
 /// Exit status: 0 all well, 1 some account failed, 2 usage or config error.
@@ -57,20 +61,20 @@ impl Cli {
 
     pub async fn run(self) -> ExitCode {
         let path = self.config.clone().unwrap_or_else(default_config_path);
-        let config = match Config::load(&path) {
-            Ok(config) => config,
-            Err(e) => {
-                eprintln!("popferry: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        };
+        let load = || Config::load(&path);
         let result = match self.command {
-            Command::Fetch(args) => fetch::run(&config, args).await,
-            Command::Check(args) => check::run(&config, args).await,
-            Command::Status => status::run(&config).await,
+            Command::Fetch(args) => async { fetch::run(&load()?, args).await }.await,
+            Command::Check(args) => async { check::run(&load()?, args).await }.await,
+            Command::Status => async { status::run(&load()?).await }.await,
+            Command::Demo(args) => demo::run(args).await,
         };
         match result {
             Ok(code) => code,
+            // A config that cannot be loaded is a usage error: nothing ran.
+            Err(e) if e.is::<ConfigError>() => {
+                eprintln!("popferry: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
             Err(e) => {
                 eprintln!("popferry: {e:#}");
                 ExitCode::from(EXIT_FAILED)

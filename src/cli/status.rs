@@ -19,10 +19,11 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             continue;
         };
         println!("  last poll: {}", last_poll(status.last_poll.as_ref()));
-        // The ledger forgets messages once the server no longer lists them,
-        // so these counts describe what is still on the server.
+        // The ledger forgets a message once a complete listing no longer
+        // shows it, so these counts cover the last listing and what was
+        // delivered since.
         println!(
-            "  still on the server: delivered {}, awaiting delete {}, rejected {}, quarantined {}",
+            "  messages in the last listing: delivered {} (not yet deleted {}), rejected {}, quarantined {}",
             status.delivered, status.awaiting_delete, status.rejected, status.quarantined
         );
     }

@@ -1,0 +1,179 @@
+//! A small SMTP receiver (RFC 5321 without TLS or AUTH) for loopback use:
+//! the demo's relay, and the relay of the hermetic tests.
+//!
+//! What happens to an accepted message is up to a [`Mailbox`]: the demo
+//! writes it to a folder, the tests record it and pick a reply, because a
+//! real relay cannot be told to refuse one particular message.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// The reply to the end of DATA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// 250: the receiver owns the message.
+    Accept,
+    /// 451: try again later.
+    Defer,
+    /// 554: never.
+    Reject,
+}
+
+/// The addresses of one SMTP transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The MAIL FROM address, empty for the null sender.
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// Where the receiver hands each message it reads.
+pub trait Mailbox: Send + Sync + 'static {
+    /// Takes the message (dot-stuffing undone, without the final `.` line)
+    /// and says what to answer. Called on a blocking thread, so it may
+    /// write files.
+    fn receive(&self, envelope: Envelope, data: Vec<u8>) -> Verdict;
+}
+
+/// A running receiver on 127.0.0.1; stops accepting when dropped.
+pub struct SmtpReceiver {
+    addr: SocketAddr,
+    acceptor: JoinHandle<()>,
+}
+
+impl fmt::Debug for SmtpReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SmtpReceiver({})", self.addr)
+    }
+}
+
+impl SmtpReceiver {
+    /// Listens on an ephemeral loopback port.
+    pub async fn start(mailbox: Arc<dyn Mailbox>) -> io::Result<SmtpReceiver> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let acceptor = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let mailbox = Arc::clone(&mailbox);
+                // Any I/O error just ends the session: the client sees a
+                // dropped link, which is all a relay can do either.
+                tokio::spawn(async move { session(stream, mailbox).await.ok() });
+            }
+        });
+        Ok(SmtpReceiver { addr, acceptor })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for SmtpReceiver {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+/// The address inside `<...>` of a MAIL or RCPT argument.
+fn address(argument: &str) -> Option<String> {
+    let start = argument.find('<')?;
+    let end = argument[start..].find('>')? + start;
+    Some(argument[start + 1..end].to_owned())
+}
+
+async fn session(stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (read, mut out) = stream.into_split();
+    let mut input = BufReader::new(read);
+    out.write_all(b"220 receiver ESMTP popferry\r\n").await?;
+    let mut from: Option<String> = None;
+    let mut to: Vec<String> = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+        let upper = text.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") {
+            b"250-receiver\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("HELO") {
+            b"250 receiver\r\n"
+        } else if upper.starts_with("MAIL FROM:") {
+            from = address(&text[10..]);
+            to.clear();
+            if from.is_some() {
+                b"250 2.1.0 ok\r\n"
+            } else {
+                b"501 5.5.4 bad address\r\n"
+            }
+        } else if upper.starts_with("RCPT TO:") {
+            match (&from, address(&text[8..])) {
+                (Some(_), Some(rcpt)) => {
+                    to.push(rcpt);
+                    b"250 2.1.5 ok\r\n"
+                }
+                (None, _) => b"503 5.5.1 MAIL first\r\n",
+                (_, None) => b"501 5.5.4 bad address\r\n",
+            }
+        } else if upper == "DATA" {
+            match from.take() {
+                Some(from) if !to.is_empty() => {
+                    out.write_all(b"354 go ahead\r\n").await?;
+                    let data = read_data(&mut input).await?;
+                    let envelope = Envelope {
+                        from,
+                        to: std::mem::take(&mut to),
+                    };
+                    let mailbox = Arc::clone(&mailbox);
+                    let verdict =
+                        tokio::task::spawn_blocking(move || mailbox.receive(envelope, data))
+                            .await
+                            .unwrap_or(Verdict::Defer);
+                    match verdict {
+                        Verdict::Accept => b"250 2.0.0 queued\r\n",
+                        Verdict::Defer => b"451 4.3.0 try again later\r\n",
+                        Verdict::Reject => b"554 5.7.1 message refused\r\n",
+                    }
+                }
+                _ => b"503 5.5.1 MAIL and RCPT first\r\n",
+            }
+        } else if upper == "RSET" {
+            from = None;
+            to.clear();
+            b"250 2.0.0 ok\r\n"
+        } else if upper.starts_with("NOOP") {
+            b"250 2.0.0 ok\r\n"
+        } else if upper == "QUIT" {
+            out.write_all(b"221 2.0.0 bye\r\n").await?;
+            return Ok(());
+        } else {
+            b"500 5.5.2 unknown command\r\n"
+        };
+        out.write_all(reply).await?;
+    }
+}
+
+/// The DATA lines up to the lone `.`, with dot-stuffing undone.
+async fn read_data(input: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == b".\r\n" || line == b".\n" {
+            return Ok(data);
+        }
+        let unstuffed = line.strip_prefix(b".").unwrap_or(&line);
+        data.extend_from_slice(unstuffed);
+    }
+}

@@ -28,4 +28,5 @@ pub mod ledger;
 pub mod poll;
 pub mod pop3;
 pub mod quarantine;
+pub mod session;
 pub mod tls;

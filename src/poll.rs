@@ -2,7 +2,10 @@
 //!
 //! Read this file top to bottom to know what popferry does to a mailbox:
 //!
-//! 1. connect (implicit TLS, or STLS when `tls = "starttls"`), CAPA, log in;
+//! 1. connect (implicit TLS, or STLS when `tls = "starttls"`), CAPA, log in
+//!    ([`Session::open`]); or, for the daemon, WAKE the session parked after
+//!    the previous poll. `[ACTIVITY/NONE]` after a settled poll means
+//!    nothing arrived and nothing is left to do: straight to step 4;
 //! 2. UIDL and LIST: the server's snapshot of the mailbox. Ledger rows for
 //!    unique-ids the snapshot no longer shows are pruned;
 //! 3. for each listed message, the ledger decides ([`decide`]):
@@ -11,8 +14,13 @@
 //!      relay already has the message, so it is not sent again;
 //!    * new (or a reused unique-id with a different size): **RETR, deliver,
 //!      commit to the ledger, then DELE**;
-//! 4. QUIT; its `+OK` is the server's word that the deletions are done, and
-//!    the ledger marks them confirmed.
+//!
+//!    Messages are named `UID:<uid>` where the server offers UID-PARAM, and
+//!    deleted with DELI where it offers that: DELI's `+OK` means the message
+//!    is gone for good, so the ledger marks it deleted at once;
+//! 4. QUIT, or SLEE when the daemon parks the connection; either `+OK` is
+//!    the server's word that the DELE'd messages are gone, and the ledger
+//!    marks them confirmed.
 //!
 //! # The guarantee
 //!
@@ -31,17 +39,19 @@
 //! each message is delivered once.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use lettre::Address;
 use tracing::{debug, info, warn};
 
-use crate::config::{Account, AuthMethod, SecretError, TlsMode};
+use crate::config::{Account, SecretError};
 use crate::deliver::{trace_header, Outcome, Relay};
 use crate::ledger::{Ledger, LedgerError, MessageRecord, MessageState, PollOutcome, PollReport};
-use crate::pop3::{Capabilities, Client, Endpoint, Limits, Pop3Error};
+use crate::pop3::Pop3Error;
 use crate::quarantine;
-use crate::tls::{self, TlsConfigError};
+use crate::session::{Activity, Deleted, Session};
+use crate::tls::TlsConfigError;
 
 /// Why a poll stopped before QUIT.
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +76,42 @@ pub enum PollError {
 }
 
 /// Choices made per run, not per account.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PollOptions {
     /// Try rejected messages again now instead of waiting for their retry time.
     pub retry_rejected: bool,
+    /// Raised at shutdown: finish the message in flight, then log out.
+    pub stop: StopFlag,
+}
+
+/// A shutdown request a poll checks between messages.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How a poll ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// QUIT: the one-shot `fetch`, and servers without SLEE-WAKE.
+    Quit,
+    /// SLEE where the server offers it, and hand the session back.
+    Park,
+}
+
+/// A finished poll and, when it was parked, its sleeping session.
+#[derive(Debug)]
+pub struct Polled {
+    pub result: Result<PollReport, PollError>,
+    pub parked: Option<Session>,
 }
 
 /// What the ledger says to do with one listed message.
@@ -93,7 +135,7 @@ pub fn decide(
     size: u64,
     account: &Account,
     now: i64,
-    options: PollOptions,
+    retry_rejected: bool,
 ) -> Action {
     let record = record.filter(|r| r.size == size);
     match record.map(|r| (r.state, r.retry_at)) {
@@ -104,22 +146,45 @@ pub fn decide(
                 Action::Delete
             }
         }
-        Some((MessageState::Rejected, Some(at))) if at > now && !options.retry_rejected => {
-            Action::Skip
-        }
+        Some((MessageState::Rejected, Some(at))) if at > now && !retry_rejected => Action::Skip,
         _ if size > account.max_message_size => Action::TooLarge,
         _ => Action::Fetch,
     }
 }
 
-/// Poll `account` once and record the poll in the ledger.
+/// Poll `account` once over a fresh connection, log out, and record the
+/// poll in the ledger.
 pub async fn poll(
     account: &Account,
     ledger: &Ledger,
     relay: &Relay,
-    options: PollOptions,
+    options: &PollOptions,
 ) -> Result<PollReport, PollError> {
-    let id = ledger.start_poll(&account.name).await?;
+    poll_session(account, ledger, relay, options, None, Ending::Quit)
+        .await
+        .result
+}
+
+/// Poll `account` once, waking `parked` if given, and record the poll in
+/// the ledger. With [`Ending::Park`] the session comes back asleep when the
+/// server allows it.
+pub async fn poll_session(
+    account: &Account,
+    ledger: &Ledger,
+    relay: &Relay,
+    options: &PollOptions,
+    parked: Option<Session>,
+    ending: Ending,
+) -> Polled {
+    let id = match ledger.start_poll(&account.name).await {
+        Ok(id) => id,
+        Err(e) => {
+            return Polled {
+                result: Err(e.into()),
+                parked,
+            }
+        }
+    };
     let mut report = PollReport {
         outcome: PollOutcome::Ok,
         listed: 0,
@@ -129,25 +194,53 @@ pub async fn poll(
         rejected: 0,
         error: None,
     };
-    let result = run(account, ledger, relay, options, &mut report).await;
+    let result = run(account, ledger, relay, options, parked, ending, &mut report).await;
     if let Err(e) = &result {
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
     }
-    ledger.finish_poll(id, &report).await?;
-    result.map(|()| report)
+    let finished = ledger.finish_poll(id, &report).await;
+    match (result, finished) {
+        (Ok(parked), Ok(())) => Polled {
+            result: Ok(report),
+            parked,
+        },
+        (Ok(parked), Err(e)) => Polled {
+            result: Err(e.into()),
+            parked,
+        },
+        (Err(e), _) => Polled {
+            result: Err(e),
+            parked: None,
+        },
+    }
 }
 
 async fn run(
     account: &Account,
     ledger: &Ledger,
     relay: &Relay,
-    options: PollOptions,
+    options: &PollOptions,
+    parked: Option<Session>,
+    ending: Ending,
     report: &mut PollReport,
-) -> Result<(), PollError> {
+) -> Result<Option<Session>, PollError> {
     let recipients = recipients(account)?;
-    let mut client = login(account).await?;
-
+    let mut session = match parked {
+        Some(mut session) => match session.wake().await {
+            Ok(Activity::None) if session.settled => {
+                debug!("WAKE: nothing new");
+                return finish(session, account, ledger, ending, Vec::new(), true, report).await;
+            }
+            Ok(_) => session,
+            Err(e) => {
+                info!(error = %e, "pooled connection unusable; logging in afresh");
+                Session::open(account).await?
+            }
+        },
+        None => Session::open(account).await?,
+    };
+    let client = session.client();
     let uids = client.uidl().await?.ok_or_else(|| PollError::NoUidl {
         peer: client.peer().to_owned(),
     })?;
@@ -162,21 +255,30 @@ async fn run(
 
     let known = ledger.messages(&account.name).await?;
     let now = now();
-    let mut deleted = Vec::new();
+    let mut flagged = Vec::new();
+    // Whether everything listed was dealt with for good; only then may a
+    // later `[ACTIVITY/NONE]` skip the listing.
+    let mut settled = true;
     for (n, uid) in &uids {
+        if options.stop.is_raised() {
+            info!("stopping: the rest waits for the next start");
+            settled = false;
+            break;
+        }
         let Some(&size) = sizes.get(n) else {
             warn!(
                 uid,
                 "message listed by UIDL but not by LIST; leaving it for the next poll"
             );
+            settled = false;
             continue;
         };
         let record = known.get(uid);
-        match decide(record, size, account, now, options) {
-            Action::Skip => {}
+        let target = session.target(*n, uid);
+        match decide(record, size, account, now, options.retry_rejected) {
+            Action::Skip => settled &= account.keep,
             Action::Delete => {
-                client.dele(*n).await?;
-                deleted.push(uid.clone());
+                remove(&mut session, ledger, account, *n, uid, &mut flagged, report).await?
             }
             Action::TooLarge => {
                 let reason = format!(
@@ -188,27 +290,36 @@ async fn run(
                     .record_rejected(&account.name, uid, size, &reason, retry_at(record, now))
                     .await?;
                 report.rejected += 1;
+                settled = false;
             }
             Action::Fetch => {
+                let client = session.client();
                 let mut message =
                     trace_header(&account.pop3.host, &account.name, uid, client.is_tls());
                 // LIST's size (already bounded by max_message_size) sizes the
                 // buffer once; growing by doubling would briefly hold two
                 // copies of a large message.
                 message.reserve_exact(usize::try_from(size).unwrap_or(0));
-                client.retr(*n, &mut message).await?;
+                match client.retr(target, &mut message).await {
+                    Err(e) if e.is_message_gone() => {
+                        debug!(uid, "deleted by someone else since the listing");
+                        continue;
+                    }
+                    other => other?,
+                }
                 match relay.deliver(&message, &recipients).await {
                     Outcome::Delivered => {
                         ledger.record_delivered(&account.name, uid, size).await?;
                         report.delivered += 1;
                         if !account.keep {
-                            client.dele(*n).await?;
-                            deleted.push(uid.clone());
+                            remove(&mut session, ledger, account, *n, uid, &mut flagged, report)
+                                .await?;
                         }
                     }
                     Outcome::Deferred(reason) => {
                         warn!(uid, %reason, "relay deferred the message; it stays on the server for the next poll");
                         report.deferred += 1;
+                        settled = false;
                     }
                     Outcome::Rejected(reason) => {
                         report.rejected += 1;
@@ -223,6 +334,7 @@ async fn run(
                                     retry_at(record, now),
                                 )
                                 .await?;
+                            settled = false;
                             continue;
                         };
                         let path = quarantine::save(dir, &account.name, uid, message).await?;
@@ -231,90 +343,88 @@ async fn run(
                             .record_quarantined(&account.name, uid, size, &reason, &path)
                             .await?;
                         if !account.keep {
-                            client.dele(*n).await?;
-                            deleted.push(uid.clone());
+                            remove(&mut session, ledger, account, *n, uid, &mut flagged, report)
+                                .await?;
                         }
                     }
                 }
             }
         }
     }
+    let ending = if options.stop.is_raised() {
+        Ending::Quit
+    } else {
+        ending
+    };
+    finish(session, account, ledger, ending, flagged, settled, report).await
+}
 
-    client.quit().await?;
-    ledger.mark_deleted(&account.name, &deleted).await?;
-    report.deleted = deleted.len() as u64;
+/// Deletes a message whose delivery (or quarantine) is already committed.
+/// A DELI is final at its `+OK`, so the ledger records it at once; a DELE
+/// waits for the QUIT or SLEE in [`finish`].
+async fn remove(
+    session: &mut Session,
+    ledger: &Ledger,
+    account: &Account,
+    n: u32,
+    uid: &str,
+    flagged: &mut Vec<String>,
+    report: &mut PollReport,
+) -> Result<(), PollError> {
+    let target = session.target(n, uid);
+    match session.delete(target).await? {
+        Deleted::AtCommit => flagged.push(uid.to_owned()),
+        Deleted::Now | Deleted::AlreadyGone => {
+            ledger
+                .mark_deleted(&account.name, &[uid.to_owned()])
+                .await?;
+            report.deleted += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Ends the poll: SLEE to park (when asked and offered) or QUIT. Either
+/// `+OK` confirms the DELE'd messages are gone. A SLEE the server refuses
+/// leaves the session awake, so it falls back to QUIT.
+async fn finish(
+    mut session: Session,
+    account: &Account,
+    ledger: &Ledger,
+    ending: Ending,
+    flagged: Vec<String>,
+    settled: bool,
+    report: &mut PollReport,
+) -> Result<Option<Session>, PollError> {
+    let parked = if ending == Ending::Park && session.extensions().sleep {
+        match session.sleep().await {
+            Ok(()) => {
+                session.settled = settled;
+                Some(session)
+            }
+            Err(e @ Pop3Error::Refused { .. }) => {
+                info!(error = %e, "SLEE refused; logging out instead");
+                session.quit().await?;
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        session.quit().await?;
+        None
+    };
+    ledger.mark_deleted(&account.name, &flagged).await?;
+    report.deleted += flagged.len() as u64;
     info!(
         listed = report.listed,
         delivered = report.delivered,
         deleted = report.deleted,
         deferred = report.deferred,
         rejected = report.rejected,
+        parked = parked.is_some(),
         "poll finished"
     );
-    Ok(())
-}
-
-/// Connect, secure the link as configured and authenticate.
-pub async fn login(account: &Account) -> Result<Client, PollError> {
-    let server = &account.pop3;
-    let tls_config = match server.tls {
-        TlsMode::None => None,
-        _ => Some(tls::client_config(server.ca_file.as_deref())?),
-    };
-    let endpoint = Endpoint {
-        host: server.host.clone(),
-        port: server.port,
-        implicit_tls: tls_config
-            .clone()
-            .filter(|_| server.tls == TlsMode::Implicit),
-        timeout: account.timeout,
-        limits: Limits {
-            max_message: account.max_message_size,
-            ..Limits::default()
-        },
-    };
-    let password = resolve_password(account).await?;
-    let mut client = Client::connect(&endpoint).await?;
-    let mut caps = client.capa().await?.unwrap_or_default();
-    if let (TlsMode::StartTls, Some(config)) = (server.tls, tls_config) {
-        if !caps.has("STLS") {
-            return Err(Pop3Error::NoStls {
-                peer: client.peer().to_owned(),
-            }
-            .into());
-        }
-        client = client.starttls(config).await?;
-        caps = client.capa().await?.unwrap_or_default();
-    }
-    authenticate(&mut client, account, &caps, password.expose()).await?;
-    Ok(client)
-}
-
-async fn authenticate(
-    client: &mut Client,
-    account: &Account,
-    caps: &Capabilities,
-    password: &str,
-) -> Result<(), Pop3Error> {
-    let user = &account.username;
-    match account.auth {
-        AuthMethod::Auto if caps.sasl_supports("PLAIN") => client.login_plain(user, password).await,
-        AuthMethod::Auto | AuthMethod::User => client.login_user(user, password).await,
-        AuthMethod::Plain => client.login_plain(user, password).await,
-        AuthMethod::Apop => client.login_apop(user, password).await,
-    }
-}
-
-/// Password sources may read files or run commands: off the reactor.
-async fn resolve_password(account: &Account) -> Result<crate::config::Secret, PollError> {
-    let source = account.password.clone();
-    let resolved = tokio::task::spawn_blocking(move || source.resolve())
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    resolved.map_err(|source| PollError::Password {
-        account: account.name.clone(),
-        source,
-    })
+    Ok(parked)
 }
 
 fn recipients(account: &Account) -> Result<Arc<[Address]>, PollError> {

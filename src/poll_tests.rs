@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::config::{PasswordSource, Pop3Server, Secret, SmtpConfig};
+use crate::config::{AuthMethod, PasswordSource, Pop3Server, Secret, SmtpConfig, TlsMode};
 
 fn account(keep: bool) -> Account {
     Account {
@@ -18,6 +18,7 @@ fn account(keep: bool) -> Account {
         auth: AuthMethod::Auto,
         deliver_to: vec!["alice@example.org".into()],
         keep,
+        deli: true,
         poll_interval: Duration::from_secs(60),
         timeout: Duration::from_secs(60),
         max_message_size: 1000,
@@ -50,10 +51,7 @@ const NOW: i64 = 1_000_000;
 
 #[test]
 fn new_messages_are_fetched() {
-    assert_eq!(
-        decide(None, 10, &account(false), NOW, PollOptions::default()),
-        Action::Fetch
-    );
+    assert_eq!(decide(None, 10, &account(false), NOW, false), Action::Fetch);
 }
 
 #[test]
@@ -65,11 +63,11 @@ fn delivered_messages_are_deleted_not_redelivered() {
     ] {
         let r = record(state, 10, None);
         assert_eq!(
-            decide(Some(&r), 10, &account(false), NOW, PollOptions::default()),
+            decide(Some(&r), 10, &account(false), NOW, false),
             Action::Delete
         );
         assert_eq!(
-            decide(Some(&r), 10, &account(true), NOW, PollOptions::default()),
+            decide(Some(&r), 10, &account(true), NOW, false),
             Action::Skip
         );
     }
@@ -79,7 +77,7 @@ fn delivered_messages_are_deleted_not_redelivered() {
 fn reused_uid_with_another_size_is_a_new_message() {
     let r = record(MessageState::Delivered, 10, None);
     assert_eq!(
-        decide(Some(&r), 11, &account(false), NOW, PollOptions::default()),
+        decide(Some(&r), 11, &account(false), NOW, false),
         Action::Fetch
     );
 }
@@ -88,25 +86,16 @@ fn reused_uid_with_another_size_is_a_new_message() {
 fn rejected_messages_wait_for_their_retry_time() {
     let later = record(MessageState::Rejected, 10, Some(NOW + 1));
     assert_eq!(
-        decide(
-            Some(&later),
-            10,
-            &account(false),
-            NOW,
-            PollOptions::default()
-        ),
+        decide(Some(&later), 10, &account(false), NOW, false),
         Action::Skip
     );
     let due = record(MessageState::Rejected, 10, Some(NOW));
     assert_eq!(
-        decide(Some(&due), 10, &account(false), NOW, PollOptions::default()),
+        decide(Some(&due), 10, &account(false), NOW, false),
         Action::Fetch
     );
-    let forced = PollOptions {
-        retry_rejected: true,
-    };
     assert_eq!(
-        decide(Some(&later), 10, &account(false), NOW, forced),
+        decide(Some(&later), 10, &account(false), NOW, true),
         Action::Fetch
     );
 }
@@ -114,7 +103,7 @@ fn rejected_messages_wait_for_their_retry_time() {
 #[test]
 fn oversized_messages_are_not_fetched() {
     assert_eq!(
-        decide(None, 1001, &account(false), NOW, PollOptions::default()),
+        decide(None, 1001, &account(false), NOW, false),
         Action::TooLarge
     );
 }

@@ -83,8 +83,9 @@ async fn rejected_message_waits_for_its_retry_time_unless_forced() {
 
         let forced = PollOptions {
             retry_rejected: true,
+            ..PollOptions::default()
         };
-        let report = rig.poll_with(forced).await.expect("forced poll");
+        let report = rig.poll_with(&forced).await.expect("forced poll");
         assert_eq!(report.rejected, 1, "{report:?}");
         assert_eq!(rig.offered_count("m4"), 2, "retry_rejected retries it");
         let record = rig.record("m4").await.expect("m4 recorded");
@@ -93,7 +94,7 @@ async fn rejected_message_waits_for_its_retry_time_unless_forced() {
         // Once the relay takes everything, m4 (and the deferred m2) are
         // delivered and deleted like any other message.
         rig.smtp.set_judge(|_| Verdict::Accept);
-        let report = rig.poll_with(forced).await.expect("accepted poll");
+        let report = rig.poll_with(&forced).await.expect("accepted poll");
         assert_eq!(report.delivered, 2, "{report:?}");
         rig.assert_delivered_once(&["m1", "m2", "m3", "m4", "m5"]);
         assert!(rig.pop3.maildrop().is_empty());

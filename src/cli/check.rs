@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::EXIT_FAILED;
 use crate::config::Config;
-use crate::poll::login;
+use crate::session::Session;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -26,9 +26,9 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for account in &config.accounts {
         let peer = format!("{}:{}", account.pop3.host, account.pop3.port);
-        match login(account).await {
-            Ok(mut client) => {
-                let caps = client.capa().await?.unwrap_or_default();
+        match Session::open(account).await {
+            Ok(mut session) => {
+                let caps = session.client().capa().await?.unwrap_or_default();
                 let listed: Vec<String> = caps
                     .iter()
                     .map(|(k, args)| {
@@ -43,7 +43,7 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
                     account.name,
                     listed.join(", ")
                 );
-                client.quit().await?;
+                session.quit().await?;
             }
             Err(e) => {
                 failed = true;

@@ -34,6 +34,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the ledger {}", config.state.display()))?;
     let options = PollOptions {
         retry_rejected: args.retry_rejected,
+        ..PollOptions::default()
     };
     let mut relays = Relays::default();
     let mut polls = JoinSet::new();
@@ -42,12 +43,12 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let relay = relays.get(&account.smtp)?;
-        let (account, ledger) = (account.clone(), ledger.clone());
+        let (account, ledger, options) = (account.clone(), ledger.clone(), options.clone());
         let span = tracing::info_span!("poll", account = %account.name);
         polls.spawn(
             async move {
                 let started = Instant::now();
-                let result = poll(&account, &ledger, &relay, options).await;
+                let result = poll(&account, &ledger, &relay, &options).await;
                 (account.name, started.elapsed(), result)
             }
             .instrument(span),

@@ -9,6 +9,7 @@
 //!
 //! See `config/example.toml` for every key with its default.
 
+mod daemon;
 mod raw;
 mod secret;
 mod units;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use daemon::Daemon;
 pub use secret::{PasswordSource, Secret, SecretError};
 
 /// A loaded configuration.
@@ -35,12 +37,16 @@ pub struct Config {
     /// The ledger database; a relative `state` has been joined to the
     /// configuration file's folder.
     pub state: PathBuf,
+    pub daemon: Daemon,
     /// The accounts in file order; never empty, names are unique.
     pub accounts: Vec<Account>,
 }
 
 /// One POP3 mailbox and where its mail goes.
-#[derive(Debug, Clone)]
+///
+/// `Eq` lets a config reload tell an unchanged account (which keeps its
+/// pooled connection) from a changed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// Unique, made of `[A-Za-z0-9._-]`, so it is safe in logs, on the
     /// command line and as a ledger key.
@@ -53,6 +59,9 @@ pub struct Account {
     pub deliver_to: Vec<String>,
     /// Leave delivered messages on the POP3 server instead of deleting them.
     pub keep: bool,
+    /// Delete with DELI (at once, durably) where the server offers it,
+    /// instead of DELE (at QUIT or SLEE).
+    pub deli: bool,
     /// At least one second.
     pub poll_interval: Duration,
     /// Limit for each network read or write.

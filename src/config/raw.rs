@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::daemon::RawDaemon;
 use super::{AuthMethod, TlsMode};
 
 /// The whole file.
@@ -21,6 +22,7 @@ use super::{AuthMethod, TlsMode};
 pub(super) struct RawConfig {
     pub state: Option<Spanned<String>>,
     pub smtp: Option<Spanned<RawSmtp>>,
+    pub daemon: Option<RawDaemon>,
     /// `[[account]]` is singular in the file because each table describes
     /// one account.
     #[serde(default)]
@@ -44,6 +46,7 @@ pub(super) struct RawAccount {
     pub auth: Option<AuthMethod>,
     pub deliver_to: Spanned<Vec<Spanned<String>>>,
     pub keep: Option<bool>,
+    pub deli: Option<bool>,
     pub poll_interval: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub max_message_size: Option<Spanned<RawSize>>,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{PasswordKey, PasswordKeys, RawAccount, RawConfig, RawSmtp};
+use super::Daemon;
 use super::{
     Account, AuthMethod, Config, ConfigError, PasswordSource, Pop3Server, Secret, SmtpConfig,
     SmtpCredentials, TlsMode,
@@ -140,9 +141,18 @@ impl Document<'_> {
             };
             accounts.push(scope.account(name, table, smtp.as_ref())?);
         }
+        let daemon = match &raw.daemon {
+            Some(table) => Scope {
+                doc: self,
+                label: "[daemon]: ".to_owned(),
+            }
+            .daemon(table)?,
+            None => Daemon::default(),
+        };
         Ok(Config {
             path: self.path.to_path_buf(),
             state,
+            daemon,
             accounts,
         })
     }
@@ -231,6 +241,7 @@ impl Scope<'_> {
             auth: raw.auth.unwrap_or(AuthMethod::Auto),
             deliver_to: self.deliver_to(&raw.deliver_to)?,
             keep: raw.keep.unwrap_or(false),
+            deli: raw.deli.unwrap_or(true),
             poll_interval: self.duration(
                 "poll_interval",
                 raw.poll_interval.as_ref(),

@@ -21,7 +21,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
 use super::codec::{Decoder, Limits, ListingLine};
-use super::command::Command;
+use super::command::{Command, Msg};
 use super::error::Pop3Error;
 use super::reply::{parse_list_line, parse_stat, parse_uidl_line, Capabilities, Reply, Status};
 use super::stream::Stream;
@@ -179,20 +179,35 @@ impl Client {
             .map(Some)
     }
 
-    /// RETR: append message `n`, unstuffed, to `out`.
-    pub async fn retr(&mut self, n: u32, out: &mut Vec<u8>) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Retr(n)).await?;
+    /// RETR: append the message, unstuffed, to `out`.
+    pub async fn retr(
+        &mut self,
+        msg: impl Into<Msg<'_>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Retr(msg.into())).await?;
         self.read_body("RETR", out).await
     }
 
-    /// TOP: append the header and the first `lines` body lines of `n`.
-    pub async fn top(&mut self, n: u32, lines: u32, out: &mut Vec<u8>) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Top(n, lines)).await?;
+    /// TOP: append the header and the first `lines` body lines.
+    pub async fn top(
+        &mut self,
+        msg: impl Into<Msg<'_>>,
+        lines: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Top(msg.into(), lines)).await?;
         self.read_body("TOP", out).await
     }
 
-    pub async fn dele(&mut self, n: u32) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Dele(n)).await.map(drop)
+    /// DELE: mark for deletion; the server deletes at QUIT (or SLEE).
+    pub async fn dele(&mut self, msg: impl Into<Msg<'_>>) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Dele(msg.into())).await.map(drop)
+    }
+
+    /// DELI: delete now; the `+OK` means the message is gone for good.
+    pub async fn deli(&mut self, msg: impl Into<Msg<'_>>) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Deli(msg.into())).await.map(drop)
     }
 
     pub async fn rset(&mut self) -> Result<(), Pop3Error> {
@@ -201,6 +216,18 @@ impl Client {
 
     pub async fn noop(&mut self) -> Result<(), Pop3Error> {
         self.expect_ok(Command::Noop).await.map(drop)
+    }
+
+    /// SLEE: commit the deletions like QUIT, but keep the connection,
+    /// asleep, for a later WAKE.
+    pub async fn slee(&mut self) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Slee).await.map(drop)
+    }
+
+    /// WAKE: back from sleep with a fresh listing. The reply's code says
+    /// whether anything arrived meanwhile (`ACTIVITY/NEW` or `/NONE`).
+    pub async fn wake(&mut self) -> Result<Reply, Pop3Error> {
+        self.expect_ok(Command::Wake).await
     }
 
     /// QUIT. Its `+OK` is the server's word that the deletions are

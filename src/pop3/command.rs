@@ -1,5 +1,20 @@
 //! POP3 commands and their wire encoding.
 
+/// Which message a command is about: its number in this session's
+/// listing, or (with the UID-PARAM extension) its unique-id, which cannot
+/// go stale when the server renumbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Msg<'a> {
+    Number(u32),
+    Uid(&'a str),
+}
+
+impl From<u32> for Msg<'_> {
+    fn from(n: u32) -> Self {
+        Msg::Number(n)
+    }
+}
+
 /// A command the client sends. Arguments are borrowed: encoding happens
 /// straight into the output buffer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -23,11 +38,17 @@ pub enum Command<'a> {
     Stat,
     List,
     Uidl,
-    Retr(u32),
-    Top(u32, u32),
-    Dele(u32),
+    Retr(Msg<'a>),
+    Top(Msg<'a>, u32),
+    Dele(Msg<'a>),
+    /// Delete now, not at QUIT (the DELI extension).
+    Deli(Msg<'a>),
     Rset,
     Noop,
+    /// Commit the deletions and keep the connection, asleep (SLEE-WAKE).
+    Slee,
+    /// Leave the sleeping state with a fresh listing (SLEE-WAKE).
+    Wake,
     Quit,
 }
 
@@ -44,7 +65,7 @@ pub enum Shape {
 
 /// A command argument that would break the line framing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{command} argument contains a line break or NUL byte")]
+#[error("{command} argument contains a line break, NUL byte or (in a unique-id) a space")]
 pub struct EncodeError {
     pub command: &'static str,
 }
@@ -66,8 +87,11 @@ impl Command<'_> {
             Command::Retr(_) => "RETR",
             Command::Top(..) => "TOP",
             Command::Dele(_) => "DELE",
+            Command::Deli(_) => "DELI",
             Command::Rset => "RSET",
             Command::Noop => "NOOP",
+            Command::Slee => "SLEE",
+            Command::Wake => "WAKE",
             Command::Quit => "QUIT",
         }
     }
@@ -104,9 +128,9 @@ impl Command<'_> {
             out.extend_from_slice(arg.as_bytes());
         }
         match *self {
-            Command::Retr(n) | Command::Dele(n) => push_number(out, n),
-            Command::Top(n, lines) => {
-                push_number(out, n);
+            Command::Retr(msg) | Command::Dele(msg) | Command::Deli(msg) => push_msg(out, msg)?,
+            Command::Top(msg, lines) => {
+                push_msg(out, msg)?;
                 push_number(out, lines);
             }
             _ => {}
@@ -120,11 +144,38 @@ impl std::fmt::Debug for Command<'_> {
     /// Shows the verb and message numbers only: arguments may be secrets.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Retr(n) | Command::Dele(n) => write!(f, "{} {n}", self.verb()),
-            Command::Top(n, l) => write!(f, "TOP {n} {l}"),
+            Command::Retr(msg) | Command::Dele(msg) | Command::Deli(msg) => {
+                write!(f, "{} {msg}", self.verb())
+            }
+            Command::Top(msg, l) => write!(f, "TOP {msg} {l}"),
             _ => f.write_str(self.verb()),
         }
     }
+}
+
+impl std::fmt::Display for Msg<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Number(n) => write!(f, "{n}"),
+            Msg::Uid(uid) => write!(f, "UID:{uid}"),
+        }
+    }
+}
+
+/// A unique-id is sent as `UID:<uid>`; one with a space or control byte
+/// would change the command's meaning (UIDL listings never hold one).
+fn push_msg(out: &mut Vec<u8>, msg: Msg<'_>) -> Result<(), EncodeError> {
+    match msg {
+        Msg::Number(n) => push_number(out, n),
+        Msg::Uid(uid) => {
+            if uid.is_empty() || !uid.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(EncodeError { command: "UID:" });
+            }
+            out.extend_from_slice(b" UID:");
+            out.extend_from_slice(uid.as_bytes());
+        }
+    }
+    Ok(())
 }
 
 fn push_number(out: &mut Vec<u8>, n: u32) {

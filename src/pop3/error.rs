@@ -70,4 +70,10 @@ impl Pop3Error {
             }
         )
     }
+
+    /// True when the server says the message addressed by `UID:` is not
+    /// there: someone else deleted it, so there is nothing left to do.
+    pub fn is_message_gone(&self) -> bool {
+        matches!(self, Pop3Error::Refused { reply, .. } if reply.has_code("UID"))
+    }
 }

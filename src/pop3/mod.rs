@@ -17,5 +17,6 @@ mod stream;
 
 pub use client::{Client, Endpoint};
 pub use codec::{DecodeError, Limits};
+pub use command::Msg;
 pub use error::Pop3Error;
 pub use reply::{Capabilities, Reply, Status};

@@ -74,10 +74,10 @@ impl Rig {
     }
 
     pub async fn poll(&self) -> Result<PollReport, PollError> {
-        self.poll_with(PollOptions::default()).await
+        self.poll_with(&PollOptions::default()).await
     }
 
-    pub async fn poll_with(&self, options: PollOptions) -> Result<PollReport, PollError> {
+    pub async fn poll_with(&self, options: &PollOptions) -> Result<PollReport, PollError> {
         poll(&self.account, &self.ledger, &self.relay, options).await
     }
 

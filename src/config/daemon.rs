@@ -1,0 +1,122 @@
+//! The `[daemon]` table: limits of `popferry run` that span accounts.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::validate::Scope;
+use super::ConfigError;
+
+/// How `popferry run` shares connections and time between accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daemon {
+    /// Polls running at the same moment, across all accounts.
+    pub max_concurrent_polls: usize,
+    /// Open POP3 connections to one host and port, awake or parked.
+    pub max_connections_per_server: usize,
+    /// Parked (sleeping) connections kept across all servers.
+    pub max_idle_connections: usize,
+    /// A parked connection whose account will not poll again within this
+    /// long is closed instead (QUIT) and the next poll logs in afresh.
+    pub idle_timeout: Duration,
+    /// How often a parked connection is sent NOOP; well inside the
+    /// ten-minute autologout RFC 1939 allows servers.
+    pub keepalive: Duration,
+    /// After SIGTERM, how long polls in flight may take to finish their
+    /// current message and log out before the process exits anyway.
+    pub shutdown_timeout: Duration,
+    /// Longest wait between attempts of a failing account.
+    pub max_backoff: Duration,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon {
+            max_concurrent_polls: 16,
+            max_connections_per_server: 8,
+            max_idle_connections: 256,
+            idle_timeout: Duration::from_secs(30 * 60),
+            keepalive: Duration::from_secs(4 * 60),
+            shutdown_timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDaemon {
+    max_concurrent_polls: Option<Spanned<i64>>,
+    max_connections_per_server: Option<Spanned<i64>>,
+    max_idle_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<Spanned<String>>,
+    keepalive: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
+    max_backoff: Option<Spanned<String>>,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+impl Scope<'_> {
+    pub(super) fn daemon(&self, raw: &RawDaemon) -> Result<Daemon, ConfigError> {
+        let d = Daemon::default();
+        Ok(Daemon {
+            max_concurrent_polls: self.count(
+                "max_concurrent_polls",
+                raw.max_concurrent_polls.as_ref(),
+                d.max_concurrent_polls,
+                1,
+            )?,
+            max_connections_per_server: self.count(
+                "max_connections_per_server",
+                raw.max_connections_per_server.as_ref(),
+                d.max_connections_per_server,
+                1,
+            )?,
+            max_idle_connections: self.count(
+                "max_idle_connections",
+                raw.max_idle_connections.as_ref(),
+                d.max_idle_connections,
+                0,
+            )?,
+            idle_timeout: self.duration(
+                "idle_timeout",
+                raw.idle_timeout.as_ref(),
+                d.idle_timeout,
+                SECOND,
+            )?,
+            keepalive: self.duration("keepalive", raw.keepalive.as_ref(), d.keepalive, SECOND)?,
+            shutdown_timeout: self.duration(
+                "shutdown_timeout",
+                raw.shutdown_timeout.as_ref(),
+                d.shutdown_timeout,
+                SECOND,
+            )?,
+            max_backoff: self.duration(
+                "max_backoff",
+                raw.max_backoff.as_ref(),
+                d.max_backoff,
+                SECOND,
+            )?,
+        })
+    }
+
+    fn count(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<i64>>,
+        default: usize,
+        minimum: usize,
+    ) -> Result<usize, ConfigError> {
+        let Some(raw) = raw else { return Ok(default) };
+        match usize::try_from(*raw.get_ref()) {
+            Ok(n) if n >= minimum => Ok(n),
+            _ => {
+                let problem = format!("{} is not a count of at least {minimum}", raw.get_ref());
+                Err(self.error(raw.span(), key, problem))
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! A logged-in POP3 session and what its server offers beyond RFC 1939.
+//!
+//! A poll works on a [`Session`] whether it was just opened or woken from
+//! the pool: the extensions decide how messages are addressed (`UID:` when
+//! the server offers UID-PARAM, so a number cannot go stale), how they are
+//! deleted (DELI, durable at its `+OK`, or DELE, durable at QUIT/SLEE) and
+//! how the poll ends (SLEE to park the connection, or QUIT).
+
+use std::time::Duration;
+
+use tracing::debug;
+
+use crate::config::{Account, AuthMethod, Secret, TlsMode};
+use crate::poll::PollError;
+use crate::pop3::{Capabilities, Client, Endpoint, Limits, Msg, Pop3Error};
+use crate::tls;
+
+/// The extensions of one server that popferry uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// SLEE/WAKE: `SLEE-WAKE`, or `SLEEPING` as a later draft names it.
+    pub sleep: bool,
+    /// `UID:<uid>` in place of a message number.
+    pub uid_param: bool,
+    /// DELI, offered by the server and allowed by the account.
+    pub deli: bool,
+    /// RFC 2449 LOGIN-DELAY: the least time between two logins.
+    pub login_delay: Option<Duration>,
+}
+
+impl Extensions {
+    fn new(caps: &Capabilities, account: &Account) -> Extensions {
+        let login_delay = caps
+            .args("LOGIN-DELAY")
+            .and_then(|args| args.first()?.parse().ok())
+            .map(Duration::from_secs);
+        Extensions {
+            sleep: caps.has("SLEE-WAKE") || caps.has("SLEEPING"),
+            uid_param: caps.has("UID-PARAM"),
+            deli: account.deli && caps.has("DELI"),
+            login_delay,
+        }
+    }
+}
+
+/// What WAKE says about the mailbox since the session went to sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// `[ACTIVITY/NONE]`: no unique-id appeared that was not there before.
+    None,
+    /// `[ACTIVITY/NEW]`, or no code at all: list the mailbox again.
+    New,
+}
+
+/// How a delete ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// DELI's `+OK`: the message is gone, whatever happens to the link.
+    Now,
+    /// DELE's `+OK`: gone once QUIT or SLEE succeeds.
+    AtCommit,
+    /// The server says no message has that unique-id any more.
+    AlreadyGone,
+}
+
+/// A logged-in connection. While it sits in the pool it is asleep.
+#[derive(Debug)]
+pub struct Session {
+    client: Client,
+    extensions: Extensions,
+    /// True when the last cycle left nothing on the server to act on later,
+    /// so a WAKE with `[ACTIVITY/NONE]` means there is nothing to do.
+    pub settled: bool,
+}
+
+impl Session {
+    /// Connects, secures the link as configured and logs in.
+    pub async fn open(account: &Account) -> Result<Session, PollError> {
+        let server = &account.pop3;
+        let tls_config = match server.tls {
+            TlsMode::None => None,
+            _ => Some(tls::client_config(server.ca_file.as_deref())?),
+        };
+        let endpoint = Endpoint {
+            host: server.host.clone(),
+            port: server.port,
+            implicit_tls: tls_config
+                .clone()
+                .filter(|_| server.tls == TlsMode::Implicit),
+            timeout: account.timeout,
+            limits: Limits {
+                max_message: account.max_message_size,
+                ..Limits::default()
+            },
+        };
+        let password = resolve_password(account).await?;
+        let mut client = Client::connect(&endpoint).await?;
+        let mut caps = client.capa().await?.unwrap_or_default();
+        if let (TlsMode::StartTls, Some(config)) = (server.tls, tls_config) {
+            if !caps.has("STLS") {
+                return Err(Pop3Error::NoStls {
+                    peer: client.peer().to_owned(),
+                }
+                .into());
+            }
+            client = client.starttls(config).await?;
+            caps = client.capa().await?.unwrap_or_default();
+        }
+        authenticate(&mut client, account, &caps, password.expose()).await?;
+        let extensions = Extensions::new(&caps, account);
+        debug!(?extensions, "logged in");
+        Ok(Session {
+            client,
+            extensions,
+            settled: false,
+        })
+    }
+
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    pub fn extensions(&self) -> Extensions {
+        self.extensions
+    }
+
+    /// How a command names the message listed as `n` with `uid`.
+    pub fn target<'a>(&self, n: u32, uid: &'a str) -> Msg<'a> {
+        if self.extensions.uid_param {
+            Msg::Uid(uid)
+        } else {
+            Msg::Number(n)
+        }
+    }
+
+    /// Deletes a message: DELI where the server and the account allow it,
+    /// otherwise DELE.
+    pub async fn delete(&mut self, target: Msg<'_>) -> Result<Deleted, Pop3Error> {
+        let result = if self.extensions.deli {
+            self.client.deli(target).await.map(|()| Deleted::Now)
+        } else {
+            self.client.dele(target).await.map(|()| Deleted::AtCommit)
+        };
+        match result {
+            Err(e) if e.is_message_gone() => Ok(Deleted::AlreadyGone),
+            other => other,
+        }
+    }
+
+    /// SLEE: commits the deletions (its `+OK` counts exactly like QUIT's)
+    /// and leaves the connection open, asleep.
+    pub async fn sleep(&mut self) -> Result<(), Pop3Error> {
+        self.client.slee().await
+    }
+
+    /// WAKE a parked session. Message numbers from before are void.
+    pub async fn wake(&mut self) -> Result<Activity, Pop3Error> {
+        let reply = self.client.wake().await?;
+        Ok(if reply.has_code("ACTIVITY/NONE") {
+            Activity::None
+        } else {
+            Activity::New
+        })
+    }
+
+    /// Keeps a parked session from being logged out for idleness.
+    pub async fn keepalive(&mut self) -> Result<(), Pop3Error> {
+        self.client.noop().await
+    }
+
+    /// QUIT: commits the deletions and closes.
+    pub async fn quit(self) -> Result<(), Pop3Error> {
+        self.client.quit().await
+    }
+}
+
+async fn authenticate(
+    client: &mut Client,
+    account: &Account,
+    caps: &Capabilities,
+    password: &str,
+) -> Result<(), Pop3Error> {
+    let user = &account.username;
+    match account.auth {
+        AuthMethod::Auto if caps.sasl_supports("PLAIN") => client.login_plain(user, password).await,
+        AuthMethod::Auto | AuthMethod::User => client.login_user(user, password).await,
+        AuthMethod::Plain => client.login_plain(user, password).await,
+        AuthMethod::Apop => client.login_apop(user, password).await,
+    }
+}
+
+/// Password sources may read files or run commands: off the reactor.
+async fn resolve_password(account: &Account) -> Result<Secret, PollError> {
+    let source = account.password.clone();
+    let resolved = tokio::task::spawn_blocking(move || source.resolve())
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    resolved.map_err(|source| PollError::Password {
+        account: account.name.clone(),
+        source,
+    })
+}

@@ -22,11 +22,14 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod deliver;
 pub mod demo;
 pub mod ledger;
 pub mod poll;
+pub mod pool;
 pub mod pop3;
 pub mod quarantine;
+pub mod scheduler;
 pub mod session;
 pub mod tls;

@@ -41,6 +41,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lettre::Address;
 use tracing::{debug, info, warn};
@@ -73,6 +74,14 @@ pub enum PollError {
     Recipient { address: String },
     #[error("cannot quarantine a message: {0}")]
     Quarantine(#[from] std::io::Error),
+}
+
+impl PollError {
+    /// True when the server refused the credentials: retrying soon will
+    /// not help and may get the client's address banned.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, PollError::Pop3(e) if e.is_auth_failure())
+    }
 }
 
 /// Choices made per run, not per account.
@@ -112,6 +121,8 @@ pub enum Ending {
 pub struct Polled {
     pub result: Result<PollReport, PollError>,
     pub parked: Option<Session>,
+    /// The server's RFC 2449 LOGIN-DELAY, when this poll logged in.
+    pub login_delay: Option<Duration>,
 }
 
 /// What the ledger says to do with one listed message.
@@ -176,12 +187,14 @@ pub async fn poll_session(
     parked: Option<Session>,
     ending: Ending,
 ) -> Polled {
+    let started = Instant::now();
     let id = match ledger.start_poll(&account.name).await {
         Ok(id) => id,
         Err(e) => {
             return Polled {
                 result: Err(e.into()),
                 parked,
+                login_delay: None,
             }
         }
     };
@@ -194,25 +207,53 @@ pub async fn poll_session(
         rejected: 0,
         error: None,
     };
-    let result = run(account, ledger, relay, options, parked, ending, &mut report).await;
+    let mut login_delay = None;
+    let result = run(
+        account,
+        ledger,
+        relay,
+        options,
+        (parked, &mut login_delay),
+        ending,
+        &mut report,
+    )
+    .await;
     if let Err(e) = &result {
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
     }
-    let finished = ledger.finish_poll(id, &report).await;
-    match (result, finished) {
-        (Ok(parked), Ok(())) => Polled {
-            result: Ok(report),
-            parked,
-        },
-        (Ok(parked), Err(e)) => Polled {
-            result: Err(e.into()),
-            parked,
-        },
-        (Err(e), _) => Polled {
-            result: Err(e),
-            parked: None,
-        },
+    let result = match (result, ledger.finish_poll(id, &report).await) {
+        (Ok(parked), Ok(())) => Ok(parked),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
+    };
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(parked) => {
+            info!(
+                listed = report.listed,
+                delivered = report.delivered,
+                deleted = report.deleted,
+                deferred = report.deferred,
+                rejected = report.rejected,
+                parked = parked.is_some(),
+                ms,
+                "poll finished"
+            );
+            Polled {
+                result: Ok(report),
+                parked,
+                login_delay,
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, ms, "poll failed");
+            Polled {
+                result: Err(e),
+                parked: None,
+                login_delay,
+            }
+        }
     }
 }
 
@@ -221,7 +262,7 @@ async fn run(
     ledger: &Ledger,
     relay: &Relay,
     options: &PollOptions,
-    parked: Option<Session>,
+    (parked, login_delay): (Option<Session>, &mut Option<Duration>),
     ending: Ending,
     report: &mut PollReport,
 ) -> Result<Option<Session>, PollError> {
@@ -240,6 +281,7 @@ async fn run(
         },
         None => Session::open(account).await?,
     };
+    *login_delay = session.extensions().login_delay;
     let client = session.client();
     let uids = client.uidl().await?.ok_or_else(|| PollError::NoUidl {
         peer: client.peer().to_owned(),
@@ -415,15 +457,6 @@ async fn finish(
     };
     ledger.mark_deleted(&account.name, &flagged).await?;
     report.deleted += flagged.len() as u64;
-    info!(
-        listed = report.listed,
-        delivered = report.delivered,
-        deleted = report.deleted,
-        deferred = report.deferred,
-        rejected = report.rejected,
-        parked = parked.is_some(),
-        "poll finished"
-    );
     Ok(parked)
 }
 

@@ -4,6 +4,7 @@
 mod check;
 mod demo;
 mod fetch;
+mod run;
 mod status;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Poll each account once: deliver new mail, then delete it from the server
     Fetch(fetch::FetchArgs),
+    /// Run as a service: poll every account on its own interval until
+    /// SIGTERM; SIGHUP reloads the configuration
+    Run,
     /// Validate the configuration; with --connect also log in to each server
     Check(check::CheckArgs),
     /// Show what the ledger knows about each account
@@ -64,6 +68,7 @@ impl Cli {
         let load = || Config::load(&path);
         let result = match self.command {
             Command::Fetch(args) => async { fetch::run(&load()?, args).await }.await,
+            Command::Run => async { run::run(load()?).await }.await,
             Command::Check(args) => async { check::run(&load()?, args).await }.await,
             Command::Status => async { status::run(&load()?).await }.await,
             Command::Demo(args) => demo::run(args).await,

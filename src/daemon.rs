@@ -1,0 +1,191 @@
+//! `popferry run`: the long-running service around the [scheduler].
+//!
+//! Signals: SIGTERM and SIGINT stop taking new work, let each poll in
+//! flight finish its current message (deliver, record, delete) and log
+//! out, then exit within `shutdown_timeout`. SIGHUP reloads the config:
+//! added accounts start, removed ones stop, changed ones restart, and
+//! unchanged ones keep running with their parked connections. A config
+//! that fails to load is reported and the running one stays.
+//!
+//! With `NOTIFY_SOCKET` set (systemd `Type=notify`) it reports READY and
+//! STOPPING.
+//!
+//! [scheduler]: crate::scheduler
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::config::{Account, Config};
+use crate::deliver::Relays;
+use crate::ledger::{Ledger, LedgerError};
+use crate::scheduler::{AccountTask, Shared};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("opening the ledger {}: {source}", path.display())]
+    Ledger {
+        path: std::path::PathBuf,
+        source: LedgerError,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(io::Error),
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let ledger = Ledger::open(&config.state).map_err(|source| DaemonError::Ledger {
+        path: config.state.clone(),
+        source,
+    })?;
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+
+    let shared = Arc::new(Shared::new(ledger, config.daemon));
+    let mut running = Running {
+        config: config.clone(),
+        tasks: HashMap::new(),
+        relays: Relays::default(),
+        shared: Arc::clone(&shared),
+    };
+    for account in &config.accounts {
+        running.start(account.clone(), None);
+    }
+    let tender = {
+        let pool = shared.pool.clone();
+        let every = (config.daemon.keepalive / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                pool.tend().await;
+            }
+        })
+    };
+    info!(accounts = config.accounts.len(), "running");
+    notify("READY=1");
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => running.reload(),
+        }
+    }
+
+    notify("STOPPING=1");
+    info!("stopping: finishing the messages in flight");
+    tender.abort();
+    let grace = config.daemon.shutdown_timeout;
+    let tasks = running.tasks.into_values().map(AccountTask::finish);
+    let mut all = tokio::task::JoinSet::new();
+    for task in tasks {
+        all.spawn(task);
+    }
+    if tokio::time::timeout(grace, all.join_all()).await.is_err() {
+        warn!(
+            "polls still running after {}; exiting anyway (what was delivered is in the ledger)",
+            humantime::format_duration(grace)
+        );
+    }
+    tokio::time::timeout(grace, shared.pool.close()).await.ok();
+    info!("stopped");
+    Ok(())
+}
+
+/// The accounts running now and what starting another needs.
+struct Running {
+    config: Config,
+    tasks: HashMap<String, AccountTask>,
+    relays: Relays,
+    shared: Arc<Shared>,
+}
+
+impl Running {
+    fn start(&mut self, account: Account, predecessor: Option<AccountTask>) {
+        match self.relays.get(&account.smtp) {
+            Ok(relay) => {
+                let name = account.name.clone();
+                let task =
+                    AccountTask::spawn(account, relay, Arc::clone(&self.shared), predecessor);
+                self.tasks.insert(name, task);
+            }
+            Err(e) => error!(account = %account.name, error = %e, "account not started"),
+        }
+    }
+
+    fn reload(&mut self) {
+        let path = self.config.path.clone();
+        let new = match Config::load(&path) {
+            Ok(new) => new,
+            Err(e) => {
+                error!("reload failed, still running the previous configuration: {e}");
+                return;
+            }
+        };
+        if new.state != self.config.state || new.daemon != self.config.daemon {
+            warn!("changes to `state` and [daemon] take effect at the next restart");
+        }
+        let (mut added, mut changed, mut removed) = (0, 0, 0);
+        let old: Vec<String> = self.tasks.keys().cloned().collect();
+        for name in old {
+            if new.account(&name).is_none() {
+                if let Some(task) = self.tasks.remove(&name) {
+                    tokio::spawn(task.finish());
+                    removed += 1;
+                }
+            }
+        }
+        for account in &new.accounts {
+            match self.tasks.get(&account.name) {
+                Some(task) if &task.account == account => {}
+                Some(_) => {
+                    let old = self.tasks.remove(&account.name);
+                    self.start(account.clone(), old);
+                    changed += 1;
+                }
+                None => {
+                    self.start(account.clone(), None);
+                    added += 1;
+                }
+            }
+        }
+        self.config.accounts = new.accounts;
+        info!(
+            added,
+            changed,
+            removed,
+            running = self.tasks.len(),
+            "configuration reloaded"
+        );
+    }
+}
+
+/// Tells systemd about a state change when it is listening
+/// (sd_notify(3)); without `NOTIFY_SOCKET` this does nothing.
+fn notify(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = UnixDatagram::unbound().and_then(|socket| {
+        let bytes = path.as_encoded_bytes();
+        match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt as _;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                socket.send_to_addr(state.as_bytes(), &addr)
+            }
+            None => socket.send_to(state.as_bytes(), &path),
+        }
+    });
+    if let Err(e) = sent {
+        warn!(error = %e, "cannot notify systemd");
+    }
+}

@@ -1,0 +1,245 @@
+//! Every account of `popferry run` on its own clock.
+//!
+//! Each account is one task: sleep until due, take a slot among the
+//! concurrent polls, lease its mailbox from the [`Pool`], poll, park the
+//! session, work out the next delay. A failing account backs off on its
+//! own (doubling up to `max_backoff`; at once to `max_backoff` when the
+//! server refused the password, since retrying a wrong password can get
+//! the address banned) and recovers by itself. Delays carry a little
+//! jitter so a hundred accounts on one server do not all arrive at once.
+
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+use crate::config::{Account, Daemon};
+use crate::deliver::Relay;
+use crate::ledger::{Ledger, PollReport};
+use crate::poll::{poll_session, Ending, PollError, PollOptions, Polled, StopFlag};
+use crate::pool::Pool;
+
+/// What the account tasks share.
+#[derive(Debug)]
+pub struct Shared {
+    pub ledger: Ledger,
+    pub pool: Pool,
+    polls: Semaphore,
+    limits: Daemon,
+}
+
+impl Shared {
+    pub fn new(ledger: Ledger, limits: Daemon) -> Shared {
+        Shared {
+            ledger,
+            pool: Pool::new(limits),
+            polls: Semaphore::new(limits.max_concurrent_polls),
+            limits,
+        }
+    }
+}
+
+/// One running account.
+#[derive(Debug)]
+pub struct AccountTask {
+    pub account: Account,
+    stop: StopFlag,
+    wake: Arc<Notify>,
+    join: JoinHandle<()>,
+}
+
+impl AccountTask {
+    /// Starts polling `account`. A `predecessor` (the same account before a
+    /// config reload changed it) is stopped and finished first, so two
+    /// versions of one account never poll at once.
+    pub fn spawn(
+        account: Account,
+        relay: Relay,
+        shared: Arc<Shared>,
+        predecessor: Option<AccountTask>,
+    ) -> AccountTask {
+        let stop = StopFlag::default();
+        let wake = Arc::new(Notify::new());
+        let span = tracing::info_span!("account", name = %account.name);
+        let task = {
+            let (account, stop, wake) = (account.clone(), stop.clone(), Arc::clone(&wake));
+            async move {
+                if let Some(old) = predecessor {
+                    old.finish().await;
+                }
+                run(&account, &relay, &shared, &stop, &wake).await;
+                shared.pool.discard(&account).await;
+            }
+        };
+        AccountTask {
+            account,
+            stop,
+            wake,
+            join: tokio::spawn(task.instrument(span)),
+        }
+    }
+
+    /// Asks the task to stop: a poll in flight finishes its current
+    /// message and logs out; a waiting task stops waiting.
+    pub fn stop(&self) {
+        self.stop.raise();
+        self.wake.notify_one();
+    }
+
+    /// Stops the task and waits for it.
+    pub async fn finish(self) {
+        self.stop();
+        self.join.await.ok();
+    }
+}
+
+async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag, wake: &Notify) {
+    let options = PollOptions {
+        retry_rejected: false,
+        stop: stop.clone(),
+    };
+    let mut failures = 0;
+    let mut delay = spread(account.poll_interval.min(Duration::from_secs(5)));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = wake.notified() => {}
+        }
+        if stop.is_raised() {
+            return;
+        }
+        let permit = tokio::select! {
+            permit = shared.polls.acquire() => permit.expect("the poll semaphore is never closed"),
+            () = wake.notified() => continue,
+        };
+        let polled = shared.poll(account, relay, &options, &mut failures).await;
+        drop(permit);
+        delay = polled.next;
+    }
+}
+
+/// A poll made through the pool, and when the account is next due.
+#[derive(Debug)]
+pub struct Pooled {
+    pub result: Result<PollReport, PollError>,
+    pub next: Duration,
+}
+
+impl Shared {
+    /// One poll of `account` through the pool: lease the mailbox (waking
+    /// its parked session if there is one), poll, park the session again.
+    /// `failures` counts the account's consecutive failed polls.
+    pub async fn poll(
+        &self,
+        account: &Account,
+        relay: &Relay,
+        options: &PollOptions,
+        failures: &mut u32,
+    ) -> Pooled {
+        let mut lease = self.pool.checkout(account).await;
+        let parked = lease.session.take();
+        let polled =
+            poll_session(account, &self.ledger, relay, options, parked, Ending::Park).await;
+        let next = next_delay(account, &polled, failures, &self.limits);
+        self.pool.checkin(lease, polled.parked, next).await;
+        Pooled {
+            result: polled.result,
+            next,
+        }
+    }
+}
+
+/// The wait before the next poll: the interval after success, backing off
+/// after failures, and never a fresh login sooner than the server's
+/// LOGIN-DELAY.
+fn next_delay(account: &Account, polled: &Polled, failures: &mut u32, limits: &Daemon) -> Duration {
+    let interval = account.poll_interval;
+    let base = match &polled.result {
+        Ok(_) => {
+            *failures = 0;
+            interval
+        }
+        Err(e) if e.is_auth_failure() => limits.max_backoff.max(interval),
+        Err(_) => {
+            *failures += 1;
+            backoff(interval, *failures, limits.max_backoff)
+        }
+    };
+    let base = match (&polled.parked, polled.login_delay) {
+        (None, Some(login_delay)) => base.max(login_delay),
+        _ => base,
+    };
+    jitter(base)
+}
+
+/// `interval` after the first failure, doubling with each further one, at
+/// most `cap` (but never less than the interval itself).
+fn backoff(interval: Duration, failures: u32, cap: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    interval
+        .saturating_mul(1 << doublings)
+        .min(cap)
+        .max(interval)
+}
+
+/// `base` moved by up to a tenth either way (at most five seconds).
+fn jitter(base: Duration) -> Duration {
+    let spread_width = (base / 10).min(Duration::from_secs(5));
+    base.saturating_sub(spread_width) + spread(spread_width * 2)
+}
+
+/// A uniformly random duration in `[0, width)`.
+fn spread(width: Duration) -> Duration {
+    let random = RandomState::new().hash_one(std::time::Instant::now());
+    let nanos = width.as_nanos() as u64;
+    Duration::from_nanos(if nanos == 0 { 0 } else { random % nanos })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn backoff_doubles_from_the_interval_up_to_the_cap() {
+        let cap = 30 * MINUTE;
+        assert_eq!(backoff(MINUTE, 1, cap), MINUTE);
+        assert_eq!(backoff(MINUTE, 2, cap), 2 * MINUTE);
+        assert_eq!(backoff(MINUTE, 4, cap), 8 * MINUTE);
+        assert_eq!(backoff(MINUTE, 9, cap), cap);
+        assert_eq!(backoff(MINUTE, u32::MAX, cap), cap);
+        assert_eq!(
+            backoff(2 * cap, 3, cap),
+            2 * cap,
+            "never below the interval"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_a_tenth_and_five_seconds() {
+        for _ in 0..1000 {
+            let j = jitter(MINUTE);
+            assert!(
+                j >= Duration::from_secs(54) && j <= Duration::from_secs(66),
+                "{j:?}"
+            );
+            let j = jitter(10 * MINUTE);
+            assert!(
+                j >= Duration::from_secs(595) && j <= Duration::from_secs(605),
+                "{j:?}"
+            );
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn spread_is_not_constant() {
+        let draws: std::collections::HashSet<_> =
+            (0..50).map(|_| spread(Duration::from_secs(1))).collect();
+        assert!(draws.len() > 40, "{} distinct of 50", draws.len());
+    }
+}

@@ -1,3 +1,4 @@
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,6 +13,9 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; in a journal or a
+        // log file they are noise between every key and value.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     cli.run().await
 }

@@ -36,6 +36,7 @@ pub struct AccountConfig {
     pub deliver_to: Vec<String>,
     pub keep: bool,
     pub timeout: String,
+    pub poll_interval: String,
     pub quarantine_dir: Option<String>,
 }
 
@@ -54,6 +55,7 @@ impl AccountConfig {
             deliver_to: vec![rcpt.to_owned()],
             keep: false,
             timeout: "10s".to_owned(),
+            poll_interval: "60s".to_owned(),
             quarantine_dir: None,
         }
     }
@@ -66,7 +68,8 @@ impl AccountConfig {
         };
         let mut text = format!(
             "\n[[account]]\nname = {}\nhost = {}\nport = {}\ntls = \"{tls}\"\n\
-             username = {}\npassword = {}\ndeliver_to = [{}]\nkeep = {}\ntimeout = {}\n",
+             username = {}\npassword = {}\ndeliver_to = [{}]\nkeep = {}\ntimeout = {}\n\
+             poll_interval = {}\n",
             quote(&self.name),
             quote(&self.host),
             self.port,
@@ -79,6 +82,7 @@ impl AccountConfig {
                 .join(", "),
             self.keep,
             quote(&self.timeout),
+            quote(&self.poll_interval),
         );
         if let Some(ca) = &self.ca_file {
             text += &format!("ca_file = {}\n", quote(&ca.to_string_lossy()));
@@ -106,6 +110,8 @@ fn quote(text: &str) -> String {
 pub struct TestConfig {
     pub dir: tempfile::TempDir,
     pub smtp_port: u16,
+    /// Lines of a `[daemon]` table; none when empty.
+    pub daemon: String,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -115,6 +121,7 @@ impl TestConfig {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             smtp_port: env().smtp_port,
+            daemon: String::new(),
             accounts: vec![account],
         }
     }
@@ -133,6 +140,9 @@ impl TestConfig {
              tls = \"none\"\ntimeout = \"30s\"\n",
             self.smtp_port
         );
+        if !self.daemon.is_empty() {
+            text += &format!("\n[daemon]\n{}\n", self.daemon);
+        }
         self.accounts.iter().for_each(|a| text += &a.toml());
         text
     }

@@ -11,10 +11,7 @@ mod pop3_server;
 use std::future::Future;
 use std::time::Duration;
 
-use pop3_server::{Extensions, Fault, Options, Pop3Server};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use pop3_server::{Extensions, Fault, Options, Pop3Server, Wire};
 
 const A: &[u8] = b"Subject: a\r\n\r\nfirst\r\n.dotted\r\n";
 const B: &[u8] = b"Subject: b\r\n\r\nsecond\r\n";
@@ -52,75 +49,6 @@ async fn server(extensions: Extensions) -> Pop3Server {
     server.add("a", A);
     server.add("b", B);
     server
-}
-
-/// One POP3 connection, line by line.
-struct Wire {
-    input: BufReader<OwnedReadHalf>,
-    out: OwnedWriteHalf,
-}
-
-impl Wire {
-    async fn connect(server: &Pop3Server) -> Wire {
-        let stream = TcpStream::connect(("127.0.0.1", server.port()))
-            .await
-            .expect("connect");
-        let (read, out) = stream.into_split();
-        let mut wire = Wire {
-            input: BufReader::new(read),
-            out,
-        };
-        assert!(wire.line().await.starts_with("+OK"), "banner");
-        wire
-    }
-
-    async fn login(server: &Pop3Server) -> Wire {
-        let mut wire = Wire::connect(server).await;
-        assert_eq!(
-            wire.cmd("USER alice").await,
-            "+OK Thank you. Send password."
-        );
-        assert_eq!(wire.cmd("PASS secret").await, "+OK Welcome.");
-        wire
-    }
-
-    async fn write(&mut self, text: &str) {
-        self.out.write_all(text.as_bytes()).await.expect("write");
-    }
-
-    /// The next line without its CRLF; `None` at end of stream.
-    async fn next(&mut self) -> Option<String> {
-        let mut line = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(5), self.input.read_line(&mut line))
-            .await
-            .expect("server did not answer")
-            .expect("read");
-        (read > 0).then(|| line.trim_end_matches("\r\n").to_owned())
-    }
-
-    async fn line(&mut self) -> String {
-        self.next().await.expect("connection closed")
-    }
-
-    async fn cmd(&mut self, command: &str) -> String {
-        self.write(&format!("{command}\r\n")).await;
-        self.line().await
-    }
-
-    /// The lines of a multi-line body, still dot-stuffed, without the `.`.
-    async fn body(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            match self.line().await.as_str() {
-                "." => return lines,
-                line => lines.push(line.to_owned()),
-            }
-        }
-    }
-
-    async fn closed(&mut self) -> bool {
-        self.next().await.is_none()
-    }
 }
 
 #[tokio::test]
@@ -301,6 +229,7 @@ async fn deli_is_durable_without_quit_and_leaves_a_gap() {
         assert_eq!(wire.cmd("LIST").await, "+OK Message sizes follow...");
         assert_eq!(wire.body().await, [format!("2 {}", B.len())], "no shift");
         assert_eq!(wire.cmd("DELI 1").await, DELETED);
+        assert_eq!(wire.cmd("RETR UID:a").await, DELETED);
         assert_eq!(wire.cmd("DELI").await, "-ERR Bad command syntax.");
         drop(wire);
         eventually("the session ends", || server.open_connections() == 0).await;

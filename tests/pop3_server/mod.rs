@@ -27,8 +27,10 @@ mod extensions;
 mod mailbox;
 mod session;
 mod transaction;
+mod wire;
 
 pub use extensions::Extensions;
+pub use wire::Wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

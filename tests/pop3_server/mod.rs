@@ -30,6 +30,8 @@ mod transaction;
 mod wire;
 
 pub use extensions::Extensions;
+// Unused in the crates that only drive the server through popferry.
+#[allow(unused_imports)]
 pub use wire::Wire;
 
 use std::collections::HashMap;

@@ -11,19 +11,35 @@
 //! session takes a snapshot at login, marks deletions in it, and only a
 //! `QUIT` in the TRANSACTION state removes them from the shared maildrop
 //! (the UPDATE state of RFC 1939 §6). A session that ends any other way
-//! commits nothing.
+//! commits nothing. The extensions add the other ways to commit the
+//! reference server has: SLEE and QAUT like QUIT, DELI at once.
+//!
+//! Opt-in [`Extensions`] add the commands of Bill Godfrey's reference
+//! server (SLEE/WAKE, UID-PARAM, DELI, QAUT), with its reply texts and its
+//! known quirks, so a pooling client can be tested against the behaviour
+//! it will meet rather than against an idealised reading of the drafts.
 //!
 //! Several test crates include this module and each uses a subset of it,
 //! hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+mod extensions;
+mod mailbox;
 mod session;
+mod transaction;
+mod wire;
+
+pub use extensions::Extensions;
+// Unused in the crates that only drive the server through popferry.
+#[allow(unused_imports)]
+pub use wire::Wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// One message in the maildrop, as the server would list it.
@@ -54,6 +70,15 @@ pub enum Fault {
     /// Close the connection right after reading `verb`, without replying
     /// and without committing anything.
     CloseAfter { verb: &'static str },
+    /// Answer the next WAKE of a sleeping session with `-ERR [<code>]`
+    /// (the draft's `IN-USE`, `AUTH`, `SYS/TEMP`, ...); it stays asleep.
+    RefuseWake { code: &'static str },
+    /// Commit the deletions at the next SLEE, send the `+OK`, then close:
+    /// the pooled connection dies while parked.
+    DropAfterSlee,
+    /// Commit the deletions at the next SLEE, then close without the `+OK`,
+    /// so the client cannot know they were committed.
+    LostSleeReply,
 }
 
 /// How the server presents itself; fixed for the server's lifetime.
@@ -65,6 +90,7 @@ pub struct Options {
     pub capabilities: Vec<String>,
     /// False makes UIDL answer `-ERR`, like RFC 1939 servers without it.
     pub uidl: bool,
+    pub extensions: Extensions,
 }
 
 impl Default for Options {
@@ -74,6 +100,7 @@ impl Default for Options {
             password: "secret".into(),
             capabilities: vec!["USER".into(), "UIDL".into(), "TOP".into()],
             uidl: true,
+            extensions: Extensions::default(),
         }
     }
 }
@@ -84,6 +111,26 @@ impl Default for Options {
 struct Stored {
     id: u64,
     message: Message,
+}
+
+/// The RFC 1939 states plus the reference server's SLEEP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Authorization,
+    Transaction,
+    Sleep,
+}
+
+/// What the server knows about one open connection, so a test can count
+/// pooled connections and close the parked ones from outside.
+#[derive(Debug)]
+struct Connection {
+    sleeping: bool,
+    /// Set, under the lock, by [`Pop3Server::close_sleeping`]; a WAKE that
+    /// raced with it must see this and not wake up.
+    closing: bool,
+    /// Interrupts the session's wait for its next command.
+    close: Arc<Notify>,
 }
 
 /// Everything the sessions share.
@@ -101,13 +148,18 @@ struct Shared {
     /// Bare `AUTH PLAIN` commands answered with a `+` continuation.
     plain_continuations: usize,
     commands: HashMap<String, usize>,
+    connections: HashMap<u64, Connection>,
+    next_connection: u64,
 }
 
 impl Shared {
-    /// Takes the pending fault if it applies to this command.
-    fn fault_for(&mut self, verb: &str) -> Option<Fault> {
+    /// Takes the pending fault if it applies to this command in this state.
+    ///
+    /// The state matters for the faults that act out a command's success:
+    /// a SLEE refused for being asleep must not use up `LostSleeReply`.
+    fn fault_for(&mut self, verb: &str, state: State) -> Option<Fault> {
         let applies = match self.fault.as_ref()? {
-            Fault::LostQuitReply => verb == "QUIT",
+            Fault::LostQuitReply => verb == "QUIT" && state != State::Authorization,
             Fault::DropMidRetr { nth } => {
                 if verb == "RETR" {
                     self.retrs_since_fault += 1;
@@ -117,6 +169,10 @@ impl Shared {
             Fault::Garbage { verb: v }
             | Fault::Stall { verb: v }
             | Fault::CloseAfter { verb: v } => v.eq_ignore_ascii_case(verb),
+            Fault::RefuseWake { .. } => verb == "WAKE" && state == State::Sleep,
+            Fault::DropAfterSlee | Fault::LostSleeReply => {
+                verb == "SLEE" && state == State::Transaction && self.options.extensions.sleep()
+            }
         };
         if !applies {
             return None;
@@ -128,6 +184,25 @@ impl Shared {
     /// The UPDATE state: remove the messages a session deleted.
     fn commit(&mut self, deleted: &[u64]) {
         self.maildrop.retain(|stored| !deleted.contains(&stored.id));
+    }
+
+    fn register(&mut self) -> (u64, Arc<Notify>) {
+        let id = self.next_connection;
+        self.next_connection += 1;
+        let close = Arc::new(Notify::new());
+        self.connections.insert(
+            id,
+            Connection {
+                sleeping: false,
+                closing: false,
+                close: Arc::clone(&close),
+            },
+        );
+        (id, close)
+    }
+
+    fn connection(&mut self, id: u64) -> Option<&mut Connection> {
+        self.connections.get_mut(&id)
     }
 }
 
@@ -158,8 +233,15 @@ impl Pop3Server {
         let for_acceptor = Arc::clone(&shared);
         let acceptor = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                lock(&for_acceptor).accepts += 1;
-                tokio::spawn(session::serve(stream, Arc::clone(&for_acceptor)));
+                // Registered before the banner, so a client that has read
+                // the banner can rely on `open_connections` counting it.
+                let (id, close) = {
+                    let mut shared = lock(&for_acceptor);
+                    shared.accepts += 1;
+                    shared.register()
+                };
+                let shared = Arc::clone(&for_acceptor);
+                tokio::spawn(session::serve(stream, shared, id, close));
             }
         });
         Pop3Server {
@@ -174,7 +256,8 @@ impl Pop3Server {
     }
 
     /// Put a message at the end of the maildrop; sessions already logged in
-    /// do not see it (their message numbers are fixed, RFC 1939 §5).
+    /// do not list it (their message numbers are fixed, RFC 1939 §5) until
+    /// a WAKE, though UID-PARAM can name it as message 0.
     pub fn add(&self, uid: &str, bytes: &[u8]) {
         let mut shared = lock(&self.shared);
         let id = shared.next_id;
@@ -236,6 +319,39 @@ impl Pop3Server {
             .get(&verb.to_ascii_uppercase())
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Sessions still connected, whatever their state.
+    pub fn open_connections(&self) -> usize {
+        lock(&self.shared).connections.len()
+    }
+
+    /// Sessions now in the SLEEP state, i.e. parked by a pooling client.
+    pub fn sleeping_connections(&self) -> usize {
+        lock(&self.shared)
+            .connections
+            .values()
+            .filter(|c| c.sleeping)
+            .count()
+    }
+
+    /// Close every sleeping connection, like a server's autologout of idle
+    /// sessions, and say how many that was. The connections go away
+    /// shortly after; `sleeping_connections` drops to 0 at once.
+    pub fn close_sleeping(&self) -> usize {
+        let mut shared = lock(&self.shared);
+        let mut closed = 0;
+        for connection in shared.connections.values_mut() {
+            if connection.sleeping {
+                connection.sleeping = false;
+                connection.closing = true;
+                // A stored permit, so a session between two reads still
+                // sees it.
+                connection.close.notify_one();
+                closed += 1;
+            }
+        }
+        closed
     }
 }
 

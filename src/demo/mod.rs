@@ -74,7 +74,7 @@ impl Demo {
         }
         let delivered = dir.join("delivered");
         fs::create_dir_all(&delivered).map_err(write_error(&delivered))?;
-        let (ca_pem, acceptor) = tls()?;
+        let (ca_pem, acceptor) = throwaway_tls()?;
         let ca_file = dir.join("demo-ca.pem");
         fs::write(&ca_file, ca_pem).map_err(write_error(&ca_file))?;
 
@@ -122,7 +122,7 @@ impl Demo {
 
 /// A throwaway CA, and a TLS acceptor whose certificate it signed for
 /// 127.0.0.1 and localhost. Returns the CA in PEM for `ca_file`.
-fn tls() -> Result<(String, TlsAcceptor), DemoError> {
+pub fn throwaway_tls() -> Result<(String, TlsAcceptor), DemoError> {
     let mut ca_params = CertificateParams::new(Vec::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params

@@ -11,10 +11,11 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use popferry::config::{Account, Config};
+use popferry::config::{Account, Config, Daemon};
 use popferry::deliver::Relay;
 use popferry::ledger::{Ledger, MessageRecord, PollReport};
 use popferry::poll::{poll, PollError, PollOptions};
+use popferry::scheduler::Shared;
 
 use crate::pop3_server::{Options, Pop3Server};
 use crate::smtp_receiver::SmtpReceiver;
@@ -79,6 +80,27 @@ impl Rig {
 
     pub async fn poll_with(&self, options: &PollOptions) -> Result<PollReport, PollError> {
         poll(&self.account, &self.ledger, &self.relay, options).await
+    }
+
+    /// The daemon's way to poll: through a pool, parking the session with
+    /// SLEE where the server offers it. Keep the same `Shared` across
+    /// calls to reuse the parked session.
+    pub fn daemon(&self) -> Shared {
+        Shared::new(self.ledger.clone(), Daemon::default())
+    }
+
+    /// One poll as `popferry run` makes it.
+    pub async fn pooled_poll(&self, shared: &Shared) -> Result<PollReport, PollError> {
+        let mut failures = 0;
+        shared
+            .poll(
+                &self.account,
+                &self.relay,
+                &PollOptions::default(),
+                &mut failures,
+            )
+            .await
+            .result
     }
 
     /// Adds `uid` with the bytes of [`message`].

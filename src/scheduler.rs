@@ -237,6 +237,44 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_login_waits_for_the_servers_login_delay() {
+        let account = crate::config::Config::from_toml(
+            "[smtp]\nhost = \"h\"\n[[account]]\nname = \"a\"\nhost = \"h\"\n\
+             username = \"u\"\npassword_env = \"P\"\ndeliver_to = [\"u@example.org\"]\n",
+            std::path::Path::new("/nonexistent/popferry.toml"),
+        )
+        .expect("config")
+        .accounts
+        .remove(0);
+        let report = PollReport {
+            outcome: crate::ledger::PollOutcome::Ok,
+            listed: 0,
+            delivered: 0,
+            deleted: 0,
+            deferred: 0,
+            rejected: 0,
+            error: None,
+        };
+        let polled = Polled {
+            result: Ok(report),
+            parked: None,
+            login_delay: Some(10 * MINUTE),
+        };
+        let mut failures = 3;
+        let delay = next_delay(&account, &polled, &mut failures, &Daemon::default());
+        assert_eq!(failures, 0, "a good poll resets the backoff");
+        assert!(delay >= 10 * MINUTE - Duration::from_secs(5), "{delay:?}");
+        let quick = Polled {
+            login_delay: None,
+            ..polled
+        };
+        assert!(
+            next_delay(&account, &quick, &mut failures, &Daemon::default())
+                <= Duration::from_secs(66)
+        );
+    }
+
+    #[test]
     fn spread_is_not_constant() {
         let draws: std::collections::HashSet<_> =
             (0..50).map(|_| spread(Duration::from_secs(1))).collect();

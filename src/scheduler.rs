@@ -246,15 +246,7 @@ mod tests {
         .expect("config")
         .accounts
         .remove(0);
-        let report = PollReport {
-            outcome: crate::ledger::PollOutcome::Ok,
-            listed: 0,
-            delivered: 0,
-            deleted: 0,
-            deferred: 0,
-            rejected: 0,
-            error: None,
-        };
+        let report = PollReport::default();
         let polled = Polled {
             result: Ok(report),
             parked: None,

@@ -26,8 +26,10 @@ impl fmt::Display for PollId {
 }
 
 /// How a finished poll ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PollOutcome {
+    /// The default, so a report starts out as a success with zero counts.
+    #[default]
     Ok,
     Failed,
 }
@@ -42,7 +44,7 @@ impl ToSql for PollOutcome {
 }
 
 /// What a poll did, as reported by its caller when it ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PollReport {
     pub outcome: PollOutcome,
     /// Messages in the server's listing.

@@ -165,15 +165,7 @@ pub async fn poll_session(
             }
         }
     };
-    let mut report = PollReport {
-        outcome: PollOutcome::Ok,
-        listed: 0,
-        delivered: 0,
-        deleted: 0,
-        deferred: 0,
-        rejected: 0,
-        error: None,
-    };
+    let mut report = PollReport::default();
     let mut login_delay = None;
     let result = run(
         account,

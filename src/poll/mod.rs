@@ -39,87 +39,27 @@
 //! each message is delivered once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lettre::Address;
 use tracing::{debug, info, warn};
 
-use crate::config::{Account, SecretError};
+use crate::config::Account;
 use crate::deliver::{trace_header, Outcome, Relay};
-use crate::ledger::{Ledger, LedgerError, PollOutcome, PollReport};
-use crate::pop3::Pop3Error;
+use crate::ledger::{Ledger, PollOutcome, PollReport};
+use crate::pop3::{Msg, Pop3Error};
 use crate::quarantine;
 use crate::session::{Activity, Deleted, Session};
-use crate::tls::TlsConfigError;
 
 mod decide;
+mod error;
+mod options;
 
 pub use decide::{decide, Action};
 use decide::{now, retry_at};
-
-/// Why a poll stopped before QUIT.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error(transparent)]
-    Pop3(#[from] Pop3Error),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error("password for account {account}: {source}")]
-    Password {
-        account: String,
-        source: SecretError,
-    },
-    #[error(transparent)]
-    Tls(#[from] TlsConfigError),
-    #[error("{peer} does not support UIDL, so popferry cannot tell which messages it already delivered; it will not fetch from this server")]
-    NoUidl { peer: String },
-    #[error("deliver_to address {address:?} is not valid")]
-    Recipient { address: String },
-    #[error("cannot quarantine a message: {0}")]
-    Quarantine(#[from] std::io::Error),
-}
-
-impl PollError {
-    /// True when the server refused the credentials: retrying soon will
-    /// not help and may get the client's address banned.
-    pub fn is_auth_failure(&self) -> bool {
-        matches!(self, PollError::Pop3(e) if e.is_auth_failure())
-    }
-}
-
-/// Choices made per run, not per account.
-#[derive(Debug, Clone, Default)]
-pub struct PollOptions {
-    /// Try rejected messages again now instead of waiting for their retry time.
-    pub retry_rejected: bool,
-    /// Raised at shutdown: finish the message in flight, then log out.
-    pub stop: StopFlag,
-}
-
-/// A shutdown request a poll checks between messages.
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
-
-impl StopFlag {
-    pub fn raise(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// How a poll ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// QUIT: the one-shot `fetch`, and servers without SLEE-WAKE.
-    Quit,
-    /// SLEE where the server offers it, and hand the session back.
-    Park,
-}
+pub use error::PollError;
+pub use options::{Ending, PollOptions, StopFlag};
 
 /// A finished poll and, when it was parked, its sleeping session.
 #[derive(Debug)]
@@ -166,29 +106,22 @@ pub async fn poll_session(
         }
     };
     let mut report = PollReport::default();
-    let mut login_delay = None;
-    let result = run(
-        account,
-        ledger,
-        relay,
-        options,
-        (parked, &mut login_delay),
-        ending,
-        &mut report,
-    )
-    .await;
+    let result = run(account, ledger, relay, options, parked, ending, &mut report).await;
     if let Err(e) = &result {
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
     }
     let result = match (result, ledger.finish_poll(id, &report).await) {
-        (Ok(parked), Ok(())) => Ok(parked),
+        (Ok(finished), Ok(())) => Ok(finished),
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
     };
     let ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok(parked) => {
+        Ok(Finished {
+            parked,
+            login_delay,
+        }) => {
             info!(
                 listed = report.listed,
                 delivered = report.delivered,
@@ -210,10 +143,16 @@ pub async fn poll_session(
             Polled {
                 result: Err(e),
                 parked: None,
-                login_delay,
+                login_delay: None,
             }
         }
     }
+}
+
+/// How `run` left the session, for [`Polled`].
+struct Finished {
+    parked: Option<Session>,
+    login_delay: Option<Duration>,
 }
 
 async fn run(
@@ -221,10 +160,10 @@ async fn run(
     ledger: &Ledger,
     relay: &Relay,
     options: &PollOptions,
-    (parked, login_delay): (Option<Session>, &mut Option<Duration>),
+    parked: Option<Session>,
     ending: Ending,
     report: &mut PollReport,
-) -> Result<Option<Session>, PollError> {
+) -> Result<Finished, PollError> {
     let recipients = recipients(account)?;
     let mut session = match parked {
         Some(mut session) => match session.wake().await {
@@ -240,7 +179,6 @@ async fn run(
         },
         None => Session::open(account).await?,
     };
-    *login_delay = session.extensions().login_delay;
     let client = session.client();
     let uids = client.uidl().await?.ok_or_else(|| PollError::NoUidl {
         peer: client.peer().to_owned(),
@@ -279,7 +217,16 @@ async fn run(
         match decide(record, size, account, now, options.retry_rejected) {
             Action::Skip => settled &= account.keep,
             Action::Delete => {
-                remove(&mut session, ledger, account, *n, uid, &mut flagged, report).await?
+                remove(
+                    &mut session,
+                    ledger,
+                    account,
+                    target,
+                    uid,
+                    &mut flagged,
+                    report,
+                )
+                .await?
             }
             Action::TooLarge => {
                 let reason = format!(
@@ -313,8 +260,16 @@ async fn run(
                         ledger.record_delivered(&account.name, uid, size).await?;
                         report.delivered += 1;
                         if !account.keep {
-                            remove(&mut session, ledger, account, *n, uid, &mut flagged, report)
-                                .await?;
+                            remove(
+                                &mut session,
+                                ledger,
+                                account,
+                                target,
+                                uid,
+                                &mut flagged,
+                                report,
+                            )
+                            .await?;
                         }
                     }
                     Outcome::Deferred(reason) => {
@@ -344,8 +299,16 @@ async fn run(
                             .record_quarantined(&account.name, uid, size, &reason, &path)
                             .await?;
                         if !account.keep {
-                            remove(&mut session, ledger, account, *n, uid, &mut flagged, report)
-                                .await?;
+                            remove(
+                                &mut session,
+                                ledger,
+                                account,
+                                target,
+                                uid,
+                                &mut flagged,
+                                report,
+                            )
+                            .await?;
                         }
                     }
                 }
@@ -367,12 +330,11 @@ async fn remove(
     session: &mut Session,
     ledger: &Ledger,
     account: &Account,
-    n: u32,
+    target: Msg<'_>,
     uid: &str,
     flagged: &mut Vec<String>,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
-    let target = session.target(n, uid);
     match session.delete(target).await? {
         Deleted::AtCommit => flagged.push(uid.to_owned()),
         Deleted::Now | Deleted::AlreadyGone => {
@@ -396,7 +358,8 @@ async fn finish(
     flagged: Vec<String>,
     settled: bool,
     report: &mut PollReport,
-) -> Result<Option<Session>, PollError> {
+) -> Result<Finished, PollError> {
+    let login_delay = session.extensions().login_delay;
     let parked = if ending == Ending::Park && session.extensions().sleep {
         match session.sleep().await {
             Ok(()) => {
@@ -416,7 +379,10 @@ async fn finish(
     };
     ledger.mark_deleted(&account.name, &flagged).await?;
     report.deleted += flagged.len() as u64;
-    Ok(parked)
+    Ok(Finished {
+        parked,
+        login_delay,
+    })
 }
 
 fn recipients(account: &Account) -> Result<Arc<[Address]>, PollError> {

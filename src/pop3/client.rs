@@ -13,12 +13,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_rustls::TlsConnector;
 
 use super::codec::{Decoder, Limits, ListingLine};
 use super::command::{Command, Msg};
@@ -82,7 +80,7 @@ impl Client {
         })?;
         let stream = match &endpoint.implicit_tls {
             Some(config) => {
-                handshake(tcp, config.clone(), &endpoint.host, &peer, endpoint.timeout).await?
+                Stream::tls(tcp, config.clone(), &endpoint.host, &peer, endpoint.timeout).await?
             }
             None => Stream::Plain(tcp),
         };
@@ -126,7 +124,7 @@ impl Client {
         let Stream::Plain(tcp) = self.stream else {
             return Ok(self);
         };
-        self.stream = handshake(tcp, config, &self.host, &self.peer, self.timeout).await?;
+        self.stream = Stream::tls(tcp, config, &self.host, &self.peer, self.timeout).await?;
         Ok(self)
     }
 
@@ -375,37 +373,5 @@ impl Client {
             peer: self.peer.clone(),
             source,
         }
-    }
-}
-
-async fn handshake(
-    tcp: TcpStream,
-    config: Arc<ClientConfig>,
-    host: &str,
-    peer: &str,
-    limit: Duration,
-) -> Result<Stream, Pop3Error> {
-    let tls_error = |source, hint| Pop3Error::Tls {
-        peer: peer.to_owned(),
-        source,
-        hint,
-    };
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| tls_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e), ""))?;
-    match timeout(limit, TlsConnector::from(config).connect(name, tcp)).await {
-        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-        Ok(Err(source)) => {
-            let hint = if source.to_string().contains("certificate") {
-                " (if the server uses a private CA or a self-signed certificate, set ca_file)"
-            } else {
-                ""
-            };
-            Err(tls_error(source, hint))
-        }
-        Err(_) => Err(Pop3Error::Timeout {
-            peer: peer.to_owned(),
-            during: "TLS handshake",
-            after: limit,
-        }),
     }
 }

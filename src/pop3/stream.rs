@@ -5,11 +5,19 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::error::Pop3Error;
 
 #[derive(Debug)]
 pub enum Stream {
@@ -18,6 +26,40 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Runs the TLS handshake on `tcp`, verifying the server as `host`,
+    /// within `limit`.
+    pub async fn tls(
+        tcp: TcpStream,
+        config: Arc<ClientConfig>,
+        host: &str,
+        peer: &str,
+        limit: Duration,
+    ) -> Result<Stream, Pop3Error> {
+        let tls_error = |source, hint| Pop3Error::Tls {
+            peer: peer.to_owned(),
+            source,
+            hint,
+        };
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| tls_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e), ""))?;
+        match timeout(limit, TlsConnector::from(config).connect(name, tcp)).await {
+            Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+            Ok(Err(source)) => {
+                let hint = if source.to_string().contains("certificate") {
+                    " (if the server uses a private CA or a self-signed certificate, set ca_file)"
+                } else {
+                    ""
+                };
+                Err(tls_error(source, hint))
+            }
+            Err(_) => Err(Pop3Error::Timeout {
+                peer: peer.to_owned(),
+                during: "TLS handshake",
+                after: limit,
+            }),
+        }
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }

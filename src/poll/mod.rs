@@ -47,7 +47,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Account;
 use crate::deliver::{trace_header, Outcome, Relay};
-use crate::ledger::{Ledger, PollOutcome, PollReport};
+use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport};
 use crate::pop3::{Msg, Pop3Error};
 use crate::quarantine;
 use crate::session::{Activity, Deleted, Session};
@@ -215,7 +215,8 @@ async fn run(
         let record = known.get(uid);
         let target = session.target(*n, uid);
         match decide(record, size, account, now, options.retry_rejected) {
-            Action::Skip => settled &= account.keep,
+            // Skipped for good (kept mail) or until a retry time.
+            Action::Skip => settled &= record.is_some_and(|r| r.state != MessageState::Rejected),
             Action::Delete => {
                 remove(
                     &mut session,
@@ -259,18 +260,16 @@ async fn run(
                     Outcome::Delivered => {
                         ledger.record_delivered(&account.name, uid, size).await?;
                         report.delivered += 1;
-                        if !account.keep {
-                            remove(
-                                &mut session,
-                                ledger,
-                                account,
-                                target,
-                                uid,
-                                &mut flagged,
-                                report,
-                            )
-                            .await?;
-                        }
+                        remove(
+                            &mut session,
+                            ledger,
+                            account,
+                            target,
+                            uid,
+                            &mut flagged,
+                            report,
+                        )
+                        .await?;
                     }
                     Outcome::Deferred(reason) => {
                         warn!(uid, %reason, "relay deferred the message; it stays on the server for the next poll");
@@ -298,18 +297,16 @@ async fn run(
                         ledger
                             .record_quarantined(&account.name, uid, size, &reason, &path)
                             .await?;
-                        if !account.keep {
-                            remove(
-                                &mut session,
-                                ledger,
-                                account,
-                                target,
-                                uid,
-                                &mut flagged,
-                                report,
-                            )
-                            .await?;
-                        }
+                        remove(
+                            &mut session,
+                            ledger,
+                            account,
+                            target,
+                            uid,
+                            &mut flagged,
+                            report,
+                        )
+                        .await?;
                     }
                 }
             }
@@ -323,9 +320,10 @@ async fn run(
     finish(session, account, ledger, ending, flagged, settled, report).await
 }
 
-/// Deletes a message whose delivery (or quarantine) is already committed.
-/// A DELI is final at its `+OK`, so the ledger records it at once; a DELE
-/// waits for the QUIT or SLEE in [`finish`].
+/// Deletes a message whose delivery (or quarantine) is already committed,
+/// unless the account keeps its mail. A DELI is final at its `+OK`, so the
+/// ledger records it at once; a DELE waits for the QUIT or SLEE in
+/// [`finish`].
 async fn remove(
     session: &mut Session,
     ledger: &Ledger,
@@ -335,6 +333,9 @@ async fn remove(
     flagged: &mut Vec<String>,
     report: &mut PollReport,
 ) -> Result<(), PollError> {
+    if account.keep {
+        return Ok(());
+    }
     match session.delete(target).await? {
         Deleted::AtCommit => flagged.push(uid.to_owned()),
         Deleted::Now | Deleted::AlreadyGone => {

@@ -235,9 +235,4 @@ impl Pool {
         }
         quits.join_all().await;
     }
-
-    /// How many sessions are parked now.
-    pub fn parked(&self) -> usize {
-        self.state().parked.len()
-    }
 }

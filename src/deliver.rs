@@ -1,4 +1,4 @@
-//! Forwarding a fetched message to the SMTP relay with lettre.
+//! Forwarding a fetched message to the SMTP relay.
 //!
 //! The message is relayed as the raw bytes the POP3 server sent, with one
 //! `Received:` trace header in front (RFC 5321 §4.4); it is never parsed
@@ -6,18 +6,25 @@
 //! because the poll treats each differently: delivered messages may be
 //! deleted, deferred ones are simply tried again next poll, rejected ones
 //! are recorded so they are not retried on every poll.
+//!
+//! Connections are kept open between messages and shared by every account
+//! that uses the same relay: a transaction on an open connection costs two
+//! round trips, a new connection with STARTTLS and AUTH about six.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::config::{SecretError, SmtpConfig, TlsMode};
+use crate::smtp::{self, Connection, Settings, SmtpError};
+use crate::tls::{client_config, TlsConfigError};
+
+/// Idle connections kept per relay; as many as polls usually run at once.
+const MAX_IDLE: usize = 8;
+/// An idle connection older than this is closed rather than reused: relays
+/// drop idle clients after a few minutes (Postfix: 300 s) and a dead one
+/// costs a failed round trip to find out.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// What the relay made of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,22 +40,16 @@ pub enum Outcome {
 /// A relay that could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("SMTP relay {relay}: cannot read ca_file {path}: {source}")]
-    CaFile {
-        relay: String,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("SMTP relay {relay}: TLS setup failed: {source}")]
+    #[error("SMTP relay {relay}: {source}")]
     Tls {
         relay: String,
-        source: lettre::transport::smtp::Error,
+        source: TlsConfigError,
     },
     #[error("SMTP relay {relay}: password: {source}")]
     Password { relay: String, source: SecretError },
 }
 
-/// One pooled SMTP transport per distinct `[smtp]` table, shared by every
+/// One connection pool per distinct `[smtp]` table, shared by every
 /// account that delivers through it.
 #[derive(Debug, Clone, Default)]
 pub struct Relays {
@@ -67,112 +68,157 @@ impl Relays {
     }
 }
 
-/// A pooled connection to one SMTP relay.
+/// One SMTP relay and its idle connections.
 #[derive(Clone)]
 pub struct Relay {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    envelope_from: Option<Address>,
-    name: String,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    envelope_from: Option<String>,
+    idle: Mutex<Vec<(Connection, Instant)>>,
 }
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Relay({})", self.name)
+        let settings = &self.inner.settings;
+        write!(f, "Relay({}:{})", settings.host, settings.port)
     }
 }
 
 impl Relay {
     pub fn new(config: &SmtpConfig) -> Result<Relay, RelayError> {
-        let name = format!("{}:{}", config.host, config.port);
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            .port(config.port)
-            .timeout(Some(config.timeout))
-            .pool_config(PoolConfig::new().max_size(8));
-        if config.tls != TlsMode::None {
-            let params = tls_parameters(config, &name)?;
-            builder = builder.tls(match config.tls {
-                TlsMode::Implicit => Tls::Wrapper(params),
-                _ => Tls::Required(params),
-            });
-        }
-        if let Some(helo) = &config.helo_name {
-            builder = builder.hello_name(ClientId::Domain(helo.clone()));
-        }
-        if let Some(creds) = &config.credentials {
-            let password = creds
-                .password
-                .resolve()
-                .map_err(|source| RelayError::Password {
-                    relay: name.clone(),
+        let relay = format!("{}:{}", config.host, config.port);
+        let tls_config = match config.tls {
+            TlsMode::None => None,
+            _ => Some(client_config(config.ca_file.as_deref()).map_err(|source| {
+                RelayError::Tls {
+                    relay: relay.clone(),
                     source,
-                })?;
-            builder = builder.credentials(Credentials::new(
-                creds.username.clone(),
-                password.expose().to_owned(),
-            ));
-        }
-        let envelope_from = config.envelope_from.as_deref().and_then(|a| a.parse().ok());
+                }
+            })?),
+        };
+        let login = match &config.credentials {
+            Some(creds) => {
+                let password = creds
+                    .password
+                    .resolve()
+                    .map_err(|source| RelayError::Password { relay, source })?;
+                Some((creds.username.clone(), password))
+            }
+            None => None,
+        };
+        let settings = Settings {
+            host: config.host.clone(),
+            port: config.port,
+            tls: config.tls,
+            tls_config,
+            helo: config.helo_name.clone().unwrap_or_else(local_hostname),
+            login,
+            timeout: config.timeout,
+        };
         Ok(Relay {
-            transport: builder.build(),
-            envelope_from,
-            name,
+            inner: Arc::new(Inner {
+                settings,
+                envelope_from: config.envelope_from.clone(),
+                idle: Mutex::new(Vec::new()),
+            }),
         })
     }
 
     /// Send `message` (trace header included) to `recipients`.
-    pub async fn deliver(&self, message: &[u8], recipients: &[Address]) -> Outcome {
-        let sender = match &self.envelope_from {
-            Some(from) => Some(from.clone()),
-            None => return_path(message),
+    pub async fn deliver(&self, message: &[u8], recipients: &[String]) -> Outcome {
+        let sender = match &self.inner.envelope_from {
+            Some(from) => from.clone(),
+            None => return_path(message).unwrap_or_default(),
         };
-        let envelope = match Envelope::new(sender, recipients.to_vec()) {
-            Ok(envelope) => envelope,
-            Err(e) => return Outcome::Rejected(format!("invalid envelope: {e}")),
-        };
-        // lettre ends the DATA with CRLF "." CRLF after the bytes it is
-        // given, so the message's own final line break must not be sent
-        // twice or the relay stores an extra empty line.
-        let data = message
-            .strip_suffix(b"\r\n")
-            .or_else(|| message.strip_suffix(b"\n"))
-            .unwrap_or(message);
-        match self.transport.send_raw(&envelope, data).await {
-            Ok(_) => Outcome::Delivered,
-            Err(e) if e.is_permanent() => Outcome::Rejected(format!("{} said: {e}", self.name)),
-            Err(e) => Outcome::Deferred(format!("{}: {e}", self.name)),
+        let mut stale_retry = true;
+        loop {
+            let (mut conn, reused) = match self.checkout() {
+                Some(conn) => (conn, true),
+                None => match Connection::open(&self.inner.settings).await {
+                    Ok(conn) => (conn, false),
+                    Err(e) => return outcome(&e),
+                },
+            };
+            match conn.send(&sender, recipients, message).await {
+                Ok(()) => {
+                    self.checkin(conn);
+                    return Outcome::Delivered;
+                }
+                // Closed while idle, before the transaction began: the
+                // message was not sent, so a fresh connection may send it.
+                Err(e) if reused && stale_retry && e.went_stale() => {
+                    tracing::debug!(error = %e, "idle SMTP connection went stale; reconnecting");
+                    stale_retry = false;
+                }
+                Err(e) => {
+                    if e.leaves_connection_usable() {
+                        self.checkin(conn);
+                    }
+                    return outcome(&e);
+                }
+            }
+        }
+    }
+
+    fn checkout(&self) -> Option<Connection> {
+        let mut idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < IDLE_LIMIT {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, conn: Connection) {
+        let mut idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push((conn, Instant::now()));
         }
     }
 }
 
-fn tls_parameters(config: &SmtpConfig, name: &str) -> Result<TlsParameters, RelayError> {
-    let tls_error = |source| RelayError::Tls {
-        relay: name.to_owned(),
-        source,
-    };
-    let mut params = TlsParameters::builder(config.host.clone());
-    if let Some(path) = &config.ca_file {
-        let pem = std::fs::read(path).map_err(|source| RelayError::CaFile {
-            relay: name.to_owned(),
-            path: path.clone(),
-            source,
-        })?;
-        params = params.add_root_certificate(Certificate::from_pem(&pem).map_err(tls_error)?);
+fn outcome(error: &SmtpError) -> Outcome {
+    if error.is_permanent() {
+        Outcome::Rejected(error.to_string())
+    } else {
+        Outcome::Deferred(error.to_string())
     }
-    params.build_rustls().map_err(tls_error)
+}
+
+/// The name for EHLO when `helo_name` is not set: this machine's name as
+/// the kernel knows it.
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// The envelope sender from the message's `Return-Path:` header, which the
 /// final delivery agent on the POP3 side wrote from the original envelope.
 /// `<>` (a bounce) stays a null sender; a missing or unparsable header also
 /// gives a null sender, the choice that cannot create mail loops.
-pub fn return_path(message: &[u8]) -> Option<Address> {
+pub fn return_path(message: &[u8]) -> Option<String> {
     let headers = header_block(message);
     let line = headers
         .split(|&b| b == b'\n')
         .find(|line| line.len() > 12 && line[..12].eq_ignore_ascii_case(b"return-path:"))?;
     let value = std::str::from_utf8(&line[12..]).ok()?.trim();
     let addr = value.trim_start_matches('<').trim_end_matches('>').trim();
-    addr.parse().ok()
+    smtp::is_address(addr).then(|| addr.to_owned())
 }
 
 fn header_block(message: &[u8]) -> &[u8] {
@@ -204,7 +250,7 @@ mod tests {
     #[test]
     fn return_path_is_read_from_the_header_block_only() {
         let msg = b"Return-Path: <bob@example.org>\r\nSubject: x\r\n\r\nReturn-Path: <evil@example.org>\r\n";
-        assert_eq!(return_path(msg), Some("bob@example.org".parse().unwrap()));
+        assert_eq!(return_path(msg), Some("bob@example.org".to_owned()));
         let body_only = b"Subject: x\r\n\r\nReturn-Path: <evil@example.org>\r\n";
         assert_eq!(return_path(body_only), None);
         assert_eq!(return_path(b"return-path: <>\r\n\r\n"), None);

@@ -4,10 +4,12 @@
 //!
 //! * [`pop3`]: the POP3 client. [`pop3::codec`] is sans-IO (bytes in, typed
 //!   replies out, no tokio); [`pop3::client`] drives it over TCP or TLS.
-//! * [`tls`]: rustls client configuration shared by POP3 and SMTP.
+//! * [`net`] and [`tls`]: the TCP/TLS stream and rustls configuration
+//!   shared by POP3 and SMTP.
 //! * [`config`]: the TOML configuration, validated into runtime types.
 //! * [`ledger`]: the SQLite record of every delivered unique-id.
-//! * [`deliver`]: forwarding over SMTP with lettre.
+//! * [`smtp`]: the SMTP client (sans-IO replies and DATA stuffing under a
+//!   thin async driver); [`deliver`] pools its connections per relay.
 //! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
 //! * [`quarantine`]: durable copies of messages the relay rejected.
 //! * [`demo`]: a POP3 server and SMTP receiver on loopback for `popferry
@@ -26,10 +28,12 @@ pub mod daemon;
 pub mod deliver;
 pub mod demo;
 pub mod ledger;
+pub mod net;
 pub mod poll;
 pub mod pool;
 pub mod pop3;
 pub mod quarantine;
 pub mod scheduler;
 pub mod session;
+pub mod smtp;
 pub mod tls;

@@ -78,7 +78,7 @@ impl Scope<'_> {
     /// never refused later when the message is sent.
     pub(super) fn address(&self, key: &str, raw: &Spanned<String>) -> Result<String, ConfigError> {
         let text = raw.get_ref();
-        if text.parse::<lettre::Address>().is_err() {
+        if !crate::smtp::is_address(text) {
             let problem = format!("{text:?} is not a mail address (expected local@domain)");
             return Err(self.error(raw.span(), key, problem));
         }

@@ -42,7 +42,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lettre::Address;
 use tracing::{debug, info, warn};
 
 use crate::config::Account;
@@ -386,13 +385,14 @@ async fn finish(
     })
 }
 
-fn recipients(account: &Account) -> Result<Arc<[Address]>, PollError> {
+fn recipients(account: &Account) -> Result<Arc<[String]>, PollError> {
     account
         .deliver_to
         .iter()
         .map(|a| {
-            a.parse()
-                .map_err(|_| PollError::Recipient { address: a.clone() })
+            crate::smtp::is_address(a)
+                .then(|| a.clone())
+                .ok_or_else(|| PollError::Recipient { address: a.clone() })
         })
         .collect()
 }

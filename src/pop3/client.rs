@@ -22,7 +22,7 @@ use super::codec::{Decoder, Limits, ListingLine};
 use super::command::{Command, Msg};
 use super::error::Pop3Error;
 use super::reply::{parse_list_line, parse_stat, parse_uidl_line, Capabilities, Reply, Status};
-use super::stream::Stream;
+use crate::net::{tls_hint, Stream};
 
 /// Where to connect and how.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl Client {
         })?;
         let stream = match &endpoint.implicit_tls {
             Some(config) => {
-                Stream::tls(tcp, config.clone(), &endpoint.host, &peer, endpoint.timeout).await?
+                handshake(tcp, config.clone(), &endpoint.host, &peer, endpoint.timeout).await?
             }
             None => Stream::Plain(tcp),
         };
@@ -124,7 +124,7 @@ impl Client {
         let Stream::Plain(tcp) = self.stream else {
             return Ok(self);
         };
-        self.stream = Stream::tls(tcp, config, &self.host, &self.peer, self.timeout).await?;
+        self.stream = handshake(tcp, config, &self.host, &self.peer, self.timeout).await?;
         Ok(self)
     }
 
@@ -373,5 +373,28 @@ impl Client {
             peer: self.peer.clone(),
             source,
         }
+    }
+}
+
+/// The TLS handshake, bounded by the session timeout, with POP3 errors.
+async fn handshake(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    host: &str,
+    peer: &str,
+    limit: Duration,
+) -> Result<Stream, Pop3Error> {
+    match timeout(limit, Stream::tls(tcp, config, host)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(source)) => Err(Pop3Error::Tls {
+            peer: peer.to_owned(),
+            hint: tls_hint(&source),
+            source,
+        }),
+        Err(_) => Err(Pop3Error::Timeout {
+            peer: peer.to_owned(),
+            during: "TLS handshake",
+            after: limit,
+        }),
     }
 }

@@ -13,7 +13,6 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod reply;
-mod stream;
 
 pub use client::{Client, Endpoint};
 pub use codec::{DecodeError, Limits};

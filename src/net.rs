@@ -1,23 +1,20 @@
-//! The byte stream under a POP3 session: plain TCP or TLS over TCP.
+//! The byte stream under a POP3 or SMTP session: plain TCP or TLS over TCP.
 //!
-//! An enum rather than a boxed trait object because STLS (RFC 2595) needs
-//! the plain `TcpStream` back to run the handshake on it.
+//! An enum rather than a boxed trait object because STLS (RFC 2595) and
+//! STARTTLS (RFC 3207) need the plain `TcpStream` back to run the handshake
+//! on it.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-
-use super::error::Pop3Error;
 
 #[derive(Debug)]
 pub enum Stream {
@@ -26,42 +23,26 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Runs the TLS handshake on `tcp`, verifying the server as `host`,
-    /// within `limit`.
-    pub async fn tls(
-        tcp: TcpStream,
-        config: Arc<ClientConfig>,
-        host: &str,
-        peer: &str,
-        limit: Duration,
-    ) -> Result<Stream, Pop3Error> {
-        let tls_error = |source, hint| Pop3Error::Tls {
-            peer: peer.to_owned(),
-            source,
-            hint,
-        };
+    /// Runs the TLS handshake on `tcp`, verifying the server as `host`.
+    /// The caller bounds it with its own timeout.
+    pub async fn tls(tcp: TcpStream, config: Arc<ClientConfig>, host: &str) -> io::Result<Stream> {
         let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| tls_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e), ""))?;
-        match timeout(limit, TlsConnector::from(config).connect(name, tcp)).await {
-            Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-            Ok(Err(source)) => {
-                let hint = if source.to_string().contains("certificate") {
-                    " (if the server uses a private CA or a self-signed certificate, set ca_file)"
-                } else {
-                    ""
-                };
-                Err(tls_error(source, hint))
-            }
-            Err(_) => Err(Pop3Error::Timeout {
-                peer: peer.to_owned(),
-                during: "TLS handshake",
-                after: limit,
-            }),
-        }
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let tls = TlsConnector::from(config).connect(name, tcp).await?;
+        Ok(Stream::Tls(Box::new(tls)))
     }
 
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
+    }
+}
+
+/// What to tell the operator after a failed handshake, beyond the error.
+pub fn tls_hint(error: &io::Error) -> &'static str {
+    if error.to_string().contains("certificate") {
+        " (if the server uses a private CA or a self-signed certificate, set ca_file)"
+    } else {
+        ""
     }
 }
 

@@ -6,12 +6,14 @@
 //! deleted (DELI, durable at its `+OK`, or DELE, durable at QUIT/SLEE) and
 //! how the poll ends (SLEE to park the connection, or QUIT).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::debug;
 
 use crate::config::{Account, AuthMethod, Secret, TlsMode};
 use crate::poll::PollError;
+use crate::pop3::command::Command;
 use crate::pop3::{Capabilities, Client, Endpoint, Limits, Msg, Pop3Error};
 use crate::tls;
 
@@ -24,6 +26,8 @@ pub struct Extensions {
     pub uid_param: bool,
     /// DELI, offered by the server and allowed by the account.
     pub deli: bool,
+    /// RFC 2449 PIPELINING: commands may be sent without waiting.
+    pub pipelining: bool,
     /// RFC 2449 LOGIN-DELAY: the least time between two logins.
     pub login_delay: Option<Duration>,
 }
@@ -38,6 +42,7 @@ impl Extensions {
             sleep: caps.has("SLEE-WAKE") || caps.has("SLEEPING"),
             uid_param: caps.has("UID-PARAM"),
             deli: account.deli && caps.has("DELI"),
+            pipelining: caps.has("PIPELINING"),
             login_delay,
         }
     }
@@ -61,6 +66,15 @@ pub enum Deleted {
     AtCommit,
     /// The server says no message has that unique-id any more.
     AlreadyGone,
+}
+
+/// The mailbox as one UIDL and LIST saw it.
+#[derive(Debug)]
+pub struct Listing {
+    /// Message number and unique-id, in the server's order.
+    pub uids: Vec<(u32, String)>,
+    /// Size by message number.
+    pub sizes: HashMap<u32, u64>,
 }
 
 /// A logged-in connection. While it sits in the pool it is asleep.
@@ -133,17 +147,52 @@ impl Session {
         }
     }
 
-    /// Deletes a message: DELI where the server and the account allow it,
-    /// otherwise DELE.
-    pub async fn delete(&mut self, target: Msg<'_>) -> Result<Deleted, Pop3Error> {
-        let result = if self.extensions.deli {
-            self.client.deli(target).await.map(|()| Deleted::Now)
+    /// The server's snapshot of the mailbox: UIDL and LIST, both sent at
+    /// once where the server pipelines.
+    pub async fn listing(&mut self) -> Result<Listing, PollError> {
+        let client = &mut self.client;
+        client.send(Command::Uidl)?;
+        if self.extensions.pipelining {
+            client.send(Command::List)?;
+        }
+        client.flush().await?;
+        let uids = client.read_uidl().await?;
+        if !self.extensions.pipelining {
+            client.send(Command::List)?;
+            client.flush().await?;
+        }
+        let sizes = client.read_list().await?;
+        let uids = uids.ok_or_else(|| PollError::NoUidl {
+            peer: client.peer().to_owned(),
+        })?;
+        Ok(Listing {
+            uids,
+            sizes: sizes.into_iter().collect(),
+        })
+    }
+
+    /// Queues the deletion of a message, DELI where the server and the
+    /// account allow it, otherwise DELE; [`Session::deleted`] reads the
+    /// reply.
+    pub fn queue_delete(&mut self, target: Msg<'_>) -> Result<(), Pop3Error> {
+        self.client.send(if self.extensions.deli {
+            Command::Deli(target)
         } else {
-            self.client.dele(target).await.map(|()| Deleted::AtCommit)
+            Command::Dele(target)
+        })
+    }
+
+    /// The reply to the oldest queued deletion.
+    pub async fn deleted(&mut self) -> Result<Deleted, Pop3Error> {
+        let (verb, done) = if self.extensions.deli {
+            ("DELI", Deleted::Now)
+        } else {
+            ("DELE", Deleted::AtCommit)
         };
-        match result {
+        match self.client.read_ok(verb).await {
+            Ok(_) => Ok(done),
             Err(e) if e.is_message_gone() => Ok(Deleted::AlreadyGone),
-            other => other,
+            Err(e) => Err(e),
         }
     }
 

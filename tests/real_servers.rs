@@ -218,7 +218,7 @@ fn relay_permfail_with_quarantine_dir_saves_eml_and_empties_mailbox() {
 }
 
 #[test]
-fn sigkill_mid_run_then_rerun_delivers_everything_at_most_one_twice() {
+fn sigkill_mid_run_then_rerun_delivers_everything_and_at_most_the_unrecorded_window_twice() {
     const N: usize = 200;
     let s = Scenario::new("sigkill", |tag| messages_of_size(tag, N, 20_000));
     let log = s.config.dir.path().join("killed-run.log");
@@ -257,8 +257,9 @@ fn sigkill_mid_run_then_rerun_delivers_everything_at_most_one_twice() {
     eprintln!("killed after {killed_at} of {N} deliveries; delivered twice: {twice:?}");
     assert!(missing.is_empty(), "never delivered: {missing:?}\n{rerun}");
     assert!(
-        twice.len() <= 1 && twice.iter().all(|(_, n)| **n == 2),
-        "more than one message delivered twice (killed after {killed_at}): {twice:?}"
+        twice.len() <= popferry::poll::UNRECORDED && twice.iter().all(|(_, n)| **n == 2),
+        "more than the {} unrecorded deliveries the README allows came twice (killed after {killed_at}): {twice:?}",
+        popferry::poll::UNRECORDED
     );
     assert_eq!(s.mailbox.count(), 0, "{rerun}");
 }

@@ -1,7 +1,7 @@
 //! The per-message half of the ledger: what happened to each unique-id.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, ToSql, TransactionBehavior};
@@ -78,6 +78,110 @@ struct Attempt {
     quarantine_path: Option<String>,
 }
 
+/// One change to the ledger's record of a message, for [`Ledger::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The relay accepted the message.
+    Delivered { uid: String, size: u64 },
+    /// The relay refused it; keep it on the server until `retry_at`.
+    Rejected {
+        uid: String,
+        size: u64,
+        reply: String,
+        retry_at: i64,
+    },
+    /// Refused for good and durably saved at `path`.
+    Quarantined {
+        uid: String,
+        size: u64,
+        reply: String,
+        path: PathBuf,
+    },
+    /// The server confirmed the deletion (DELI's +OK, or QUIT's after DELE).
+    Deleted { uid: String },
+}
+
+impl Change {
+    /// Writes the change at time `at`; returns the attempt count of the
+    /// message (0 for a deletion).
+    fn apply(&self, conn: &Connection, account: &str, at: i64) -> rusqlite::Result<u32> {
+        let (uid, size, attempt) = match self {
+            Change::Delivered { uid, size } => (
+                uid,
+                *size,
+                Attempt {
+                    state: MessageState::Delivered,
+                    delivered_at: Some(at),
+                    last_error: None,
+                    retry_at: None,
+                    quarantine_path: None,
+                },
+            ),
+            Change::Rejected {
+                uid,
+                size,
+                reply,
+                retry_at,
+            } => (
+                uid,
+                *size,
+                Attempt {
+                    state: MessageState::Rejected,
+                    delivered_at: None,
+                    last_error: Some(reply.clone()),
+                    retry_at: Some(*retry_at),
+                    quarantine_path: None,
+                },
+            ),
+            Change::Quarantined {
+                uid,
+                size,
+                reply,
+                path,
+            } => (
+                uid,
+                *size,
+                Attempt {
+                    state: MessageState::Quarantined,
+                    delivered_at: Some(at),
+                    last_error: Some(reply.clone()),
+                    retry_at: None,
+                    // Kept for the operator to find the file, never read
+                    // back, so a lossy rendering of a non-UTF-8 path will do.
+                    quarantine_path: Some(path.to_string_lossy().into_owned()),
+                },
+            ),
+            Change::Deleted { uid } => {
+                mark_deleted(conn, account, uid, at)?;
+                return Ok(0);
+            }
+        };
+        upsert(conn, account, uid, size, &attempt)
+    }
+}
+
+/// Only messages that were safe to delete change state. A uid the ledger
+/// has no delivery for is left as it is and logged: the server deleted
+/// something popferry had not recorded, which is a bug upstream worth
+/// hearing about, but overwriting a rejection would hide it.
+fn mark_deleted(conn: &Connection, account: &str, uid: &str, at: i64) -> rusqlite::Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE message SET state = 'deleted', deleted_at = ?3
+             WHERE account = ?1 AND uid = ?2
+               AND state IN ('delivered', 'quarantined', 'deleted')",
+        )?
+        .execute(params![account, uid, at])?;
+    if changed == 0 {
+        tracing::warn!(
+            account,
+            uid,
+            "server deleted a message the ledger has no delivery for"
+        );
+    }
+    Ok(())
+}
+
 /// Records an attempt and returns the attempt count that results.
 ///
 /// An existing row with the same size is the same message, so its count
@@ -92,7 +196,8 @@ fn upsert(
     size: u64,
     attempt: &Attempt,
 ) -> rusqlite::Result<u32> {
-    conn.query_row(
+    // Cached: a batch commit runs this once per message.
+    conn.prepare_cached(
         "INSERT INTO message
              (account, uid, size, state, delivered_at, attempts, last_error, retry_at,
               quarantine_path)
@@ -107,6 +212,8 @@ fn upsert(
              retry_at = excluded.retry_at,
              quarantine_path = excluded.quarantine_path
          RETURNING attempts",
+    )?
+    .query_row(
         params![
             account,
             uid,
@@ -157,15 +264,11 @@ impl Ledger {
         uid: &str,
         size: u64,
     ) -> Result<(), LedgerError> {
-        let attempt = Attempt {
-            state: MessageState::Delivered,
-            delivered_at: Some(now()),
-            last_error: None,
-            retry_at: None,
-            quarantine_path: None,
+        let change = Change::Delivered {
+            uid: uid.to_owned(),
+            size,
         };
-        self.record("record a delivery", account, uid, size, attempt)
-            .await?;
+        self.record("record a delivery", account, change).await?;
         Ok(())
     }
 
@@ -180,15 +283,13 @@ impl Ledger {
         reply: &str,
         retry_at: i64,
     ) -> Result<u32, LedgerError> {
-        let attempt = Attempt {
-            state: MessageState::Rejected,
-            delivered_at: None,
-            last_error: Some(reply.to_owned()),
-            retry_at: Some(retry_at),
-            quarantine_path: None,
+        let change = Change::Rejected {
+            uid: uid.to_owned(),
+            size,
+            reply: reply.to_owned(),
+            retry_at,
         };
-        self.record("record a rejection", account, uid, size, attempt)
-            .await
+        self.record("record a rejection", account, change).await
     }
 
     /// Records that the message was given up on and saved at `path`. Call it
@@ -202,17 +303,13 @@ impl Ledger {
         reply: &str,
         path: &Path,
     ) -> Result<(), LedgerError> {
-        let attempt = Attempt {
-            state: MessageState::Quarantined,
-            delivered_at: Some(now()),
-            last_error: Some(reply.to_owned()),
-            retry_at: None,
-            // Kept for the operator to find the file, never read back, so a
-            // lossy rendering of a non-UTF-8 path is good enough.
-            quarantine_path: Some(path.to_string_lossy().into_owned()),
+        let change = Change::Quarantined {
+            uid: uid.to_owned(),
+            size,
+            reply: reply.to_owned(),
+            path: path.to_owned(),
         };
-        self.record("record a quarantine", account, uid, size, attempt)
-            .await?;
+        self.record("record a quarantine", account, change).await?;
         Ok(())
     }
 
@@ -220,49 +317,38 @@ impl Ledger {
         &self,
         action: &'static str,
         account: &str,
-        uid: &str,
-        size: u64,
-        attempt: Attempt,
+        change: Change,
     ) -> Result<u32, LedgerError> {
-        let (account, uid) = (account.to_owned(), uid.to_owned());
-        self.run(action, move |conn| {
-            upsert(conn, &account, &uid, size, &attempt)
+        let account = account.to_owned();
+        self.run(action, move |conn| change.apply(conn, &account, now()))
+            .await
+    }
+
+    /// Applies `changes` in order, in one transaction: one fsync for a
+    /// whole batch of messages. Once this returns `Ok` every delivered or
+    /// quarantined message in the batch may be deleted from the server;
+    /// on an error none of them may.
+    pub async fn commit(&self, account: &str, changes: Vec<Change>) -> Result<(), LedgerError> {
+        let account = account.to_owned();
+        self.run("record deliveries", move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let at = now();
+            for change in &changes {
+                change.apply(&tx, &account, at)?;
+            }
+            tx.commit()
         })
         .await
     }
 
     /// Records that the server confirmed deleting `uids` (its +OK to QUIT),
     /// all in one transaction.
-    ///
-    /// Only messages that were safe to delete change state. A uid the
-    /// ledger has no delivery for is left as it is and logged: the server
-    /// deleted something popferry had not recorded, which is a bug upstream
-    /// worth hearing about, but overwriting a rejection would hide it.
     pub async fn mark_deleted(&self, account: &str, uids: &[String]) -> Result<(), LedgerError> {
-        let account = account.to_owned();
-        let uids = uids.to_vec();
-        self.run("record deletions", move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                let mut stmt = tx.prepare(
-                    "UPDATE message SET state = 'deleted', deleted_at = ?3
-                     WHERE account = ?1 AND uid = ?2
-                       AND state IN ('delivered', 'quarantined', 'deleted')",
-                )?;
-                let at = now();
-                for uid in &uids {
-                    if stmt.execute(params![account, uid, at])? == 0 {
-                        tracing::warn!(
-                            account,
-                            uid = ?uid,
-                            "server deleted a message the ledger has no delivery for"
-                        );
-                    }
-                }
-            }
-            tx.commit()
-        })
-        .await
+        let changes = uids
+            .iter()
+            .map(|uid| Change::Deleted { uid: uid.clone() })
+            .collect();
+        self.commit(account, changes).await
     }
 
     /// Forgets the messages of `account` whose uid is not in `listed`, and

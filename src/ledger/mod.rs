@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, Row};
 
 pub use error::LedgerError;
-pub use messages::{MessageRecord, MessageState};
+pub use messages::{Change, MessageRecord, MessageState};
 pub use polls::{AccountStatus, PollId, PollOutcome, PollReport, PollSummary};
 
 /// How long a statement waits for another process (say `popferry status`

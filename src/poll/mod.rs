@@ -6,8 +6,9 @@
 //!    ([`Session::open`]); or, for the daemon, WAKE the session parked after
 //!    the previous poll. `[ACTIVITY/NONE]` after a settled poll means
 //!    nothing arrived and nothing is left to do: straight to step 4;
-//! 2. UIDL and LIST: the server's snapshot of the mailbox. Ledger rows for
-//!    unique-ids the snapshot no longer shows are pruned;
+//! 2. UIDL and LIST (sent together where the server offers PIPELINING):
+//!    the server's snapshot of the mailbox. Ledger rows for unique-ids the
+//!    snapshot no longer shows are pruned;
 //! 3. for each listed message, the ledger decides ([`decide`]):
 //!    * recorded as delivered with the same size: **DELE only**. This heals
 //!      a lost QUIT reply: the server never committed the deletion, but the
@@ -15,6 +16,9 @@
 //!    * new (or a reused unique-id with a different size): **RETR, deliver,
 //!      commit to the ledger, then DELE**;
 //!
+//!    The steps run as a pipeline ([`transfer`]): RETRs go out ahead,
+//!    message n+1 is fetched while message n is with the relay, and one
+//!    ledger transaction records every outcome that is ready.
 //!    Messages are named `UID:<uid>` where the server offers UID-PARAM, and
 //!    deleted with DELI where it offers that: DELI's `+OK` means the message
 //!    is gone for good, so the ledger marks it deleted at once;
@@ -33,32 +37,36 @@
 //! One window cannot be closed by any POP3-to-SMTP relay: if popferry dies
 //! after the relay answered 250 and before the ledger commit finished, the
 //! message is still on the server and not in the ledger, so the next poll
-//! delivers it again. That is at most one message per killed process.
+//! delivers it again. Those are the messages accepted since the last
+//! commit: the few delivered during one fsync, never more than
+//! [`UNRECORDED`] (8), because delivery waits for the ledger beyond that.
 //!
 //! With `keep = true` nothing is deleted and the ledger alone makes sure
 //! each message is delivered once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
 use crate::config::Account;
-use crate::deliver::{trace_header, Outcome, Relay};
+use crate::deliver::Relay;
 use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport};
-use crate::pop3::{Msg, Pop3Error};
-use crate::quarantine;
-use crate::session::{Activity, Deleted, Session};
+use crate::pop3::Pop3Error;
+use crate::session::{Activity, Listing, Session};
 
 mod decide;
 mod error;
 mod options;
+mod transfer;
 
 pub use decide::{decide, Action};
 use decide::{now, retry_at};
 pub use error::PollError;
 pub use options::{Ending, PollOptions, StopFlag};
+use transfer::{transfer, Context, Step};
+pub use transfer::{FETCH_AHEAD, UNRECORDED};
 
 /// A finished poll and, when it was parked, its sleeping session.
 #[derive(Debug)]
@@ -178,11 +186,7 @@ async fn run(
         },
         None => Session::open(account).await?,
     };
-    let client = session.client();
-    let uids = client.uidl().await?.ok_or_else(|| PollError::NoUidl {
-        peer: client.peer().to_owned(),
-    })?;
-    let sizes: HashMap<u32, u64> = client.list().await?.into_iter().collect();
+    let Listing { uids, sizes } = session.listing().await?;
     report.listed = uids.len() as u64;
     let listed: HashSet<String> = uids.iter().map(|(_, uid)| uid.clone()).collect();
     let pruned = ledger.forget_absent(&account.name, &listed).await?;
@@ -193,17 +197,12 @@ async fn run(
 
     let known = ledger.messages(&account.name).await?;
     let now = now();
-    let mut flagged = Vec::new();
     // Whether everything listed was dealt with for good; only then may a
     // later `[ACTIVITY/NONE]` skip the listing.
     let mut settled = true;
-    for (n, uid) in &uids {
-        if options.stop.is_raised() {
-            info!("stopping: the rest waits for the next start");
-            settled = false;
-            break;
-        }
-        let Some(&size) = sizes.get(n) else {
+    let mut plan = Vec::new();
+    for (n, uid) in uids {
+        let Some(&size) = sizes.get(&n) else {
             warn!(
                 uid,
                 "message listed by UIDL but not by LIST; leaving it for the next poll"
@@ -211,22 +210,15 @@ async fn run(
             settled = false;
             continue;
         };
-        let record = known.get(uid);
-        let target = session.target(*n, uid);
-        match decide(record, size, account, now, options.retry_rejected) {
+        let record = known.get(&uid);
+        let retry_at = retry_at(record, now);
+        let fetch = match decide(record, size, account, now, options.retry_rejected) {
+            Action::Fetch => true,
+            Action::Delete => false,
             // Skipped for good (kept mail) or until a retry time.
-            Action::Skip => settled &= record.is_some_and(|r| r.state != MessageState::Rejected),
-            Action::Delete => {
-                remove(
-                    &mut session,
-                    ledger,
-                    account,
-                    target,
-                    uid,
-                    &mut flagged,
-                    report,
-                )
-                .await?
+            Action::Skip => {
+                settled &= record.is_some_and(|r| r.state != MessageState::Rejected);
+                continue;
             }
             Action::TooLarge => {
                 let reason = format!(
@@ -235,116 +227,53 @@ async fn run(
                 );
                 warn!(uid, "{reason}; left on the server");
                 ledger
-                    .record_rejected(&account.name, uid, size, &reason, retry_at(record, now))
+                    .record_rejected(&account.name, &uid, size, &reason, retry_at)
                     .await?;
                 report.rejected += 1;
                 settled = false;
+                continue;
             }
-            Action::Fetch => {
-                let client = session.client();
-                let mut message =
-                    trace_header(&account.pop3.host, &account.name, uid, client.is_tls());
-                // LIST's size (already bounded by max_message_size) sizes the
-                // buffer once; growing by doubling would briefly hold two
-                // copies of a large message.
-                message.reserve_exact(usize::try_from(size).unwrap_or(0));
-                match client.retr(target, &mut message).await {
-                    Err(e) if e.is_message_gone() => {
-                        debug!(uid, "deleted by someone else since the listing");
-                        continue;
-                    }
-                    other => other?,
-                }
-                match relay.deliver(&message, &recipients).await {
-                    Outcome::Delivered => {
-                        ledger.record_delivered(&account.name, uid, size).await?;
-                        report.delivered += 1;
-                        remove(
-                            &mut session,
-                            ledger,
-                            account,
-                            target,
-                            uid,
-                            &mut flagged,
-                            report,
-                        )
-                        .await?;
-                    }
-                    Outcome::Deferred(reason) => {
-                        warn!(uid, %reason, "relay deferred the message; it stays on the server for the next poll");
-                        report.deferred += 1;
-                        settled = false;
-                    }
-                    Outcome::Rejected(reason) => {
-                        report.rejected += 1;
-                        let Some(dir) = &account.quarantine_dir else {
-                            warn!(uid, %reason, "relay rejected the message; it stays on the server");
-                            ledger
-                                .record_rejected(
-                                    &account.name,
-                                    uid,
-                                    size,
-                                    &reason,
-                                    retry_at(record, now),
-                                )
-                                .await?;
-                            settled = false;
-                            continue;
-                        };
-                        let path = quarantine::save(dir, &account.name, uid, message).await?;
-                        warn!(uid, %reason, path = %path.display(), "relay rejected the message; quarantined");
-                        ledger
-                            .record_quarantined(&account.name, uid, size, &reason, &path)
-                            .await?;
-                        remove(
-                            &mut session,
-                            ledger,
-                            account,
-                            target,
-                            uid,
-                            &mut flagged,
-                            report,
-                        )
-                        .await?;
-                    }
-                }
-            }
-        }
+        };
+        plan.push(Step {
+            n,
+            uid,
+            size,
+            fetch,
+            retry_at,
+        });
+    }
+
+    let cx = Context {
+        account,
+        ledger,
+        relay,
+        recipients: &recipients,
+        stop: &options.stop,
+    };
+    let moved = transfer(&mut session, &plan, &cx).await?;
+    report.delivered += moved.delivered;
+    report.deferred += moved.deferred;
+    report.rejected += moved.rejected;
+    report.deleted += moved.deleted;
+    settled &= !moved.unsettled;
+    if options.stop.is_raised() {
+        info!("stopping: the rest waits for the next start");
     }
     let ending = if options.stop.is_raised() {
         Ending::Quit
     } else {
         ending
     };
-    finish(session, account, ledger, ending, flagged, settled, report).await
-}
-
-/// Deletes a message whose delivery (or quarantine) is already committed,
-/// unless the account keeps its mail. A DELI is final at its `+OK`, so the
-/// ledger records it at once; a DELE waits for the QUIT or SLEE in
-/// [`finish`].
-async fn remove(
-    session: &mut Session,
-    ledger: &Ledger,
-    account: &Account,
-    target: Msg<'_>,
-    uid: &str,
-    flagged: &mut Vec<String>,
-    report: &mut PollReport,
-) -> Result<(), PollError> {
-    if account.keep {
-        return Ok(());
-    }
-    match session.delete(target).await? {
-        Deleted::AtCommit => flagged.push(uid.to_owned()),
-        Deleted::Now | Deleted::AlreadyGone => {
-            ledger
-                .mark_deleted(&account.name, &[uid.to_owned()])
-                .await?;
-            report.deleted += 1;
-        }
-    }
-    Ok(())
+    finish(
+        session,
+        account,
+        ledger,
+        ending,
+        moved.flagged,
+        settled,
+        report,
+    )
+    .await
 }
 
 /// Ends the poll: SLEE to park (when asked and offered) or QUIT. Either

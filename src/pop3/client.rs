@@ -153,7 +153,14 @@ impl Client {
 
     /// LIST: every message's number and size.
     pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
-        self.expect_ok(Command::List).await?;
+        self.send(Command::List)?;
+        self.flush().await?;
+        self.read_list().await
+    }
+
+    /// The reply to a LIST sent earlier.
+    pub async fn read_list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
+        self.read_ok("LIST").await?;
         let lines = self.read_listing("LIST").await?;
         lines
             .iter()
@@ -166,6 +173,11 @@ impl Client {
     pub async fn uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
         self.send(Command::Uidl)?;
         self.flush().await?;
+        self.read_uidl().await
+    }
+
+    /// The reply to a UIDL sent earlier.
+    pub async fn read_uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
         if !self.read_reply("UIDL").await?.is_ok() {
             return Ok(None);
         }
@@ -309,13 +321,18 @@ impl Client {
     pub(super) async fn expect_ok(&mut self, command: Command<'_>) -> Result<Reply, Pop3Error> {
         self.send(command)?;
         self.flush().await?;
-        let reply = self.read_reply(command.verb()).await?;
+        self.read_ok(command.verb()).await
+    }
+
+    /// Read the reply to `command`, sent earlier, and require `+OK`.
+    pub async fn read_ok(&mut self, command: &'static str) -> Result<Reply, Pop3Error> {
+        let reply = self.read_reply(command).await?;
         match reply.status {
             Status::Ok => Ok(reply),
-            Status::Err => Err(self.refused(command.verb(), reply)),
+            Status::Err => Err(self.refused(command, reply)),
             Status::Continue => Err(Pop3Error::Unexpected {
                 peer: self.peer.clone(),
-                command: command.verb(),
+                command,
                 reply,
             }),
         }

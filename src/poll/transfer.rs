@@ -1,0 +1,438 @@
+//! Moving the planned messages, RETR to DELE, as a pipeline.
+//!
+//! Three stages run at once inside the poll's task, joined by channels:
+//!
+//! ```text
+//!   fetch (POP3) ──message──▶ deliver (SMTP) ──outcome──▶ record (ledger)
+//!        ▲                                                      │
+//!        └──────────── "committed: may delete" ─────────────────┘
+//! ```
+//!
+//! * **fetch** sends RETRs ahead (a window of commands where the server
+//!   offers PIPELINING, one at a time otherwise) and reads the bodies in
+//!   order, so message n+1 arrives while message n is being delivered;
+//! * **deliver** hands each message to the relay, one SMTP transaction at a
+//!   time;
+//! * **record** commits every outcome that is ready in one transaction (one
+//!   fsync for the batch) and only then tells fetch which messages it may
+//!   delete;
+//! * fetch queues their DELEs (or DELIs) in the same window as the next
+//!   RETRs.
+//!
+//! So the guarantee stated in [`super`] is unchanged: a DELE leaves only
+//! for a message whose delivery the ledger has committed.
+//!
+//! Memory: RETRs are sent only while the bytes requested and not yet
+//! recorded stay within [`FETCH_AHEAD`], or for one message when nothing
+//! else is held. A poll therefore holds at most `FETCH_AHEAD` of mail, or
+//! one message of up to `max_message_size`, whatever the mailbox holds.
+
+use std::collections::VecDeque;
+
+use tokio::sync::{mpsc, Semaphore, SemaphorePermit};
+use tracing::{debug, warn};
+
+use super::{PollError, StopFlag};
+use crate::config::Account;
+use crate::deliver::{trace_header, Outcome, Relay};
+use crate::ledger::{Change, Ledger};
+use crate::pop3::command::Command;
+use crate::quarantine;
+use crate::session::{Deleted, Session};
+
+/// Bytes of mail a poll may have requested and not yet recorded.
+pub const FETCH_AHEAD: u64 = 8 * 1024 * 1024;
+/// Messages the relay may have accepted that the ledger has not recorded
+/// yet: delivery waits when this many are pending a commit. It is the
+/// most a crash at the worst moment makes popferry deliver twice, and
+/// still lets a commit's fsync overlap the next deliveries.
+pub const UNRECORDED: usize = 8;
+/// Commands in flight on a server that offers PIPELINING. Enough to keep
+/// a 20 ms link busy with small messages; the byte bound above keeps
+/// large ones in check.
+const WINDOW: usize = 64;
+
+/// A listed message the poll will act on.
+#[derive(Debug)]
+pub(super) struct Step {
+    pub n: u32,
+    pub uid: String,
+    pub size: u64,
+    /// RETR and deliver it; otherwise it is already delivered and only
+    /// needs deleting (a lost QUIT reply healed).
+    pub fetch: bool,
+    /// When to try again if the relay rejects it.
+    pub retry_at: i64,
+}
+
+/// What the stages need from the poll.
+pub(super) struct Context<'a> {
+    pub account: &'a Account,
+    pub ledger: &'a Ledger,
+    pub relay: &'a Relay,
+    pub recipients: &'a [String],
+    pub stop: &'a StopFlag,
+}
+
+/// How the transfer went, for the poll's report.
+#[derive(Debug, Default)]
+pub(super) struct Transferred {
+    /// DELE'd, deleted when QUIT or SLEE succeeds.
+    pub flagged: Vec<String>,
+    /// Deleted for good already (DELI, or gone before we asked).
+    pub deleted: u64,
+    pub delivered: u64,
+    pub deferred: u64,
+    pub rejected: u64,
+    /// Something stays on the server for a later poll to act on.
+    pub unsettled: bool,
+}
+
+/// Moves every step of `plan`. Whatever happens, every delivery the relay
+/// accepted is recorded before this returns, including after an error on
+/// the POP3 side.
+pub(super) async fn transfer(
+    session: &mut Session,
+    plan: &[Step],
+    cx: &Context<'_>,
+) -> Result<Transferred, PollError> {
+    let window = if session.extensions().pipelining {
+        WINDOW
+    } else {
+        1
+    };
+    // Declared before the channels whose messages borrow it.
+    let unrecorded = Semaphore::new(UNRECORDED);
+    let (fetched_tx, fetched_rx) = mpsc::channel(window);
+    let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
+    let (recorded_tx, recorded_rx) = mpsc::unbounded_channel();
+    let fetch = Fetch {
+        session,
+        plan,
+        cx,
+        window,
+        next: 0,
+        in_flight: VecDeque::new(),
+        deletes: VecDeque::new(),
+        held: 0,
+        holding: 0,
+        out: Transferred::default(),
+    };
+    let (fetched, (), recorded) = tokio::join!(
+        fetch.run(fetched_tx, outcome_tx.clone(), recorded_rx),
+        deliver(cx, fetched_rx, outcome_tx, &unrecorded),
+        record(cx, plan, outcome_rx, recorded_tx),
+    );
+    // A ledger failure stops the other stages; it is the cause to report.
+    let recorded = recorded?;
+    let mut out = fetched?;
+    out.delivered = recorded.delivered;
+    out.deferred = recorded.deferred;
+    out.rejected = recorded.rejected;
+    out.unsettled |= recorded.unsettled;
+    Ok(out)
+}
+
+/// A whole message, trace header included, on its way to the relay.
+struct Fetched {
+    step: usize,
+    message: Vec<u8>,
+}
+
+/// What the record stage is told.
+enum ToRecord<'a> {
+    /// The relay's verdict; the message itself comes back only when it
+    /// may have to be quarantined. The permit is returned at the commit.
+    Outcome {
+        step: usize,
+        outcome: Outcome,
+        message: Option<Vec<u8>>,
+        _pending: SemaphorePermit<'a>,
+    },
+    /// The server deleted it for good (DELI, or already gone).
+    Deleted(String),
+}
+
+/// A fetched message's outcome is committed; `delete` if it may go.
+struct Recorded {
+    step: usize,
+    delete: bool,
+}
+
+/// A command whose reply is still to be read.
+enum Sent {
+    Retr(usize),
+    Delete(usize),
+}
+
+struct Fetch<'a, 's> {
+    session: &'s mut Session,
+    plan: &'a [Step],
+    cx: &'a Context<'a>,
+    window: usize,
+    /// The next step to start.
+    next: usize,
+    in_flight: VecDeque<Sent>,
+    /// Steps recorded and waiting for their DELE to be sent.
+    deletes: VecDeque<usize>,
+    /// Bytes, and messages, requested and not yet recorded.
+    held: u64,
+    holding: usize,
+    out: Transferred,
+}
+
+impl Fetch<'_, '_> {
+    async fn run(
+        mut self,
+        fetched: mpsc::Sender<Fetched>,
+        to_record: mpsc::UnboundedSender<ToRecord<'_>>,
+        mut recorded: mpsc::UnboundedReceiver<Recorded>,
+    ) -> Result<Transferred, PollError> {
+        loop {
+            while let Ok(done) = recorded.try_recv() {
+                self.recorded(done);
+            }
+            self.queue_commands()?;
+            self.session.client().flush().await?;
+            match self.in_flight.pop_front() {
+                Some(Sent::Retr(step)) => match self.read_message(step).await? {
+                    Some(message) => {
+                        if fetched.send(Fetched { step, message }).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => self.release(step),
+                },
+                Some(Sent::Delete(step)) => self.read_deleted(step, &to_record).await?,
+                None if self.holding > 0 => match recorded.recv().await {
+                    Some(done) => self.recorded(done),
+                    // The record stage failed; its error is the one to report.
+                    None => break,
+                },
+                None if self.deletes.is_empty() => break,
+                None => {}
+            }
+        }
+        if self.next < self.plan.len() {
+            self.out.unsettled = true;
+        }
+        Ok(self.out)
+    }
+
+    /// Fills the window: deletions first, then the next steps while the
+    /// byte budget allows.
+    fn queue_commands(&mut self) -> Result<(), PollError> {
+        while self.in_flight.len() < self.window {
+            if let Some(step) = self.deletes.pop_front() {
+                self.queue_delete(step)?;
+                continue;
+            }
+            let Some(step) = self.plan.get(self.next) else {
+                break;
+            };
+            if self.cx.stop.is_raised() {
+                break;
+            }
+            if step.fetch {
+                if self.holding > 0 && self.held + step.size > FETCH_AHEAD {
+                    break;
+                }
+                let target = self.session.target(step.n, &step.uid);
+                self.session.client().send(Command::Retr(target))?;
+                self.in_flight.push_back(Sent::Retr(self.next));
+                self.held += step.size;
+                self.holding += 1;
+            } else if !self.cx.account.keep {
+                self.queue_delete(self.next)?;
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn queue_delete(&mut self, step: usize) -> Result<(), PollError> {
+        let Step { n, uid, .. } = &self.plan[step];
+        let target = self.session.target(*n, uid);
+        self.session.queue_delete(target)?;
+        self.in_flight.push_back(Sent::Delete(step));
+        Ok(())
+    }
+
+    /// The reply to a RETR: the message, or `None` if someone else deleted
+    /// it since the listing.
+    async fn read_message(&mut self, step: usize) -> Result<Option<Vec<u8>>, PollError> {
+        let Step { uid, size, .. } = &self.plan[step];
+        let client = self.session.client();
+        match client.read_ok("RETR").await {
+            Ok(_) => {}
+            Err(e) if e.is_message_gone() => {
+                debug!(uid, "deleted by someone else since the listing");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let account = self.cx.account;
+        let mut message = trace_header(&account.pop3.host, &account.name, uid, client.is_tls());
+        // LIST's size (already bounded by max_message_size) sizes the
+        // buffer once; growing by doubling would briefly hold two copies
+        // of a large message.
+        message.reserve_exact(usize::try_from(*size).unwrap_or(0));
+        client.read_body("RETR", &mut message).await?;
+        Ok(Some(message))
+    }
+
+    async fn read_deleted(
+        &mut self,
+        step: usize,
+        to_record: &mpsc::UnboundedSender<ToRecord<'_>>,
+    ) -> Result<(), PollError> {
+        let uid = self.plan[step].uid.clone();
+        match self.session.deleted().await? {
+            Deleted::AtCommit => self.out.flagged.push(uid),
+            Deleted::Now | Deleted::AlreadyGone => {
+                self.out.deleted += 1;
+                // If the record stage is gone, the next poll's listing no
+                // longer shows the uid and the ledger forgets it then.
+                let _ = to_record.send(ToRecord::Deleted(uid));
+            }
+        }
+        Ok(())
+    }
+
+    fn recorded(&mut self, done: Recorded) {
+        self.release(done.step);
+        if done.delete && !self.cx.account.keep {
+            self.deletes.push_back(done.step);
+        }
+    }
+
+    fn release(&mut self, step: usize) {
+        self.held -= self.plan[step].size;
+        self.holding -= 1;
+    }
+}
+
+async fn deliver<'a>(
+    cx: &Context<'_>,
+    mut fetched: mpsc::Receiver<Fetched>,
+    to_record: mpsc::UnboundedSender<ToRecord<'a>>,
+    unrecorded: &'a Semaphore,
+) {
+    while let Some(Fetched { step, message }) = fetched.recv().await {
+        let Ok(pending) = unrecorded.acquire().await else {
+            break;
+        };
+        let outcome = cx.relay.deliver(&message, cx.recipients).await;
+        let quarantine =
+            matches!(outcome, Outcome::Rejected(_)) && cx.account.quarantine_dir.is_some();
+        let message = quarantine.then_some(message);
+        let report = ToRecord::Outcome {
+            step,
+            outcome,
+            message,
+            _pending: pending,
+        };
+        if to_record.send(report).is_err() {
+            break;
+        }
+    }
+}
+
+/// Counts kept by the record stage.
+#[derive(Debug, Default)]
+struct Tally {
+    delivered: u64,
+    deferred: u64,
+    rejected: u64,
+    unsettled: bool,
+}
+
+async fn record(
+    cx: &Context<'_>,
+    plan: &[Step],
+    mut inbox: mpsc::UnboundedReceiver<ToRecord<'_>>,
+    recorded: mpsc::UnboundedSender<Recorded>,
+) -> Result<Tally, PollError> {
+    let account = cx.account;
+    let mut tally = Tally::default();
+    while let Some(first) = inbox.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = inbox.try_recv() {
+            batch.push(more);
+        }
+        let mut changes = Vec::with_capacity(batch.len());
+        let mut permits = Vec::with_capacity(batch.len());
+        let mut done = Vec::with_capacity(batch.len());
+        for item in batch {
+            let (step, outcome, message) = match item {
+                ToRecord::Deleted(uid) => {
+                    changes.push(Change::Deleted { uid });
+                    continue;
+                }
+                ToRecord::Outcome {
+                    step,
+                    outcome,
+                    message,
+                    _pending,
+                } => {
+                    permits.push(_pending);
+                    (step, outcome, message)
+                }
+            };
+            let Step {
+                uid,
+                size,
+                retry_at,
+                ..
+            } = &plan[step];
+            let (uid, size) = (uid.clone(), *size);
+            let delete = match (outcome, &account.quarantine_dir, message) {
+                (Outcome::Delivered, ..) => {
+                    tally.delivered += 1;
+                    changes.push(Change::Delivered { uid, size });
+                    true
+                }
+                (Outcome::Deferred(reason), ..) => {
+                    warn!(uid, %reason, "relay deferred the message; it stays on the server for the next poll");
+                    tally.deferred += 1;
+                    tally.unsettled = true;
+                    false
+                }
+                (Outcome::Rejected(reply), Some(dir), Some(message)) => {
+                    tally.rejected += 1;
+                    let path = quarantine::save(dir, &account.name, &uid, message).await?;
+                    warn!(uid, %reply, path = %path.display(), "relay rejected the message; quarantined");
+                    changes.push(Change::Quarantined {
+                        uid,
+                        size,
+                        reply,
+                        path,
+                    });
+                    true
+                }
+                (Outcome::Rejected(reply), ..) => {
+                    warn!(uid, %reply, "relay rejected the message; it stays on the server");
+                    tally.rejected += 1;
+                    tally.unsettled = true;
+                    changes.push(Change::Rejected {
+                        uid,
+                        size,
+                        reply,
+                        retry_at: *retry_at,
+                    });
+                    false
+                }
+            };
+            done.push(Recorded { step, delete });
+        }
+        if !changes.is_empty() {
+            cx.ledger.commit(&account.name, changes).await?;
+        }
+        drop(permits);
+        for done in done {
+            // Fetch may have stopped on an error; the records stand anyway.
+            let _ = recorded.send(done);
+        }
+    }
+    Ok(tally)
+}

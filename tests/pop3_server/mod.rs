@@ -148,6 +148,10 @@ struct Shared {
     /// Bare `AUTH PLAIN` commands answered with a `+` continuation.
     plain_continuations: usize,
     commands: HashMap<String, usize>,
+    /// The most complete commands, and RETRs, that were already waiting
+    /// behind a command when it was read: how far the client pipelines.
+    most_ahead: usize,
+    most_retrs_ahead: usize,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
 }
@@ -319,6 +323,17 @@ impl Pop3Server {
             .get(&verb.to_ascii_uppercase())
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The most commands a client had sent beyond the one being read:
+    /// 0 for a client that waits for every reply.
+    pub fn most_commands_ahead(&self) -> usize {
+        lock(&self.shared).most_ahead
+    }
+
+    /// Like [`Pop3Server::most_commands_ahead`], counting RETRs only.
+    pub fn most_retrs_ahead(&self) -> usize {
+        lock(&self.shared).most_retrs_ahead
     }
 
     /// Sessions still connected, whatever their state.

@@ -93,6 +93,7 @@ pub(super) async fn serve(stream: TcpStream, shared: SharedRef, id: u64, close: 
             Ok(0) | Err(_) => return, // no QUIT: nothing is committed
             Ok(_) => {}
         }
+        session.note_pipelining(input.buffer());
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
         let next = if session.awaiting_plain {
             session.awaiting_plain = false;
@@ -114,6 +115,20 @@ impl Session {
             (Some(_), false) => State::Transaction,
             (Some(_), true) => State::Sleep,
         }
+    }
+
+    /// Counts the complete commands already buffered behind the current
+    /// one (a RETR body's lines never arrive from the client).
+    fn note_pipelining(&self, buffered: &[u8]) {
+        let lines = buffered.split_inclusive(|&b| b == b'\n');
+        let waiting: Vec<&[u8]> = lines.filter(|l| l.ends_with(b"\n")).collect();
+        let retrs = waiting
+            .iter()
+            .filter(|l| l.len() > 4 && l[..5].eq_ignore_ascii_case(b"RETR "))
+            .count();
+        let mut shared = lock(&self.shared);
+        shared.most_ahead = shared.most_ahead.max(waiting.len());
+        shared.most_retrs_ahead = shared.most_retrs_ahead.max(retrs);
     }
 
     pub(super) async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {

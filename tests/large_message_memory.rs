@@ -1,0 +1,133 @@
+//! Moving one 100 MiB message keeps `popferry fetch` under 150 MiB of
+//! resident memory: the message is held once, as fetched, and stuffed for
+//! SMTP a chunk at a time, never copied whole.
+//!
+//! The process's own high-water mark (`VmHWM` in /proc) is read while it
+//! runs; it only ever grows, so the last reading before exit is the peak.
+
+mod pop3_server;
+mod smtp_receiver;
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pop3_server::{Options, Pop3Server};
+use smtp_receiver::{SmtpReceiver, Verdict};
+
+const MESSAGE: usize = 100 * 1024 * 1024;
+const LIMIT_KIB: u64 = 150 * 1024;
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn big_message() -> Vec<u8> {
+    let mut bytes = b"Return-Path: <sender@example.net>\r\nFrom: sender@example.net\r\n\
+        To: alice@example.org\r\nSubject: one hundred MiB\r\n\r\n"
+        .to_vec();
+    let mut n = 0u64;
+    while bytes.len() < MESSAGE {
+        // Every line starts with a dot now and then, so stuffing is
+        // exercised all the way through.
+        let line = if n % 7 == 0 {
+            format!(".line {n:>12} {}\r\n", "y".repeat(60))
+        } else {
+            format!("line {n:>12} {}\r\n", "x".repeat(60))
+        };
+        bytes.extend_from_slice(line.as_bytes());
+        n += 1;
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hundred_mib_message_moves_within_150_mib_of_memory() {
+    let options = Options::default();
+    let (user, password) = (options.user.clone(), options.password.clone());
+    let pop3 = Pop3Server::start(options).await;
+    let smtp = SmtpReceiver::start().await;
+    smtp.set_judge(|_| Verdict::Accept);
+    let message = big_message();
+    pop3.add("big", &message);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("popferry.toml");
+    let toml = format!(
+        r#"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+
+[[account]]
+name = "big"
+host = "127.0.0.1"
+port = {pop3_port}
+tls = "none"
+username = "{user}"
+password = "{password}"
+deliver_to = ["alice@example.org"]
+max_message_size = "200MiB"
+"#,
+        smtp_port = smtp.port(),
+        pop3_port = pop3.port(),
+    );
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&config)
+        .and_then(|mut f| f.write_all(toml.as_bytes()))
+        .expect("write config");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popferry"))
+        .args(["fetch", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start popferry");
+    let pid = child.id();
+    let (status, peak_kib) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut peak = 0;
+        loop {
+            if let Some(hwm) = vm_hwm_kib(pid) {
+                peak = peak.max(hwm);
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return (status, peak);
+            }
+            if started.elapsed() > RUN_LIMIT {
+                let _ = child.kill();
+                panic!("popferry did not finish within {RUN_LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+    .await
+    .expect("monitor");
+
+    eprintln!(
+        "peak RSS moving {} MiB: {:.1} MiB",
+        MESSAGE >> 20,
+        peak_kib as f64 / 1024.0
+    );
+    assert!(status.success(), "popferry fetch failed: {status}");
+    let accepted = smtp.accepted();
+    assert_eq!(accepted.len(), 1, "one delivery");
+    assert!(
+        accepted[0].data.ends_with(&message),
+        "the relay got the message intact"
+    );
+    assert!(pop3.maildrop().is_empty(), "deleted after delivery");
+    assert!(
+        peak_kib < LIMIT_KIB,
+        "peak RSS {peak_kib} KiB is over the {LIMIT_KIB} KiB budget"
+    );
+}

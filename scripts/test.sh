@@ -8,9 +8,10 @@
 #
 # Steps: install + start the private Dovecot and smtp-sink instances
 # (scripts/services.sh, root or sudo), load their POPFERRY_TEST_* variables,
-# then cargo fmt --check, clippy with -D warnings, cargo test.  The services
-# are stopped again on exit, whatever happens.  Exits with the status of the
-# first step that failed, else cargo test's.
+# then cargo fmt --check, clippy with -D warnings, cargo test, and (when no
+# test filter is given) the benchmark's ~10 s smoke run against the debug
+# build, so bench/ cannot rot.  The services are stopped again on exit,
+# whatever happens.  Exits with the status of the first step that failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -58,3 +59,17 @@ cargo clippy --all-targets --all-features -- -D warnings
 
 section "cargo test --all-features${*:+ $*}"
 cargo test --all-features "$@"
+
+# The benchmark's smoke version (bench/README.md): popferry and the limit
+# client on small mailboxes, every run verified. Skipped when cargo test got
+# arguments, i.e. when only some tests were asked for. It needs root like
+# services.sh, and uses the binary cargo test has just built.
+if (($# == 0)); then
+    section "bench/run --smoke"
+    popferry_bin=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/popferry
+    if [[ $EUID -eq 0 ]]; then
+        POPFERRY=$popferry_bin "$REPO_ROOT/bench/run" --smoke
+    else
+        sudo env POPFERRY="$popferry_bin" "$REPO_ROOT/bench/run" --smoke
+    fi
+fi

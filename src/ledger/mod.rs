@@ -2,9 +2,10 @@
 //!
 //! popferry's guarantee is that a message is deleted from the POP3 server
 //! only after its delivery is durably recorded here. "Durably" is made
-//! concrete by the connection settings in [`Ledger::open`]: with
-//! `synchronous=FULL`, a write method that returned `Ok` has been fsynced
-//! and survives a crash or power loss, so the caller may send DELE for it.
+//! concrete by `synchronous=FULL`: a message write method that returned
+//! `Ok` has been fsynced and survives a crash or power loss, so the caller
+//! may send DELE for it. (Only the poll history, which carries no part of
+//! the guarantee, is written without waiting for its fsync.)
 //! When a write method returns an error, nothing may be deleted on its
 //! strength; the message stays on the server and is seen again next poll.
 //!
@@ -158,12 +159,28 @@ impl Ledger {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_with(Durability::Synced, action, work).await
+    }
+
+    async fn run_with<T, F>(
+        &self,
+        sync: Durability,
+        action: &'static str,
+        work: F,
+    ) -> Result<T, LedgerError>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         let task = tokio::task::spawn_blocking(move || {
             // A panic inside `work` unwinds through rusqlite's Transaction,
             // whose drop rolls back, so the connection behind a poisoned
             // lock holds no half-done work and is safe to keep using.
             let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            // Set on every call, under the lock, so a synced write never
+            // depends on an earlier unsynced one having restored it.
+            conn.pragma_update(None, "synchronous", sync.pragma())?;
             work(&mut conn)
         });
         match task.await {
@@ -176,8 +193,40 @@ impl Ledger {
         }
     }
 
+    /// Like [`Ledger::run`], but the commit is not fsynced: for the poll
+    /// history, which only informs `popferry status`. In WAL mode the next
+    /// synced commit (any message change) makes these durable too; power
+    /// loss before that can lose the last poll rows, never a delivery.
+    /// Without it an idle pooled poll would spend most of its time in two
+    /// fsyncs.
+    async fn run_unsynced<T, F>(&self, action: &'static str, work: F) -> Result<T, LedgerError>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_with(Durability::Unsynced, action, work).await
+    }
+
     fn path(&self) -> &Path {
         &self.inner.path
+    }
+}
+
+/// Whether a commit waits for its fsync.
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    /// The guarantee's setting: a commit that returned has been fsynced.
+    Synced,
+    /// WAL's NORMAL: durable at the next synced commit or checkpoint.
+    Unsynced,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Synced => "FULL",
+            Durability::Unsynced => "NORMAL",
+        }
     }
 }
 

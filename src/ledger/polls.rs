@@ -171,7 +171,7 @@ impl Ledger {
     /// history to the latest polls.
     pub async fn start_poll(&self, account: &str) -> Result<PollId, LedgerError> {
         let account = account.to_owned();
-        self.run("record the start of a poll", move |conn| {
+        self.run_unsynced("record the start of a poll", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO poll (account, started_at) VALUES (?1, ?2)",
@@ -195,7 +195,7 @@ impl Ledger {
     pub async fn finish_poll(&self, id: PollId, report: &PollReport) -> Result<(), LedgerError> {
         let report = report.clone();
         let changed = self
-            .run("record the end of a poll", move |conn| {
+            .run_unsynced("record the end of a poll", move |conn| {
                 conn.execute(
                     "UPDATE poll SET finished_at = ?2, outcome = ?3, listed = ?4,
                          delivered = ?5, deleted = ?6, deferred = ?7, rejected = ?8, error = ?9

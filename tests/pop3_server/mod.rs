@@ -237,6 +237,10 @@ impl Pop3Server {
         let for_acceptor = Arc::clone(&shared);
         let acceptor = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                // As real servers do: replies to pipelined commands are
+                // several small writes, and with Nagle the second would wait
+                // for the client's delayed ACK.
+                stream.set_nodelay(true).ok();
                 // Registered before the banner, so a client that has read
                 // the banner can rely on `open_connections` counting it.
                 let (id, close) = {

@@ -59,6 +59,7 @@ use crate::session::{Activity, Listing, Session};
 mod decide;
 mod error;
 mod options;
+mod record;
 mod transfer;
 
 pub use decide::{decide, Action};

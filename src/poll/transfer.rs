@@ -29,15 +29,15 @@
 
 use std::collections::VecDeque;
 
-use tokio::sync::{mpsc, Semaphore, SemaphorePermit};
-use tracing::{debug, warn};
+use tokio::sync::{mpsc, Semaphore};
+use tracing::debug;
 
+use super::record::{record, Recorded, ToRecord};
 use super::{PollError, StopFlag};
 use crate::config::Account;
 use crate::deliver::{trace_header, Outcome, Relay};
-use crate::ledger::{Change, Ledger};
+use crate::ledger::Ledger;
 use crate::pop3::command::Command;
-use crate::quarantine;
 use crate::session::{Deleted, Session};
 
 /// Bytes of mail a poll may have requested and not yet recorded.
@@ -139,26 +139,6 @@ pub(super) async fn transfer(
 struct Fetched {
     step: usize,
     message: Vec<u8>,
-}
-
-/// What the record stage is told.
-enum ToRecord<'a> {
-    /// The relay's verdict; the message itself comes back only when it
-    /// may have to be quarantined. The permit is returned at the commit.
-    Outcome {
-        step: usize,
-        outcome: Outcome,
-        message: Option<Vec<u8>>,
-        _pending: SemaphorePermit<'a>,
-    },
-    /// The server deleted it for good (DELI, or already gone).
-    Deleted(String),
-}
-
-/// A fetched message's outcome is committed; `delete` if it may go.
-struct Recorded {
-    step: usize,
-    delete: bool,
 }
 
 /// A command whose reply is still to be read.
@@ -338,103 +318,4 @@ async fn deliver<'a>(
             break;
         }
     }
-}
-
-/// Counts kept by the record stage.
-#[derive(Debug, Default)]
-struct Tally {
-    delivered: u64,
-    deferred: u64,
-    rejected: u64,
-    unsettled: bool,
-}
-
-async fn record(
-    cx: &Context<'_>,
-    plan: &[Step],
-    mut inbox: mpsc::UnboundedReceiver<ToRecord<'_>>,
-    recorded: mpsc::UnboundedSender<Recorded>,
-) -> Result<Tally, PollError> {
-    let account = cx.account;
-    let mut tally = Tally::default();
-    while let Some(first) = inbox.recv().await {
-        let mut batch = vec![first];
-        while let Ok(more) = inbox.try_recv() {
-            batch.push(more);
-        }
-        let mut changes = Vec::with_capacity(batch.len());
-        let mut permits = Vec::with_capacity(batch.len());
-        let mut done = Vec::with_capacity(batch.len());
-        for item in batch {
-            let (step, outcome, message) = match item {
-                ToRecord::Deleted(uid) => {
-                    changes.push(Change::Deleted { uid });
-                    continue;
-                }
-                ToRecord::Outcome {
-                    step,
-                    outcome,
-                    message,
-                    _pending,
-                } => {
-                    permits.push(_pending);
-                    (step, outcome, message)
-                }
-            };
-            let Step {
-                uid,
-                size,
-                retry_at,
-                ..
-            } = &plan[step];
-            let (uid, size) = (uid.clone(), *size);
-            let delete = match (outcome, &account.quarantine_dir, message) {
-                (Outcome::Delivered, ..) => {
-                    tally.delivered += 1;
-                    changes.push(Change::Delivered { uid, size });
-                    true
-                }
-                (Outcome::Deferred(reason), ..) => {
-                    warn!(uid, %reason, "relay deferred the message; it stays on the server for the next poll");
-                    tally.deferred += 1;
-                    tally.unsettled = true;
-                    false
-                }
-                (Outcome::Rejected(reply), Some(dir), Some(message)) => {
-                    tally.rejected += 1;
-                    let path = quarantine::save(dir, &account.name, &uid, message).await?;
-                    warn!(uid, %reply, path = %path.display(), "relay rejected the message; quarantined");
-                    changes.push(Change::Quarantined {
-                        uid,
-                        size,
-                        reply,
-                        path,
-                    });
-                    true
-                }
-                (Outcome::Rejected(reply), ..) => {
-                    warn!(uid, %reply, "relay rejected the message; it stays on the server");
-                    tally.rejected += 1;
-                    tally.unsettled = true;
-                    changes.push(Change::Rejected {
-                        uid,
-                        size,
-                        reply,
-                        retry_at: *retry_at,
-                    });
-                    false
-                }
-            };
-            done.push(Recorded { step, delete });
-        }
-        if !changes.is_empty() {
-            cx.ledger.commit(&account.name, changes).await?;
-        }
-        drop(permits);
-        for done in done {
-            // Fetch may have stopped on an error; the records stand anyway.
-            let _ = recorded.send(done);
-        }
-    }
-    Ok(tally)
 }

@@ -137,6 +137,9 @@ DOVECOT_CONF=$DIR/dovecot/dovecot.conf
 
 say() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+OWNER=services.sh
+# shellcheck source=scripts/lib/daemons.sh
+. "$REPO_ROOT/scripts/lib/daemons.sh"
 
 need_root() {
     [[ $EUID -eq 0 ]] || die "'$1' must run as root (try: sudo $0 $1)"
@@ -144,138 +147,19 @@ need_root() {
 
 # ---------------------------------------------------------------- install --
 
-install_packages() {
-    local p missing=()
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' ||
-            missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    say "installing Debian packages: ${missing[*]}"
-    # Postfix's "No configuration" leaves the system MTA unconfigured, so its
-    # init script cannot start a system Postfix; we only want smtp-sink.
+# Postfix's "No configuration" leaves the system MTA unconfigured, so its
+# init script cannot start a system Postfix; we only want smtp-sink.
+install_services() {
     echo "postfix postfix/main_mailer_type select No configuration" |
         debconf-set-selections
-    # Keep maintainer scripts from starting the system dovecot/postfix where
-    # the image does not already forbid it (Docker images ship this file).
-    local policy=/usr/sbin/policy-rc.d added_policy=
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-        added_policy=1
-    fi
-    local rc=0
-    apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || rc=$?
-    [[ -z $added_policy ]] || rm -f "$policy"
-    ((rc == 0)) || die "apt-get install ${missing[*]} failed (exit $rc)"
-}
-
-install_user() {
-    getent passwd "$MAIL_USER" >/dev/null && return 0
-    say "creating system user $MAIL_USER"
-    useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin "$MAIL_USER"
+    install_packages "${PACKAGES[@]}"
+    install_user
 }
 
 cmd_install() {
     need_root install
-    install_packages
-    install_user
+    install_services
     [[ -x $DOVECOT && -x $SMTP_SINK ]] || die "$DOVECOT or $SMTP_SINK missing after install"
-}
-
-# ------------------------------------------------------- process tracking --
-
-# The PID file alone is not trusted: a PID is "ours" only while
-# /proc/PID/cmdline is byte-for-byte the argv we launched (run/NAME.cmdline).
-cmdline_is() {   # cmdline_is PID FILE
-    # Through a pipe: /proc files claim size 0, and cmp compares sizes of
-    # regular files before their contents.
-    cat "/proc/$1/cmdline" 2>/dev/null | cmp -s - "$2"
-}
-running_pid() {   # running_pid NAME -> prints PID, status 0 if ours and alive
-    local pidf=$RUN/$1.pid cmdf=$RUN/$1.cmdline pid
-    [[ -s $pidf && -s $cmdf ]] || return 1
-    pid=$(<"$pidf")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    cmdline_is "$pid" "$cmdf" || return 1
-    echo "$pid"
-}
-
-stop_service() {   # stop_service NAME: TERM, then KILL after ~5 s
-    local name=$1 pid
-    if pid=$(running_pid "$name"); then
-        kill -TERM "$pid" 2>/dev/null || true
-        # (a dead process may linger as a zombie with an empty cmdline)
-        for _ in $(seq 50); do
-            cmdline_is "$pid" "$RUN/$name.cmdline" || break
-            sleep 0.1
-        done
-        if cmdline_is "$pid" "$RUN/$name.cmdline"; then
-            say "$name ($pid) ignored TERM, sending KILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        # Children (Dovecot's login processes) may hold the listening
-        # sockets a moment longer: wait until the ports are really free.
-        local port ports=()
-        [[ -s $RUN/$name.ports ]] && read -ra ports <"$RUN/$name.ports"
-        for port in "${ports[@]}"; do
-            for _ in $(seq 50); do
-                port_open "$port" || break
-                sleep 0.1
-            done
-        done
-        say "stopped $name ($pid)"
-    elif [[ -e $RUN/$name.pid ]]; then
-        say "$name not running (stale pid file removed)"
-    fi
-    rm -f "$RUN/$name.pid"
-}
-
-port_open() {   # something accepts TCP connections on 127.0.0.1:PORT
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Refuse to start on a port that another program already listens on.
-ensure_port_free() {   # ensure_port_free PORT VARNAME
-    port_open "$1" || return 0
-    local who=
-    command -v ss >/dev/null && who=$(ss -ltnpH "sport = :$1" 2>/dev/null | head -n 3)
-    die "port $1 on 127.0.0.1 is already in use by a process services.sh did not start${who:+:
-$who}
-Stop that process or choose another port: export $2=<free port>"
-}
-
-# launch NAME PORT... -- ARGV...: start ARGV detached, record PID and argv.
-launch() {
-    local name=$1 ports=() pid
-    shift
-    while [[ $1 != -- ]]; do ports+=("$1"); shift; done
-    shift
-    local p
-    for p in "${ports[@]}"; do ensure_port_free "${p%%=*}" "${p#*=}"; done
-    printf '%s\0' "$@" >"$RUN/$name.cmdline"
-    echo "${ports[@]%%=*}" >"$RUN/$name.ports"
-    # setsid: own session, so a Ctrl-C in the caller's terminal does not hit
-    # the daemon directly (test.sh's trap stops it in order instead).
-    setsid "$@" </dev/null >>"$LOG/$name.stderr" 2>&1 &
-    pid=$!
-    echo "$pid" >"$RUN/$name.pid"
-    # Wait until every port accepts; fail early if the process dies.
-    for p in "${ports[@]}"; do
-        p=${p%%=*}
-        for _ in $(seq 100); do
-            port_open "$p" && continue 2
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        say "--- $LOG/$name.stderr:"; tail -n 20 "$LOG/$name.stderr" >&2 || true
-        [[ $name != dovecot ]] || { say "--- $LOG/dovecot.log:"; tail -n 20 "$LOG/dovecot.log" >&2 || true; }
-        stop_service "$name"
-        die "$name did not start listening on 127.0.0.1:$p"
-    done
-    running_pid "$name" >/dev/null || die "$name ($pid) runs, but not as recorded in $RUN/$name.cmdline"
-    say "started $name ($pid) on ${ports[*]%%=*}"
 }
 
 # --------------------------------------------------------------- generate --
@@ -430,8 +314,7 @@ cmd_start() {
     need_root start
     validate_ports
     # start implies install (a no-op when everything is present).
-    install_packages
-    install_user
+    install_services
     local uid gid
     uid=$(id -u "$MAIL_USER")
     gid=$(id -g "$MAIL_USER")

@@ -25,102 +25,13 @@ SERVICES=(dovecot sink proxy)   # start order; stopped in reverse
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
-# ---------------------------------------------------------------- install --
-
-# install_packages PKG...: install the missing ones; apt-get update only then.
-install_packages() {
-    local p missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' ||
-            missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    [[ $EUID -eq 0 ]] || die "missing Debian packages ${missing[*]}; run as root to install them"
-    say "installing Debian packages: ${missing[*]}"
-    # As in scripts/services.sh: keep maintainer scripts from starting the
-    # system daemons where the image does not already forbid it.
-    local policy=/usr/sbin/policy-rc.d added='' rc=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added=1
-    fi
-    apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || rc=$?
-    [[ -z $added ]] || rm -f "$policy"
-    ((rc == 0)) || die "apt-get install ${missing[*]} failed (exit $rc)"
-}
-
-install_user() {
-    getent passwd "$MAIL_USER" >/dev/null && return 0
-    say "creating system user $MAIL_USER (owns the bench mailbox)"
-    useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin "$MAIL_USER"
-}
-
-# ------------------------------------------------------- process tracking --
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-cmdline_is() {   # cmdline_is PID FILE (through a pipe: /proc files claim size 0)
-    # shellcheck disable=SC2002
-    cat "/proc/$1/cmdline" 2>/dev/null | cmp -s - "$2"
-}
-
-running_pid() {   # running_pid NAME: prints the PID if it is ours and alive
-    local pid
-    [[ -s $RUN/$1.pid && -s $RUN/$1.cmdline ]] || return 1
-    pid=$(<"$RUN/$1.pid")
-    [[ $pid =~ ^[0-9]+$ ]] && cmdline_is "$pid" "$RUN/$1.cmdline" || return 1
-    echo "$pid"
-}
-
-stop_service() {   # TERM, KILL after 5 s, then wait until its ports are free
-    local name=$1 pid port ports=()
-    if pid=$(running_pid "$name"); then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            cmdline_is "$pid" "$RUN/$name.cmdline" || break
-            sleep 0.1
-        done
-        cmdline_is "$pid" "$RUN/$name.cmdline" && kill -KILL "$pid" 2>/dev/null
-        [[ -s $RUN/$name.ports ]] && read -ra ports <"$RUN/$name.ports"
-        for port in "${ports[@]}"; do
-            for _ in $(seq 50); do port_open "$port" || break; sleep 0.1; done
-        done
-    fi
-    rm -f "$RUN/$name.pid"
-}
+OWNER=bench/run
+# shellcheck source=scripts/lib/daemons.sh
+. "$BENCH_LIB/../../scripts/lib/daemons.sh"
 
 stop_services() {
     local i
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
-}
-
-# launch NAME PORT... -- ARGV...: start ARGV in its own session, record it,
-# wait until every PORT accepts connections.
-launch() {
-    local name=$1 ports=() p pid
-    shift
-    while [[ $1 != -- ]]; do ports+=("$1"); shift; done
-    shift
-    for p in "${ports[@]}"; do
-        port_open "$p" && die "127.0.0.1:$p is already in use by a process this bench did not start"
-    done
-    printf '%s\0' "$@" >"$RUN/$name.cmdline"
-    echo "${ports[*]}" >"$RUN/$name.ports"
-    setsid "$@" </dev/null >>"$LOG/$name.stderr" 2>&1 &
-    pid=$!
-    echo "$pid" >"$RUN/$name.pid"
-    for p in "${ports[@]}"; do
-        for _ in $(seq 100); do
-            port_open "$p" && continue 2
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
-        done
-        tail -n 20 "$LOG/$name.stderr" >&2
-        [[ $name != dovecot ]] || tail -n 20 "$LOG/dovecot.log" >&2 2>/dev/null
-        stop_service "$name"
-        die "$name did not start listening on 127.0.0.1:$p (log: $LOG/$name.stderr)"
-    done
 }
 
 # --------------------------------------------------------------- generate --

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::data::DataChunks;
+use super::ehlo::Extensions;
 use super::error::SmtpError;
 use super::reply::{Reply, ReplyDecoder};
 use crate::config::{Secret, TlsMode};
@@ -44,43 +45,6 @@ pub struct Settings {
     pub helo: String,
     pub login: Option<(String, Secret)>,
     pub timeout: Duration,
-}
-
-/// The service extensions of RFC 5321 §4.1.1.1 that change what we send.
-#[derive(Debug, Default, Clone)]
-struct Extensions {
-    pipelining: bool,
-    starttls: bool,
-    eight_bit: bool,
-    smtputf8: bool,
-    size: bool,
-    auth_plain: bool,
-    auth_login: bool,
-}
-
-impl Extensions {
-    fn from_ehlo(reply: &Reply) -> Extensions {
-        let mut ext = Extensions::default();
-        for line in reply.lines.iter().skip(1) {
-            let mut words = line.split([' ', '=']);
-            let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
-            match keyword.as_str() {
-                "PIPELINING" => ext.pipelining = true,
-                "STARTTLS" => ext.starttls = true,
-                "8BITMIME" => ext.eight_bit = true,
-                "SMTPUTF8" => ext.smtputf8 = true,
-                "SIZE" => ext.size = true,
-                "AUTH" => {
-                    for mechanism in words {
-                        ext.auth_plain |= mechanism.eq_ignore_ascii_case("PLAIN");
-                        ext.auth_login |= mechanism.eq_ignore_ascii_case("LOGIN");
-                    }
-                }
-                _ => {}
-            }
-        }
-        ext
-    }
 }
 
 /// An open, greeted (and, if configured, encrypted and logged-in) session.

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod data;
+mod ehlo;
 mod error;
 pub mod reply;
 

@@ -92,12 +92,12 @@ impl Relay {
         let relay = format!("{}:{}", config.host, config.port);
         let tls_config = match config.tls {
             TlsMode::None => None,
-            _ => Some(client_config(config.ca_file.as_deref()).map_err(|source| {
-                RelayError::Tls {
+            _ => Some(
+                client_config(&config.trust).map_err(|source| RelayError::Tls {
                     relay: relay.clone(),
                     source,
-                }
-            })?),
+                })?,
+            ),
         };
         let login = match &config.credentials {
             Some(creds) => {

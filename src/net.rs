@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
-use rustls::ClientConfig;
+use rustls::{ClientConfig, OtherError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -28,7 +28,10 @@ impl Stream {
     pub async fn tls(tcp: TcpStream, config: Arc<ClientConfig>, host: &str) -> io::Result<Stream> {
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let tls = TlsConnector::from(config).connect(name, tcp).await?;
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(without_other_prefix)?;
         Ok(Stream::Tls(Box::new(tls)))
     }
 
@@ -37,10 +40,25 @@ impl Stream {
     }
 }
 
+/// rustls prints its catch-all variant as "other error: ..."; popferry's
+/// own certificate refusals travel in it and read better without that.
+fn without_other_prefix(error: io::Error) -> io::Error {
+    let inner = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::Other(OtherError(refusal))) => {
+            io::Error::new(error.kind(), refusal.to_string())
+        }
+        _ => error,
+    }
+}
+
 /// What to tell the operator after a failed handshake, beyond the error.
 pub fn tls_hint(error: &io::Error) -> &'static str {
     if error.to_string().contains("certificate") {
-        " (if the server uses a private CA or a self-signed certificate, set ca_file)"
+        " (if the server uses a private CA, set ca_file; if its certificate is self-signed, \
+         compare the fingerprint above with the server's own and set tls_fingerprint)"
     } else {
         ""
     }

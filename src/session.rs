@@ -93,7 +93,7 @@ impl Session {
         let server = &account.pop3;
         let tls_config = match server.tls {
             TlsMode::None => None,
-            _ => Some(tls::client_config(server.ca_file.as_deref())?),
+            _ => Some(tls::client_config(&server.trust)?),
         };
         let endpoint = Endpoint {
             host: server.host.clone(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use popferry::config::{AuthMethod, Config, PasswordSource, TlsMode};
+use popferry::config::{AuthMethod, Config, PasswordSource, TlsMode, Trust};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config");
 
@@ -133,11 +133,23 @@ fn relative_paths_resolve_against_the_config_folder() {
     assert_eq!(alice.quarantine_dir, Some(dir.path().join("q")));
     let secret = dir.path().join("secrets/alice.pass");
     assert_eq!(alice.password, PasswordSource::File(secret));
-    assert_eq!(alice.smtp.ca_file, Some(PathBuf::from("/abs/ca.pem")));
+    let ca_file = Some(PathBuf::from("/abs/ca.pem"));
+    assert_eq!(alice.smtp.trust, Trust::Roots { ca_file });
 
     let elsewhere = Config::from_toml(&text, Path::new("/etc/popferry/popferry.toml"))
         .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(elsewhere.state, Path::new("/etc/popferry/data/ledger.db"));
+}
+
+#[test]
+fn tls_fingerprint_pins_the_certificate_instead_of_the_roots() {
+    let path = Path::new(FIXTURES).join("valid/pinned_certificate.toml");
+    let config = Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
+    let Trust::Pinned(pin) = config.accounts[0].pop3.trust else {
+        panic!("not pinned: {:?}", config.accounts[0].pop3.trust);
+    };
+    assert_eq!(pin, popferry::tls::Fingerprint::of(b""));
+    assert_eq!(config.accounts[0].smtp.trust, Trust::default());
 }
 
 #[test]

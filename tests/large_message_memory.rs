@@ -34,7 +34,7 @@ fn big_message() -> Vec<u8> {
     while bytes.len() < MESSAGE {
         // Every line starts with a dot now and then, so stuffing is
         // exercised all the way through.
-        let line = if n % 7 == 0 {
+        let line = if n.is_multiple_of(7) {
             format!(".line {n:>12} {}\r\n", "y".repeat(60))
         } else {
             format!("line {n:>12} {}\r\n", "x".repeat(60))

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::ledger::{Ledger, PollOutcome, PollSummary};
 
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    let ledger = Ledger::open(&config.state)
+    let ledger = Ledger::open_shared(&config.state)
         .with_context(|| format!("opening the ledger {}", config.state.display()))?;
     let statuses = ledger.status().await?;
     for account in &config.accounts {

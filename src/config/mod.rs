@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::tls::Trust;
 pub use daemon::Daemon;
 pub use secret::{PasswordSource, Secret, SecretError};
 
@@ -81,8 +82,8 @@ pub struct Pop3Server {
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
-    /// An extra trust anchor on top of the built-in roots.
-    pub ca_file: Option<PathBuf>,
+    /// Which certificates the TLS modes accept.
+    pub trust: Trust,
 }
 
 /// The SMTP relay that receives forwarded mail.
@@ -95,8 +96,8 @@ pub struct SmtpConfig {
     pub port: u16,
     pub tls: TlsMode,
     pub credentials: Option<SmtpCredentials>,
-    /// An extra trust anchor on top of the built-in roots.
-    pub ca_file: Option<PathBuf>,
+    /// Which certificates the TLS modes accept.
+    pub trust: Trust,
     /// Fixed envelope sender; `None` means the message's `Return-Path`.
     pub envelope_from: Option<String>,
     pub helo_name: Option<String>,

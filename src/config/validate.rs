@@ -212,7 +212,7 @@ impl Scope<'_> {
             host: self.host("host", &raw.host)?,
             port: self.port(raw.port.as_ref(), default_port)?,
             tls,
-            ca_file: self.optional_path("ca_file", raw.ca_file.as_ref())?,
+            trust: self.trust(tls, raw.ca_file.as_ref(), raw.tls_fingerprint.as_ref())?,
         };
         let username = self.non_empty("username", &raw.username)?;
         let password = self.password(raw.password_keys())?.ok_or_else(|| {
@@ -279,7 +279,7 @@ impl Scope<'_> {
             port: self.port(raw.port.as_ref(), default_port)?,
             tls,
             credentials,
-            ca_file: self.optional_path("ca_file", raw.ca_file.as_ref())?,
+            trust: self.trust(tls, raw.ca_file.as_ref(), raw.tls_fingerprint.as_ref())?,
             envelope_from: (raw.envelope_from.as_ref())
                 .map(|from| self.address("envelope_from", from))
                 .transpose()?,

@@ -9,7 +9,8 @@ use toml::Spanned;
 use super::raw::RawSize;
 use super::units::parse_size;
 use super::validate::Scope;
-use super::ConfigError;
+use super::{ConfigError, TlsMode, Trust};
+use crate::tls::BadFingerprint;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_SIZE: u64 = 64 << 20;
@@ -72,6 +73,38 @@ impl Scope<'_> {
         raw: Option<&Spanned<String>>,
     ) -> Result<Option<PathBuf>, ConfigError> {
         raw.map(|raw| self.path(key, raw)).transpose()
+    }
+
+    /// `ca_file` adds trust anchors and `tls_fingerprint` replaces them with
+    /// one certificate; both at once would leave it unclear which applies.
+    pub(super) fn trust(
+        &self,
+        tls: TlsMode,
+        ca_file: Option<&Spanned<String>>,
+        fingerprint: Option<&Spanned<String>>,
+    ) -> Result<Trust, ConfigError> {
+        let Some(raw) = fingerprint else {
+            let ca_file = self.optional_path("ca_file", ca_file)?;
+            return Ok(Trust::Roots { ca_file });
+        };
+        let key = "tls_fingerprint";
+        if ca_file.is_some() {
+            let problem = "set either ca_file or tls_fingerprint, not both \
+                           (a pinned certificate needs no CA)"
+                .to_owned();
+            return Err(self.error(raw.span(), key, problem));
+        }
+        if tls == TlsMode::None {
+            let problem = "has no effect with tls = \"none\": \
+                           set tls = \"implicit\" or \"starttls\""
+                .to_owned();
+            return Err(self.error(raw.span(), key, problem));
+        }
+        let fingerprint = raw
+            .get_ref()
+            .parse()
+            .map_err(|e: BadFingerprint| self.error(raw.span(), key, e.to_string()))?;
+        Ok(Trust::Pinned(fingerprint))
     }
 
     /// Uses the same parser as delivery, so that an address accepted here is

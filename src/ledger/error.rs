@@ -22,6 +22,22 @@ pub enum LedgerError {
         source: std::io::Error,
     },
 
+    /// Another process holds the polling lock of [`super::Ledger::open`].
+    #[error(
+        "the ledger {} is in use by another popferry process (`popferry run` or \
+         `popferry fetch`); stop that one first, or give this configuration its own \
+         `state` file: two processes polling into one ledger could deliver a message twice",
+        path.display()
+    )]
+    InUse { path: PathBuf },
+
+    /// The lock itself failed (not because someone else holds it).
+    #[error("cannot lock the ledger {}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
     /// SQLite could not open the file or set up the connection.
     #[error("cannot open the ledger {}", path.display())]
     Open {

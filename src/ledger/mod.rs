@@ -32,7 +32,7 @@ mod polls;
 #[cfg(test)]
 mod tests;
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,11 +59,24 @@ struct Inner {
     /// Only for error messages and logs.
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// The polling lock of [`Ledger::open`], released when the last clone
+    /// is dropped (or the process ends).
+    _lock: Option<File>,
 }
 
 impl Ledger {
-    /// Opens the ledger at `path`, creating it (and its parent folders) if
-    /// needed, and upgrades its schema to the one this build knows.
+    /// Opens the ledger at `path` for a process that polls: `popferry
+    /// fetch` or `popferry run`. It creates the file (and its parent
+    /// folders) if needed, upgrades its schema to the one this build knows,
+    /// and holds an exclusive lock on it for as long as the handle lives.
+    ///
+    /// The lock is what keeps two polling processes apart. Each would see
+    /// the other's delivered messages as new until their rows were
+    /// committed, so both could deliver the same message; one of them is
+    /// refused at startup instead. It is an advisory `flock` on the
+    /// database file itself, independent of SQLite's own byte-range locks,
+    /// so the kernel drops it when the process dies (no stale lock files)
+    /// and every path that reaches the same file meets the same lock.
     ///
     /// The file is created here, before SQLite sees it, so that it is born
     /// with mode 0600: it lists every mailbox and message popferry handles.
@@ -74,25 +87,33 @@ impl Ledger {
     /// This blocks on file I/O; call it once at startup, or from
     /// `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let create_error = |source| LedgerError::Create {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(create_error)?;
+        let file = create_private(path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LedgerError::InUse {
+                    path: path.to_owned(),
+                })
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(LedgerError::Lock {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
         }
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(create_error)?;
+        Self::connect(path, Some(file))
+    }
 
+    /// Opens the ledger without the polling lock, for `popferry status`:
+    /// it only reads, and must work while the daemon runs. (WAL mode lets
+    /// it read while the daemon writes.)
+    pub fn open_shared(path: &Path) -> Result<Self, LedgerError> {
+        create_private(path)?;
+        Self::connect(path, None)
+    }
+
+    fn connect(path: &Path, lock: Option<File>) -> Result<Self, LedgerError> {
         // No SQLITE_OPEN_CREATE: the file exists now, and if it vanished in
         // between, failing is better than silently starting an empty ledger.
         // No SQLITE_OPEN_URI: a path is a path, even if it starts "file:".
@@ -112,7 +133,7 @@ impl Ledger {
             // journal SQLite falls back to is just as durable, only slower.
             tracing::warn!(ledger = %path.display(), mode, "ledger is not in WAL mode");
         }
-        Self::start(conn, path)
+        Self::start(conn, path, lock)
     }
 
     /// A private, empty ledger that lives as long as the handle: for tests
@@ -123,11 +144,11 @@ impl Ledger {
             path: path.to_owned(),
             source,
         })?;
-        Self::start(conn, path)
+        Self::start(conn, path, None)
     }
 
     /// Applies the settings every connection needs, then the migrations.
-    fn start(mut conn: Connection, path: &Path) -> Result<Self, LedgerError> {
+    fn start(mut conn: Connection, path: &Path, lock: Option<File>) -> Result<Self, LedgerError> {
         let open_error = |source| LedgerError::Open {
             path: path.to_owned(),
             source,
@@ -148,6 +169,7 @@ impl Ledger {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 conn: Mutex::new(conn),
+                _lock: lock,
             }),
         })
     }
@@ -250,4 +272,27 @@ fn sql_int(n: u64) -> rusqlite::Result<i64> {
 fn get_u64(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let n: i64 = row.get(index)?;
     u64::try_from(n).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, n))
+}
+
+/// Creates the ledger file and its folders private to the owner, or opens
+/// the existing file as it is.
+fn create_private(path: &Path) -> Result<File, LedgerError> {
+    let create_error = |source| LedgerError::Create {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(create_error)?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(create_error)
 }

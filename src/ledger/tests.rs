@@ -91,6 +91,29 @@ fn file_is_private_and_folders_are_created() {
     assert_eq!(mode(path.parent().unwrap()), 0o700);
 }
 
+#[test]
+fn second_polling_handle_is_refused_until_the_first_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let first = Ledger::open(&path).unwrap();
+    let clone = first.clone();
+    let err = Ledger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::InUse { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    Ledger::open_shared(&path).expect("status reads beside a poller");
+    drop(first);
+    let err = Ledger::open(&path).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::InUse { .. }),
+        "a clone keeps the lock"
+    );
+    drop(clone);
+    Ledger::open(&path).expect("free once every clone is gone");
+}
+
 #[tokio::test]
 async fn connection_is_durable_and_in_wal_mode() {
     let (_dir, path, ledger) = file_ledger();

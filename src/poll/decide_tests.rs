@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::config::{AuthMethod, PasswordSource, Pop3Server, Secret, SmtpConfig, TlsMode};
+use crate::config::{AuthMethod, PasswordSource, Pop3Server, Secret, SmtpConfig, TlsMode, Trust};
 
 fn account(keep: bool) -> Account {
     Account {
@@ -11,7 +11,7 @@ fn account(keep: bool) -> Account {
             host: "pop.example.com".into(),
             port: 995,
             tls: TlsMode::Implicit,
-            ca_file: None,
+            trust: Trust::default(),
         },
         username: "alice".into(),
         password: PasswordSource::Inline(Secret::new("pw".into())),
@@ -28,7 +28,7 @@ fn account(keep: bool) -> Account {
             port: 25,
             tls: TlsMode::None,
             credentials: None,
-            ca_file: None,
+            trust: Trust::default(),
             envelope_from: None,
             helo_name: None,
             timeout: Duration::from_secs(60),

@@ -31,6 +31,8 @@ pub struct AccountConfig {
     pub port: u16,
     pub tls: TlsMode,
     pub ca_file: Option<PathBuf>,
+    /// `tls_fingerprint`, as written in the file.
+    pub tls_fingerprint: Option<String>,
     pub username: String,
     pub password: String,
     pub deliver_to: Vec<String>,
@@ -50,6 +52,7 @@ impl AccountConfig {
             port: env.pop3s_port,
             tls: TlsMode::Implicit,
             ca_file: Some(env.ca_file.clone()),
+            tls_fingerprint: None,
             username: mailbox.user.clone(),
             password: env.password.clone(),
             deliver_to: vec![rcpt.to_owned()],
@@ -86,6 +89,9 @@ impl AccountConfig {
         );
         if let Some(ca) = &self.ca_file {
             text += &format!("ca_file = {}\n", quote(&ca.to_string_lossy()));
+        }
+        if let Some(pin) = &self.tls_fingerprint {
+            text += &format!("tls_fingerprint = {}\n", quote(pin));
         }
         if let Some(dir) = &self.quarantine_dir {
             text += &format!("quarantine_dir = {}\n", quote(dir));

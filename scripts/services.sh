@@ -3,7 +3,8 @@
 #
 # Usage: scripts/services.sh install|start|stop|status
 #
-#   install  Debian packages (only the missing ones) and the unprivileged
+#   install  Debian packages (only the missing ones; systemd only for
+#            systemd-analyze, which tests/service_unit.rs runs) and the unprivileged
 #            system user popferry-test that owns every test mailbox.
 #   start    (re)generate certificates and configs, start whatever is not
 #            already running, wait for every port, write $DIR/env.
@@ -123,7 +124,7 @@ SMTP_PERMFAIL_PORT=${POPFERRY_TEST_SMTP_PERMFAIL_PORT:-22527}
 
 MAIL_USER=popferry-test
 PASSWORD=pw
-PACKAGES=(dovecot-core dovecot-pop3d postfix openssl)
+PACKAGES=(dovecot-core dovecot-pop3d postfix openssl systemd)
 DOVECOT=/usr/sbin/dovecot
 SMTP_SINK=/usr/sbin/smtp-sink
 SERVICES=(dovecot smtp-accept smtp-tempfail smtp-permfail)

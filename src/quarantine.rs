@@ -2,14 +2,20 @@
 //!
 //! A quarantined message is deleted from the server afterwards, so the
 //! file must be durable before the ledger records it: it is written to a
-//! temporary name, fsynced, renamed into place and the folder fsynced.
+//! temporary name, fsynced, linked into place under a name no other file
+//! has, and the folder fsynced. Linking rather than renaming is what keeps
+//! an earlier file safe: two unique-ids can map to the same file name (`a/b`
+//! and `a_b`, in the same second), and a rename would silently replace the
+//! first message, which is already gone from the server.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::DirBuilder;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Write `message` to `<dir>/<account>/<uid>-<unix time>.eml`, mode 0600,
-/// durably. Returns the final path.
+/// Write `message` to `<dir>/<account>/<uid>-<unix time>.eml` (with `-1`,
+/// `-2`, ... before `.eml` if that name is taken), mode 0600, in a folder
+/// only the owner can list, durably. Returns the final path.
 pub async fn save(
     dir: &Path,
     account: &str,
@@ -17,16 +23,18 @@ pub async fn save(
     message: Vec<u8>,
 ) -> std::io::Result<PathBuf> {
     let folder = dir.join(account);
-    let name = format!("{}-{}.eml", file_safe(uid), unix_now());
-    tokio::task::spawn_blocking(move || write_durably(&folder, &name, &message))
+    let stem = format!("{}-{}", file_safe(uid), unix_now());
+    tokio::task::spawn_blocking(move || write_durably(&folder, &stem, &message))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
-fn write_durably(folder: &Path, name: &str, message: &[u8]) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(folder)?;
-    let path = folder.join(name);
-    let temp = folder.join(format!(".{name}.tmp"));
+fn write_durably(folder: &Path, stem: &str, message: &[u8]) -> std::io::Result<PathBuf> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(folder)?;
+    let temp = folder.join(format!(".{stem}.tmp"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -35,9 +43,28 @@ fn write_durably(folder: &Path, name: &str, message: &[u8]) -> std::io::Result<P
         .open(&temp)?;
     file.write_all(message)?;
     file.sync_all()?;
-    std::fs::rename(&temp, &path)?;
+    let path = link_unused_name(&temp, folder, stem)?;
+    std::fs::remove_file(&temp)?;
     std::fs::File::open(folder)?.sync_all()?;
     Ok(path)
+}
+
+/// Hard-links `temp` as `<stem>.eml`, or `<stem>-N.eml` for the first N
+/// that is free; `link` fails rather than replace an existing file.
+fn link_unused_name(temp: &Path, folder: &Path, stem: &str) -> std::io::Result<PathBuf> {
+    let mut n = 0u32;
+    loop {
+        let name = match n {
+            0 => format!("{stem}.eml"),
+            n => format!("{stem}-{n}.eml"),
+        };
+        let path = folder.join(name);
+        match std::fs::hard_link(temp, &path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Unique-ids are printable ASCII but may hold `/` or start with `.`.
@@ -86,9 +113,25 @@ mod tests {
             std::fs::read(&path).unwrap(),
             b"Subject: hi\r\n\r\nbody\r\n"
         );
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("alice")), 0o700);
+    }
+
+    #[tokio::test]
+    async fn uids_with_the_same_file_name_keep_separate_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for (uid, body) in [("a/b", "first"), ("a_b", "second"), ("a.b", "third")] {
+            let message = body.as_bytes().to_vec();
+            paths.push(save(dir.path(), "alice", uid, message).await.unwrap());
+        }
+        let bodies: Vec<String> = paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        assert_eq!(bodies, ["first", "second", "third"]);
+        let files = std::fs::read_dir(dir.path().join("alice")).unwrap().count();
+        assert_eq!(files, 3, "three messages, three files, no temporaries");
     }
 }

@@ -18,6 +18,8 @@ mod pop3_server;
 mod smtp_receiver;
 mod support;
 
+#[path = "fault_matrix/ledger.rs"]
+mod ledger;
 #[path = "fault_matrix/library.rs"]
 mod library;
 #[path = "fault_matrix/outcome.rs"]
@@ -27,7 +29,8 @@ use faults::table;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_ends_with_each_message_delivered_once_and_a_consistent_ledger() {
-    let rows = library::run_all().await;
+    let mut rows = library::run_all().await;
+    rows.extend(ledger::run_all().await);
     let problems = table::report(
         "Fault matrix: in-process POP3 test server + SMTP test relay",
         "fault-matrix-hermetic.txt",

@@ -18,6 +18,8 @@ pub struct Row {
     /// Deliveries beyond the first, all messages together.
     pub duplicates: usize,
     pub left_on_server: usize,
+    /// What the operator was told about the fault, when worth showing.
+    pub said: Option<String>,
     /// What went wrong; empty when the case passed.
     pub problems: Vec<String>,
 }
@@ -31,6 +33,7 @@ impl Row {
             delivered: 0,
             duplicates: 0,
             left_on_server: 0,
+            said: None,
             problems: Vec::new(),
         }
     }
@@ -72,6 +75,11 @@ pub fn report(title: &str, file: &str, rows: &[Row]) -> Vec<String> {
             row.duplicates,
             row.left_on_server,
         );
+    }
+    for row in rows {
+        if let Some(said) = &row.said {
+            let _ = writeln!(text, "  {}: {said}", row.fault);
+        }
     }
     let problems: Vec<String> = rows
         .iter()

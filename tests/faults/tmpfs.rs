@@ -35,23 +35,23 @@ impl Tmpfs {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
 
-    /// Writes zeros to `name` until the filesystem is full; returns the
-    /// file, to be removed when space should come back.
-    pub fn fill(&self, name: &str) -> PathBuf {
-        let path = self.path().join(name);
-        let mut file = File::create(&path).expect("create filler");
-        let block = vec![0u8; 4096];
-        loop {
-            match file.write(&block) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(err) if err.kind() == ErrorKind::StorageFull => break,
-                Err(err) => panic!("filling {}: {err}", path.display()),
-            }
+/// Writes zeros to `dir/filler` until the filesystem is full; returns the
+/// file, to be removed when space should come back.
+pub fn fill_up(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut file = File::create(&path).expect("create filler");
+    let block = vec![0u8; 4096];
+    loop {
+        match file.write(&block) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::StorageFull => break,
+            Err(err) => panic!("filling {}: {err}", path.display()),
         }
-        path
     }
+    path
 }
 
 impl Drop for Tmpfs {

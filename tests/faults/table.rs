@@ -88,12 +88,17 @@ pub fn report(title: &str, file: &str, rows: &[Row]) -> Vec<String> {
     for problem in &problems {
         let _ = writeln!(text, "  WRONG {problem}");
     }
-    print_uncaptured(&text);
+    publish(file, &text);
+    problems
+}
+
+/// Prints `text` uncaptured and saves it as `target/<file>`.
+pub fn publish(file: &str, text: &str) {
+    print_uncaptured(text);
     let path = target_dir().join(file);
-    if let Err(err) = std::fs::write(&path, &text) {
+    if let Err(err) = std::fs::write(&path, text) {
         print_uncaptured(&format!("cannot write {}: {err}\n", path.display()));
     }
-    problems
 }
 
 /// Writes to the process's stderr itself: `eprintln!` output is captured

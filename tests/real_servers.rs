@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+use support::link_proxy::{Cut, CutAt, LinkProxy};
 use support::mail::{messages_of_size, mixed_messages};
 use support::popferry::{
     counts_next_to, run_popferry, spawn_popferry, RunOutput, TlsMode, RUN_TIMEOUT,
 };
-use support::quit_proxy::{OnQuit, QuitProxy};
 use support::real::{dump_paths_for, env};
 use support::scenario::Scenario;
 
@@ -76,7 +76,7 @@ fn starttls_delivers_and_empties_mailbox() {
 }
 
 /// Points the account at `proxy` in front of Dovecot's plain port.
-fn through_proxy(s: &mut Scenario, proxy: &QuitProxy) {
+fn through_proxy(s: &mut Scenario, proxy: &LinkProxy) {
     let account = s.account();
     account.tls = TlsMode::None;
     account.ca_file = None;
@@ -86,14 +86,14 @@ fn through_proxy(s: &mut Scenario, proxy: &QuitProxy) {
 #[test]
 fn lost_quit_response_delivers_nothing_twice() {
     let mut s = Scenario::new("lostquit", |tag| messages_of_size(tag, 6, 5_000));
-    let proxy = QuitProxy::start(env().pop3_port, OnQuit::ForwardThenHangUp);
+    let proxy = LinkProxy::start(
+        env().pop3_port,
+        Some(CutAt::new("QUIT", 1, Cut::BeforeReply)),
+    );
     through_proxy(&mut s, &proxy);
     let first = s.config.fetch();
     assert_exit(&first, &[0, 1], "fetch whose QUIT reply is lost");
-    assert!(
-        proxy.quits_seen() >= 1,
-        "popferry never sent QUIT:\n{first}"
-    );
+    assert!(proxy.has_cut(), "popferry never sent QUIT:\n{first}");
     s.assert_each_delivered_once();
     // The premise: Dovecot got QUIT and committed the deletions.
     assert_eq!(s.mailbox.wait_for_count(0, Duration::from_secs(5)), 0);
@@ -108,14 +108,14 @@ fn lost_quit_response_delivers_nothing_twice() {
 #[test]
 fn quit_never_reaching_server_is_completed_by_next_run_without_redelivery() {
     let mut s = Scenario::new("noquit", |tag| messages_of_size(tag, 6, 5_000));
-    let proxy = QuitProxy::start(env().pop3_port, OnQuit::HangUpWithoutForwarding);
+    let proxy = LinkProxy::start(
+        env().pop3_port,
+        Some(CutAt::new("QUIT", 1, Cut::BeforeCommand)),
+    );
     through_proxy(&mut s, &proxy);
     let first = s.config.fetch();
     assert_exit(&first, &[0, 1], "fetch whose QUIT never arrives");
-    assert!(
-        proxy.quits_seen() >= 1,
-        "popferry never sent QUIT:\n{first}"
-    );
+    assert!(proxy.has_cut(), "popferry never sent QUIT:\n{first}");
     s.assert_each_delivered_once();
     // The premise: without QUIT, Dovecot deleted nothing.
     assert_eq!(s.mailbox.count(), s.messages.len(), "{first}");

@@ -23,6 +23,13 @@ pub enum Verdict {
     Defer,
     /// 554: never.
     Reject,
+    /// Another refusal with this code (say 452 or 552), for tests of how
+    /// the client reads each one. 421 also closes the connection, as
+    /// RFC 5321 §3.8 has a relay that is shutting down do.
+    Refuse(u16),
+    /// Close the connection without answering: the client cannot know
+    /// whether the message was taken.
+    HangUp,
 }
 
 /// The addresses of one SMTP transaction.
@@ -141,6 +148,16 @@ async fn session(stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result<()>
                         Verdict::Accept => b"250 2.0.0 queued\r\n",
                         Verdict::Defer => b"451 4.3.0 try again later\r\n",
                         Verdict::Reject => b"554 5.7.1 message refused\r\n",
+                        Verdict::Refuse(code) => {
+                            let class = code / 100;
+                            let line = format!("{code} {class}.0.0 refused by the receiver\r\n");
+                            out.write_all(line.as_bytes()).await?;
+                            if code == 421 {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        Verdict::HangUp => return Ok(()),
                     }
                 }
                 _ => b"503 5.5.1 MAIL and RCPT first\r\n",

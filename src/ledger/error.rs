@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::ErrorCode;
+use rusqlite::{ffi, ErrorCode};
 
-use super::PollId;
+use super::{PollId, BUSY_TIMEOUT};
 
 /// A ledger operation failed. Nothing the caller was about to do on the
 /// strength of this operation (above all, a DELE) may go ahead.
@@ -79,6 +79,22 @@ pub enum LedgerError {
         source: rusqlite::Error,
     },
 
+    /// SQLITE_BUSY after waiting [`BUSY_TIMEOUT`]: another process holds
+    /// SQLite's write lock. Singled out, like a full disk, because the fix
+    /// is the operator's and SQLite's own words ("database is locked")
+    /// name neither the file nor the way out.
+    #[error(
+        "the ledger {} is locked by another program (popferry waited {}s): let it finish or \
+         stop it (an sqlite3 shell, a backup, a second popferry on the same file), then run \
+         popferry again; messages not yet recorded stay on the server",
+        path.display(),
+        BUSY_TIMEOUT.as_secs()
+    )]
+    Locked {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
     /// Any other database failure; `action` says what was being attempted.
     #[error("ledger {}: cannot {action}", path.display())]
     Query {
@@ -102,39 +118,54 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    /// Wraps a failed statement, recognising a full disk.
+    /// Wraps a failure to open or set up the connection, recognising a
+    /// full disk and a lock held elsewhere.
+    pub(super) fn open(path: &Path, source: rusqlite::Error) -> Self {
+        Self::operator_fault(path, source).unwrap_or_else(|source| Self::Open {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Wraps a failed statement, recognising a full disk and a lock held
+    /// elsewhere.
     pub(super) fn query(path: &Path, action: &'static str, source: rusqlite::Error) -> Self {
-        match Self::disk_full(path, source) {
-            Ok(full) => full,
-            Err(source) => Self::Query {
-                path: path.to_owned(),
-                action,
-                source,
-            },
-        }
+        Self::operator_fault(path, source).unwrap_or_else(|source| Self::Query {
+            path: path.to_owned(),
+            action,
+            source,
+        })
     }
 
-    /// Wraps a failed migration, recognising a full disk.
+    /// Wraps a failed migration, recognising a full disk and a lock held
+    /// elsewhere.
     pub(super) fn migrate(path: &Path, version: u32, source: rusqlite::Error) -> Self {
-        match Self::disk_full(path, source) {
-            Ok(full) => full,
-            Err(source) => Self::Migrate {
-                path: path.to_owned(),
-                version,
-                source,
-            },
-        }
+        Self::operator_fault(path, source).unwrap_or_else(|source| Self::Migrate {
+            path: path.to_owned(),
+            version,
+            source,
+        })
     }
 
-    /// `DiskFull` if that is what `source` means, otherwise `source` back.
-    fn disk_full(path: &Path, source: rusqlite::Error) -> Result<Self, rusqlite::Error> {
-        if source.sqlite_error_code() == Some(ErrorCode::DiskFull) {
-            Ok(Self::DiskFull {
-                path: path.to_owned(),
-                source,
-            })
-        } else {
-            Err(source)
+    /// `DiskFull` or `Locked` if that is what `source` means, otherwise
+    /// `source` back.
+    ///
+    /// A full disk shows as SQLITE_FULL when a page write fails, but as
+    /// SQLITE_IOERR_SHMSIZE when it is the WAL index (`-wal`'s `-shm`
+    /// companion) that cannot grow, which is what opening a ledger on a
+    /// full disk runs into first; SQLite extends that file only by
+    /// allocating it, so the failure means no space.
+    fn operator_fault(path: &Path, source: rusqlite::Error) -> Result<Self, rusqlite::Error> {
+        let path = path.to_owned();
+        let extended = match &source {
+            rusqlite::Error::SqliteFailure(e, _) => e.extended_code,
+            _ => 0,
+        };
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Ok(Self::DiskFull { path, source }),
+            _ if extended == ffi::SQLITE_IOERR_SHMSIZE => Ok(Self::DiskFull { path, source }),
+            Some(ErrorCode::DatabaseBusy) => Ok(Self::Locked { path, source }),
+            _ => Err(source),
         }
     }
 }

@@ -33,10 +33,7 @@ pub(super) fn migrate(
     path: &Path,
     migrations: &[&str],
 ) -> Result<(), LedgerError> {
-    let open_error = |source| LedgerError::Open {
-        path: path.to_owned(),
-        source,
-    };
+    let open_error = |source| LedgerError::open(path, source);
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -118,10 +118,7 @@ impl Ledger {
         // between, failing is better than silently starting an empty ledger.
         // No SQLITE_OPEN_URI: a path is a path, even if it starts "file:".
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let open_error = |source| LedgerError::Open {
-            path: path.to_owned(),
-            source,
-        };
+        let open_error = |source| LedgerError::open(path, source);
         let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
         // WAL lets `popferry status` read while the daemon writes, and makes
         // a commit one append plus one fsync instead of several.
@@ -149,10 +146,7 @@ impl Ledger {
 
     /// Applies the settings every connection needs, then the migrations.
     fn start(mut conn: Connection, path: &Path, lock: Option<File>) -> Result<Self, LedgerError> {
-        let open_error = |source| LedgerError::Open {
-            path: path.to_owned(),
-            source,
-        };
+        let open_error = |source| LedgerError::open(path, source);
         // FULL fsyncs the WAL on every commit. NORMAL, the usual pairing
         // with WAL, may lose the last commits on power loss, and a lost
         // "delivered" row after a DELE is exactly the loss this ledger exists

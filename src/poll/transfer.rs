@@ -304,6 +304,12 @@ async fn deliver<'a>(
         let Ok(pending) = unrecorded.acquire().await else {
             break;
         };
+        // A failed commit ends the record stage and frees its permits; a
+        // delivery now could never be recorded, so it would come again
+        // next poll, one beyond the UNRECORDED window.
+        if to_record.is_closed() {
+            break;
+        }
         let outcome = cx.relay.deliver(&message, cx.recipients).await;
         let quarantine =
             matches!(outcome, Outcome::Rejected(_)) && cx.account.quarantine_dir.is_some();

@@ -5,14 +5,14 @@
 //! * [`real`]: the test environment, maildirs, smtp-sink dumps.
 //! * [`popferry`]: config files, and running the binary with a time limit.
 //! * [`mail`]: generated test messages and byte comparisons.
-//! * [`quit_proxy`]: a TCP proxy that loses the POP3 `QUIT` exchange.
+//! * [`link_proxy`]: a TCP proxy that cuts the POP3 link at a chosen command.
 //! * [`scenario`]: a mailbox + recipient + config, and delivery assertions.
 //!
 //! Each test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod link_proxy;
 pub mod mail;
 pub mod popferry;
-pub mod quit_proxy;
 pub mod real;
 pub mod scenario;

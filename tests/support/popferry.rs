@@ -40,6 +40,8 @@ pub struct AccountConfig {
     pub timeout: String,
     pub poll_interval: String,
     pub quarantine_dir: Option<String>,
+    /// `auth`, when not the default `"auto"`.
+    pub auth: Option<String>,
 }
 
 impl AccountConfig {
@@ -60,6 +62,7 @@ impl AccountConfig {
             timeout: "10s".to_owned(),
             poll_interval: "60s".to_owned(),
             quarantine_dir: None,
+            auth: None,
         }
     }
 
@@ -95,6 +98,9 @@ impl AccountConfig {
         }
         if let Some(dir) = &self.quarantine_dir {
             text += &format!("quarantine_dir = {}\n", quote(dir));
+        }
+        if let Some(auth) = &self.auth {
+            text += &format!("auth = {}\n", quote(auth));
         }
         text
     }

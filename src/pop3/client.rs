@@ -6,9 +6,10 @@
 //! server that advertises PIPELINING. The convenience methods (`uidl`,
 //! `retr`, ...) do one command at a time.
 //!
-//! Every read and every write is bounded by the session timeout. A server
-//! that stalls, trickles or floods gets a typed error, never a stuck task
-//! or unbounded memory.
+//! Every read and every write is bounded by the session timeout, and a
+//! reply must keep a minimum pace ([`MIN_RATE`]). A server that stalls,
+//! trickles or floods gets a typed error, never a stuck task or unbounded
+//! memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +17,12 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 
-use super::codec::{Decoder, Limits, ListingLine};
+use super::codec::{Decoder, Limits};
 use super::command::{Command, Msg};
 use super::error::Pop3Error;
-use super::reply::{parse_list_line, parse_stat, parse_uidl_line, Capabilities, Reply, Status};
+use super::reply::{parse_stat, Reply, Status};
 use crate::net::{tls_hint, Stream};
 
 /// Where to connect and how.
@@ -39,7 +40,7 @@ pub struct Endpoint {
 #[derive(Debug)]
 pub struct Client {
     stream: Stream,
-    decoder: Decoder,
+    pub(super) decoder: Decoder,
     out: Vec<u8>,
     /// Reused for every socket read; on the heap because futures that
     /// hold large arrays overflow task stacks.
@@ -51,6 +52,37 @@ pub struct Client {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The slowest a reply may arrive, in bytes a second, averaged over each
+/// `timeout` it takes. The per-read timeout alone cannot stop a server
+/// that sends one byte just before each read would time out: it would
+/// hold the poll (and a slot of `max_concurrent_polls`) for ever. 256
+/// bytes a second is a thirtieth of a 56k modem, so no real link comes
+/// near it, yet a trickle of one byte a second fails within one timeout.
+pub const MIN_RATE: u64 = 256;
+
+/// How one reply is arriving: what [`Client::fill`] needs to tell a stall
+/// or a trickle from a reply that is merely long.
+#[derive(Debug)]
+pub(super) struct Pace {
+    /// When the current window of `timeout` began, and the bytes received
+    /// in it.
+    window: Instant,
+    received: u64,
+    /// When the last byte arrived (or the reply was first waited for).
+    last: Instant,
+}
+
+impl Pace {
+    pub(super) fn new() -> Pace {
+        let now = Instant::now();
+        Pace {
+            window: now,
+            received: 0,
+            last: now,
+        }
+    }
+}
 
 impl Client {
     /// Connect, run the TLS handshake for implicit TLS, read the greeting.
@@ -128,19 +160,6 @@ impl Client {
         Ok(self)
     }
 
-    /// CAPA (RFC 2449). `None` when the server does not know the command,
-    /// as plain RFC 1939 servers answer.
-    pub async fn capa(&mut self) -> Result<Option<Capabilities>, Pop3Error> {
-        self.send(Command::Capa)?;
-        self.flush().await?;
-        let reply = self.read_reply("CAPA").await?;
-        if !reply.is_ok() {
-            return Ok(None);
-        }
-        let lines = self.read_listing("CAPA").await?;
-        Ok(Some(Capabilities::from_lines(&lines)))
-    }
-
     /// STAT: message count and total size.
     pub async fn stat(&mut self) -> Result<(u32, u64), Pop3Error> {
         let reply = self.expect_ok(Command::Stat).await?;
@@ -149,44 +168,6 @@ impl Client {
             command: "STAT",
             reply,
         })
-    }
-
-    /// LIST: every message's number and size.
-    pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
-        self.send(Command::List)?;
-        self.flush().await?;
-        self.read_list().await
-    }
-
-    /// The reply to a LIST sent earlier.
-    pub async fn read_list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
-        self.read_ok("LIST").await?;
-        let lines = self.read_listing("LIST").await?;
-        lines
-            .iter()
-            .map(|line| parse_list_line(line).map_err(|source| self.listing_error(source)))
-            .collect()
-    }
-
-    /// UIDL: every message's number and unique-id. `None` when the server
-    /// refuses the command (UIDL is optional in RFC 1939).
-    pub async fn uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
-        self.send(Command::Uidl)?;
-        self.flush().await?;
-        self.read_uidl().await
-    }
-
-    /// The reply to a UIDL sent earlier.
-    pub async fn read_uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
-        if !self.read_reply("UIDL").await?.is_ok() {
-            return Ok(None);
-        }
-        let lines = self.read_listing("UIDL").await?;
-        lines
-            .iter()
-            .map(|line| parse_uidl_line(line).map_err(|source| self.listing_error(source)))
-            .collect::<Result<_, _>>()
-            .map(Some)
     }
 
     /// RETR: append the message, unstuffed, to `out`.
@@ -277,26 +258,14 @@ impl Client {
 
     /// Read the next status line.
     pub async fn read_reply(&mut self, during: &'static str) -> Result<Reply, Pop3Error> {
+        let mut pace = Pace::new();
         loop {
             match self.decoder.reply() {
                 Ok(Some(reply)) => {
                     tracing::trace!(peer = %self.peer, %reply, "reply");
                     return Ok(reply);
                 }
-                Ok(None) => self.fill(during).await?,
-                Err(source) => return Err(self.decode_error(source)),
-            }
-        }
-    }
-
-    /// Read the lines of a multi-line listing up to its terminator.
-    pub async fn read_listing(&mut self, during: &'static str) -> Result<Vec<Vec<u8>>, Pop3Error> {
-        let mut lines = Vec::new();
-        loop {
-            match self.decoder.listing_line() {
-                Ok(Some(ListingLine::Line(line))) => lines.push(line),
-                Ok(Some(ListingLine::End)) => return Ok(lines),
-                Ok(None) => self.fill(during).await?,
+                Ok(None) => self.fill(during, &mut pace).await?,
                 Err(source) => return Err(self.decode_error(source)),
             }
         }
@@ -308,10 +277,16 @@ impl Client {
         during: &'static str,
         out: &mut Vec<u8>,
     ) -> Result<(), Pop3Error> {
+        let during = match during {
+            "RETR" => "RETR in full",
+            "TOP" => "TOP in full",
+            other => other,
+        };
+        let mut pace = Pace::new();
         loop {
             match self.decoder.body(out) {
                 Ok(Some(())) => return Ok(()),
-                Ok(None) => self.fill(during).await?,
+                Ok(None) => self.fill(during, &mut pace).await?,
                 Err(source) => return Err(self.decode_error(source)),
             }
         }
@@ -338,19 +313,50 @@ impl Client {
         }
     }
 
-    /// One read from the socket into the decoder, bounded by the timeout.
-    async fn fill(&mut self, during: &'static str) -> Result<(), Pop3Error> {
-        match timeout(self.timeout, self.stream.read(&mut self.chunk)).await {
-            Ok(Ok(0)) => Err(Pop3Error::Closed {
-                peer: self.peer.clone(),
-                during,
-            }),
-            Ok(Ok(n)) => {
-                self.decoder.feed(&self.chunk[..n]);
-                Ok(())
+    /// One read from the socket into the decoder. It fails when nothing
+    /// arrived for `timeout`, or when a whole `timeout` of this reply
+    /// brought fewer than `MIN_RATE` bytes a second.
+    pub(super) async fn fill(
+        &mut self,
+        during: &'static str,
+        pace: &mut Pace,
+    ) -> Result<(), Pop3Error> {
+        loop {
+            let stalled_at = pace.last + self.timeout;
+            let window_ends = pace.window + self.timeout;
+            match timeout_at(
+                stalled_at.min(window_ends),
+                self.stream.read(&mut self.chunk),
+            )
+            .await
+            {
+                Ok(Ok(0)) => {
+                    return Err(Pop3Error::Closed {
+                        peer: self.peer.clone(),
+                        during,
+                    })
+                }
+                Ok(Ok(n)) => {
+                    self.decoder.feed(&self.chunk[..n]);
+                    pace.last = Instant::now();
+                    pace.received += n as u64;
+                    return Ok(());
+                }
+                Ok(Err(source)) => return Err(self.io_error(during, source)),
+                Err(_) if stalled_at <= window_ends => return Err(self.timeout_error(during)),
+                Err(_) if (pace.received as f64) < MIN_RATE as f64 * self.timeout.as_secs_f64() => {
+                    return Err(Pop3Error::TooSlow {
+                        peer: self.peer.clone(),
+                        during,
+                        received: pace.received,
+                        after: self.timeout,
+                    })
+                }
+                Err(_) => {
+                    pace.window = window_ends;
+                    pace.received = 0;
+                }
             }
-            Ok(Err(source)) => Err(self.io_error(during, source)),
-            Err(_) => Err(self.timeout_error(during)),
         }
     }
 
@@ -378,14 +384,14 @@ impl Client {
         }
     }
 
-    fn decode_error(&self, source: super::codec::DecodeError) -> Pop3Error {
+    pub(super) fn decode_error(&self, source: super::codec::DecodeError) -> Pop3Error {
         Pop3Error::Decode {
             peer: self.peer.clone(),
             source,
         }
     }
 
-    fn listing_error(&self, source: super::reply::ListingError) -> Pop3Error {
+    pub(super) fn listing_error(&self, source: super::reply::ListingError) -> Pop3Error {
         Pop3Error::Listing {
             peer: self.peer.clone(),
             source,

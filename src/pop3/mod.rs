@@ -12,6 +12,7 @@ pub mod client;
 pub mod codec;
 pub mod command;
 pub mod error;
+pub mod listing;
 pub mod reply;
 
 pub use client::{Client, Endpoint};

@@ -17,12 +17,14 @@ use super::reply::{parse_list_line, parse_uidl_line, Capabilities, ListingError}
 pub const MAX_CAPA_LINES: usize = 256;
 
 /// Most messages popferry handles in one mailbox: the line cap of UIDL and
-/// LIST. Listing, planning and checking a million messages takes about a
-/// quarter of a GiB and a few seconds (`tests/hostile_server_memory.rs`),
-/// so twice that is the most one account may make a poll hold. A larger
-/// mailbox (or a listing that never ends) fails the poll with
-/// [`Pop3Error::ListingTooLong`].
-pub const MAX_MESSAGES: usize = 2_000_000;
+/// LIST. A poll holds about 270 bytes per listed message (unique-ids,
+/// sizes, the ledger check and the plan; 266 MiB for a million, measured
+/// by `tests/hostile_server_memory.rs`), so this bounds one account's poll
+/// near a quarter of a GiB, yet takes on any mailbox a POP3 server can
+/// list in reasonable time. A larger mailbox, or a listing that never
+/// ends, fails the poll with [`Pop3Error::ListingTooLong`] once the cap
+/// is passed, before anything is fetched.
+pub const MAX_MESSAGES: usize = 1_000_000;
 
 impl Client {
     /// CAPA (RFC 2449). `None` when the server does not know the command,
@@ -182,4 +184,34 @@ pub fn first_duplicate(uids: &[(u32, String)]) -> Option<Duplicate> {
         .map(|w| Duplicate::Number {
             number: uids[w[0]].0,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(entries: &[(u32, &str)]) -> Vec<(u32, String)> {
+        entries
+            .iter()
+            .map(|&(n, uid)| (n, uid.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn first_duplicate_finds_shared_uids_then_shared_numbers() {
+        assert_eq!(first_duplicate(&listing(&[(1, "a"), (2, "b")])), None);
+        assert_eq!(first_duplicate(&[]), None);
+        assert_eq!(
+            first_duplicate(&listing(&[(1, "x"), (2, "a"), (3, "x"), (4, "x")])),
+            Some(Duplicate::Uid {
+                uid: "x".into(),
+                first: 1,
+                second: 3
+            })
+        );
+        assert_eq!(
+            first_duplicate(&listing(&[(2, "a"), (1, "b"), (2, "c")])),
+            Some(Duplicate::Number { number: 2 })
+        );
+    }
 }

@@ -38,6 +38,8 @@ pub struct AccountConfig {
     pub timeout: String,
     pub poll_interval: String,
     pub quarantine_dir: Option<String>,
+    /// `max_message_size`, e.g. `"16MiB"`; the default when `None`.
+    pub max_message_size: Option<String>,
 }
 
 impl AccountConfig {
@@ -57,6 +59,27 @@ impl AccountConfig {
             timeout: "10s".to_owned(),
             poll_interval: "60s".to_owned(),
             quarantine_dir: None,
+            max_message_size: None,
+        }
+    }
+
+    /// Plain POP3 on 127.0.0.1:`port`, for the in-process test servers:
+    /// a 2 s timeout so failures come fast, polled every second.
+    pub fn plain(name: &str, port: u16, username: &str, password: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port,
+            tls: TlsMode::None,
+            ca_file: None,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            deliver_to: vec![format!("{name}@example.org")],
+            keep: false,
+            timeout: "2s".to_owned(),
+            poll_interval: "1s".to_owned(),
+            quarantine_dir: None,
+            max_message_size: None,
         }
     }
 
@@ -89,6 +112,9 @@ impl AccountConfig {
         }
         if let Some(dir) = &self.quarantine_dir {
             text += &format!("quarantine_dir = {}\n", quote(dir));
+        }
+        if let Some(size) = &self.max_message_size {
+            text += &format!("max_message_size = {}\n", quote(size));
         }
         text
     }

@@ -5,7 +5,8 @@
 //! commands into bytes and bytes into typed replies, with no tokio, sockets
 //! or clocks, so they can be tested and fuzzed byte by byte. [`client`] is
 //! the thin async driver that moves those bytes over TCP or TLS with a
-//! timeout on every read and write.
+//! timeout on every read and write and a minimum pace for every reply;
+//! [`listing`] reads CAPA, UIDL and LIST under line caps.
 
 mod auth;
 pub mod client;

@@ -7,7 +7,7 @@
 //! `retr`, ...) do one command at a time.
 //!
 //! Every read and every write is bounded by the session timeout, and a
-//! reply must keep a minimum pace ([`MIN_RATE`]). A server that stalls,
+//! reply must keep a minimum pace ([`super::pace`]). A server that stalls,
 //! trickles or floods gets a typed error, never a stuck task or unbounded
 //! memory.
 
@@ -22,6 +22,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use super::codec::{Decoder, Limits};
 use super::command::{Command, Msg};
 use super::error::Pop3Error;
+use super::pace::{Expired, Pace};
 use super::reply::{parse_stat, Reply, Status};
 use crate::net::{tls_hint, Stream};
 
@@ -52,37 +53,6 @@ pub struct Client {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
-
-/// The slowest a reply may arrive, in bytes a second, averaged over each
-/// `timeout` it takes. The per-read timeout alone cannot stop a server
-/// that sends one byte just before each read would time out: it would
-/// hold the poll (and a slot of `max_concurrent_polls`) for ever. 256
-/// bytes a second is a thirtieth of a 56k modem, so no real link comes
-/// near it, yet a trickle of one byte a second fails within one timeout.
-pub const MIN_RATE: u64 = 256;
-
-/// How one reply is arriving: what [`Client::fill`] needs to tell a stall
-/// or a trickle from a reply that is merely long.
-#[derive(Debug)]
-pub(super) struct Pace {
-    /// When the current window of `timeout` began, and the bytes received
-    /// in it.
-    window: Instant,
-    received: u64,
-    /// When the last byte arrived (or the reply was first waited for).
-    last: Instant,
-}
-
-impl Pace {
-    pub(super) fn new() -> Pace {
-        let now = Instant::now();
-        Pace {
-            window: now,
-            received: 0,
-            last: now,
-        }
-    }
-}
 
 impl Client {
     /// Connect, run the TLS handshake for implicit TLS, read the greeting.
@@ -258,7 +228,7 @@ impl Client {
 
     /// Read the next status line.
     pub async fn read_reply(&mut self, during: &'static str) -> Result<Reply, Pop3Error> {
-        let mut pace = Pace::new();
+        let mut pace = self.pace();
         loop {
             match self.decoder.reply() {
                 Ok(Some(reply)) => {
@@ -282,7 +252,7 @@ impl Client {
             "TOP" => "TOP in full",
             other => other,
         };
-        let mut pace = Pace::new();
+        let mut pace = self.pace();
         loop {
             match self.decoder.body(out) {
                 Ok(Some(())) => return Ok(()),
@@ -313,23 +283,21 @@ impl Client {
         }
     }
 
+    /// A new [`Pace`] for a reply about to be read.
+    pub(super) fn pace(&self) -> Pace {
+        Pace::new(self.timeout, Instant::now())
+    }
+
     /// One read from the socket into the decoder. It fails when nothing
-    /// arrived for `timeout`, or when a whole `timeout` of this reply
-    /// brought fewer than `MIN_RATE` bytes a second.
+    /// arrived for `timeout`, or when the reply falls behind its pace.
     pub(super) async fn fill(
         &mut self,
         during: &'static str,
         pace: &mut Pace,
     ) -> Result<(), Pop3Error> {
         loop {
-            let stalled_at = pace.last + self.timeout;
-            let window_ends = pace.window + self.timeout;
-            match timeout_at(
-                stalled_at.min(window_ends),
-                self.stream.read(&mut self.chunk),
-            )
-            .await
-            {
+            let read = self.stream.read(&mut self.chunk);
+            match timeout_at(pace.deadline(), read).await {
                 Ok(Ok(0)) => {
                     return Err(Pop3Error::Closed {
                         peer: self.peer.clone(),
@@ -338,24 +306,22 @@ impl Client {
                 }
                 Ok(Ok(n)) => {
                     self.decoder.feed(&self.chunk[..n]);
-                    pace.last = Instant::now();
-                    pace.received += n as u64;
+                    pace.arrived(n, Instant::now());
                     return Ok(());
                 }
                 Ok(Err(source)) => return Err(self.io_error(during, source)),
-                Err(_) if stalled_at <= window_ends => return Err(self.timeout_error(during)),
-                Err(_) if (pace.received as f64) < MIN_RATE as f64 * self.timeout.as_secs_f64() => {
-                    return Err(Pop3Error::TooSlow {
-                        peer: self.peer.clone(),
-                        during,
-                        received: pace.received,
-                        after: self.timeout,
-                    })
-                }
-                Err(_) => {
-                    pace.window = window_ends;
-                    pace.received = 0;
-                }
+                Err(_) => match pace.expired() {
+                    Expired::Stalled => return Err(self.timeout_error(during)),
+                    Expired::TooSlow { received } => {
+                        return Err(Pop3Error::TooSlow {
+                            peer: self.peer.clone(),
+                            during,
+                            received,
+                            after: self.timeout,
+                        })
+                    }
+                    Expired::NextWindow => {}
+                },
             }
         }
     }

@@ -4,10 +4,10 @@
 use std::io;
 use std::time::Duration;
 
-use super::client::MIN_RATE;
 use super::codec::DecodeError;
 use super::command::EncodeError;
 use super::listing::Duplicate;
+use super::pace::MIN_RATE;
 use super::reply::{ListingError, Reply};
 
 #[derive(Debug, thiserror::Error)]

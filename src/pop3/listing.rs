@@ -6,7 +6,7 @@
 //! says so. A UIDL listing that names two messages with one unique-id (or
 //! one message number twice) is refused: see [`Client::read_uidl`].
 
-use super::client::{Client, Pace};
+use super::client::Client;
 use super::codec::ListingLine;
 use super::command::Command;
 use super::error::Pop3Error;
@@ -116,7 +116,7 @@ impl Client {
             "UIDL" => "UIDL in full",
             _ => "LIST in full",
         };
-        let mut pace = Pace::new();
+        let mut pace = self.pace();
         let mut count = 0;
         loop {
             match self.decoder.listing_line() {

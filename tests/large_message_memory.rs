@@ -7,6 +7,7 @@
 
 mod pop3_server;
 mod smtp_receiver;
+mod support;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -15,16 +16,11 @@ use std::time::{Duration, Instant};
 
 use pop3_server::{Options, Pop3Server};
 use smtp_receiver::{SmtpReceiver, Verdict};
+use support::watch::vm_hwm_kib;
 
 const MESSAGE: usize = 100 * 1024 * 1024;
 const LIMIT_KIB: u64 = 150 * 1024;
 const RUN_LIMIT: Duration = Duration::from_secs(180);
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 fn big_message() -> Vec<u8> {
     let mut bytes = b"Return-Path: <sender@example.net>\r\nFrom: sender@example.net\r\n\

@@ -6,9 +6,10 @@
 //! server that advertises PIPELINING. The convenience methods (`uidl`,
 //! `retr`, ...) do one command at a time.
 //!
-//! Every read and every write is bounded by the session timeout. A server
-//! that stalls, trickles or floods gets a typed error, never a stuck task
-//! or unbounded memory.
+//! Every read and every write is bounded by the session timeout, and a
+//! reply must keep a minimum pace ([`super::pace`]). A server that stalls,
+//! trickles or floods gets a typed error, never a stuck task or unbounded
+//! memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +17,13 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 
-use super::codec::{Decoder, Limits, ListingLine};
+use super::codec::{Decoder, Limits};
 use super::command::{Command, Msg};
 use super::error::Pop3Error;
-use super::reply::{parse_list_line, parse_stat, parse_uidl_line, Capabilities, Reply, Status};
+use super::pace::{Expired, Pace};
+use super::reply::{parse_stat, Reply, Status};
 use crate::net::{tls_hint, Stream};
 
 /// Where to connect and how.
@@ -39,7 +41,7 @@ pub struct Endpoint {
 #[derive(Debug)]
 pub struct Client {
     stream: Stream,
-    decoder: Decoder,
+    pub(super) decoder: Decoder,
     out: Vec<u8>,
     /// Reused for every socket read; on the heap because futures that
     /// hold large arrays overflow task stacks.
@@ -128,19 +130,6 @@ impl Client {
         Ok(self)
     }
 
-    /// CAPA (RFC 2449). `None` when the server does not know the command,
-    /// as plain RFC 1939 servers answer.
-    pub async fn capa(&mut self) -> Result<Option<Capabilities>, Pop3Error> {
-        self.send(Command::Capa)?;
-        self.flush().await?;
-        let reply = self.read_reply("CAPA").await?;
-        if !reply.is_ok() {
-            return Ok(None);
-        }
-        let lines = self.read_listing("CAPA").await?;
-        Ok(Some(Capabilities::from_lines(&lines)))
-    }
-
     /// STAT: message count and total size.
     pub async fn stat(&mut self) -> Result<(u32, u64), Pop3Error> {
         let reply = self.expect_ok(Command::Stat).await?;
@@ -149,44 +138,6 @@ impl Client {
             command: "STAT",
             reply,
         })
-    }
-
-    /// LIST: every message's number and size.
-    pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
-        self.send(Command::List)?;
-        self.flush().await?;
-        self.read_list().await
-    }
-
-    /// The reply to a LIST sent earlier.
-    pub async fn read_list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
-        self.read_ok("LIST").await?;
-        let lines = self.read_listing("LIST").await?;
-        lines
-            .iter()
-            .map(|line| parse_list_line(line).map_err(|source| self.listing_error(source)))
-            .collect()
-    }
-
-    /// UIDL: every message's number and unique-id. `None` when the server
-    /// refuses the command (UIDL is optional in RFC 1939).
-    pub async fn uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
-        self.send(Command::Uidl)?;
-        self.flush().await?;
-        self.read_uidl().await
-    }
-
-    /// The reply to a UIDL sent earlier.
-    pub async fn read_uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
-        if !self.read_reply("UIDL").await?.is_ok() {
-            return Ok(None);
-        }
-        let lines = self.read_listing("UIDL").await?;
-        lines
-            .iter()
-            .map(|line| parse_uidl_line(line).map_err(|source| self.listing_error(source)))
-            .collect::<Result<_, _>>()
-            .map(Some)
     }
 
     /// RETR: append the message, unstuffed, to `out`.
@@ -277,26 +228,14 @@ impl Client {
 
     /// Read the next status line.
     pub async fn read_reply(&mut self, during: &'static str) -> Result<Reply, Pop3Error> {
+        let mut pace = self.pace();
         loop {
             match self.decoder.reply() {
                 Ok(Some(reply)) => {
                     tracing::trace!(peer = %self.peer, %reply, "reply");
                     return Ok(reply);
                 }
-                Ok(None) => self.fill(during).await?,
-                Err(source) => return Err(self.decode_error(source)),
-            }
-        }
-    }
-
-    /// Read the lines of a multi-line listing up to its terminator.
-    pub async fn read_listing(&mut self, during: &'static str) -> Result<Vec<Vec<u8>>, Pop3Error> {
-        let mut lines = Vec::new();
-        loop {
-            match self.decoder.listing_line() {
-                Ok(Some(ListingLine::Line(line))) => lines.push(line),
-                Ok(Some(ListingLine::End)) => return Ok(lines),
-                Ok(None) => self.fill(during).await?,
+                Ok(None) => self.fill(during, &mut pace).await?,
                 Err(source) => return Err(self.decode_error(source)),
             }
         }
@@ -308,10 +247,16 @@ impl Client {
         during: &'static str,
         out: &mut Vec<u8>,
     ) -> Result<(), Pop3Error> {
+        let during = match during {
+            "RETR" => "RETR in full",
+            "TOP" => "TOP in full",
+            other => other,
+        };
+        let mut pace = self.pace();
         loop {
             match self.decoder.body(out) {
                 Ok(Some(())) => return Ok(()),
-                Ok(None) => self.fill(during).await?,
+                Ok(None) => self.fill(during, &mut pace).await?,
                 Err(source) => return Err(self.decode_error(source)),
             }
         }
@@ -338,19 +283,46 @@ impl Client {
         }
     }
 
-    /// One read from the socket into the decoder, bounded by the timeout.
-    async fn fill(&mut self, during: &'static str) -> Result<(), Pop3Error> {
-        match timeout(self.timeout, self.stream.read(&mut self.chunk)).await {
-            Ok(Ok(0)) => Err(Pop3Error::Closed {
-                peer: self.peer.clone(),
-                during,
-            }),
-            Ok(Ok(n)) => {
-                self.decoder.feed(&self.chunk[..n]);
-                Ok(())
+    /// A new [`Pace`] for a reply about to be read.
+    pub(super) fn pace(&self) -> Pace {
+        Pace::new(self.timeout, Instant::now())
+    }
+
+    /// One read from the socket into the decoder. It fails when nothing
+    /// arrived for `timeout`, or when the reply falls behind its pace.
+    pub(super) async fn fill(
+        &mut self,
+        during: &'static str,
+        pace: &mut Pace,
+    ) -> Result<(), Pop3Error> {
+        loop {
+            let read = self.stream.read(&mut self.chunk);
+            match timeout_at(pace.deadline(), read).await {
+                Ok(Ok(0)) => {
+                    return Err(Pop3Error::Closed {
+                        peer: self.peer.clone(),
+                        during,
+                    })
+                }
+                Ok(Ok(n)) => {
+                    self.decoder.feed(&self.chunk[..n]);
+                    pace.arrived(n, Instant::now());
+                    return Ok(());
+                }
+                Ok(Err(source)) => return Err(self.io_error(during, source)),
+                Err(_) => match pace.expired() {
+                    Expired::Stalled => return Err(self.timeout_error(during)),
+                    Expired::TooSlow { received } => {
+                        return Err(Pop3Error::TooSlow {
+                            peer: self.peer.clone(),
+                            during,
+                            received,
+                            after: self.timeout,
+                        })
+                    }
+                    Expired::NextWindow => {}
+                },
             }
-            Ok(Err(source)) => Err(self.io_error(during, source)),
-            Err(_) => Err(self.timeout_error(during)),
         }
     }
 
@@ -378,14 +350,14 @@ impl Client {
         }
     }
 
-    fn decode_error(&self, source: super::codec::DecodeError) -> Pop3Error {
+    pub(super) fn decode_error(&self, source: super::codec::DecodeError) -> Pop3Error {
         Pop3Error::Decode {
             peer: self.peer.clone(),
             source,
         }
     }
 
-    fn listing_error(&self, source: super::reply::ListingError) -> Pop3Error {
+    pub(super) fn listing_error(&self, source: super::reply::ListingError) -> Pop3Error {
         Pop3Error::Listing {
             peer: self.peer.clone(),
             source,

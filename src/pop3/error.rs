@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::codec::DecodeError;
 use super::command::EncodeError;
+use super::listing::Duplicate;
+use super::pace::MIN_RATE;
 use super::reply::{ListingError, Reply};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,21 @@ pub enum Pop3Error {
         during: &'static str,
         after: Duration,
     },
+    #[error("{peer} answered {during} too slowly: {received} bytes in {}, under the {MIN_RATE} bytes a second below which a server counts as stalled", humantime::format_duration(*after))]
+    TooSlow {
+        peer: String,
+        during: &'static str,
+        received: u64,
+        after: Duration,
+    },
+    #[error("{peer} sent a {listing} listing of more than {limit} lines, the most popferry reads; it gave up on this mailbox")]
+    ListingTooLong {
+        peer: String,
+        listing: &'static str,
+        limit: usize,
+    },
+    #[error("{peer} lists {duplicate} in UIDL; unique-ids that are not unique cannot tell delivered mail from new, so nothing is moved from this mailbox until the server is repaired")]
+    DuplicateUid { peer: String, duplicate: Duplicate },
     #[error("{peer} closed the connection during {during}")]
     Closed { peer: String, during: &'static str },
     #[error("network error with {peer} during {during}: {source}")]

@@ -7,6 +7,7 @@
 //! * [`mail`]: generated test messages and byte comparisons.
 //! * [`link_proxy`]: a TCP proxy that cuts the POP3 link at a chosen command.
 //! * [`scenario`]: a mailbox + recipient + config, and delivery assertions.
+//! * [`watch`]: a running popferry's log lines and peak memory.
 //!
 //! Each test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -16,3 +17,4 @@ pub mod mail;
 pub mod popferry;
 pub mod real;
 pub mod scenario;
+pub mod watch;

@@ -42,6 +42,8 @@ pub struct AccountConfig {
     pub quarantine_dir: Option<String>,
     /// `auth`, when not the default `"auto"`.
     pub auth: Option<String>,
+    /// `max_message_size`, e.g. `"16MiB"`; the default when `None`.
+    pub max_message_size: Option<String>,
 }
 
 impl AccountConfig {
@@ -63,6 +65,29 @@ impl AccountConfig {
             poll_interval: "60s".to_owned(),
             quarantine_dir: None,
             auth: None,
+            max_message_size: None,
+        }
+    }
+
+    /// Plain POP3 on 127.0.0.1:`port`, for the in-process test servers:
+    /// a 2 s timeout so failures come fast, polled every second.
+    pub fn plain(name: &str, port: u16, username: &str, password: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port,
+            tls: TlsMode::None,
+            ca_file: None,
+            tls_fingerprint: None,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            deliver_to: vec![format!("{name}@example.org")],
+            keep: false,
+            timeout: "2s".to_owned(),
+            poll_interval: "1s".to_owned(),
+            quarantine_dir: None,
+            auth: None,
+            max_message_size: None,
         }
     }
 
@@ -101,6 +126,9 @@ impl AccountConfig {
         }
         if let Some(auth) = &self.auth {
             text += &format!("auth = {}\n", quote(auth));
+        }
+        if let Some(size) = &self.max_message_size {
+            text += &format!("max_message_size = {}\n", quote(size));
         }
         text
     }

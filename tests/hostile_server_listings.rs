@@ -132,7 +132,7 @@ async fn list_smaller_than_the_body_delivers_it_whole_and_limits_the_real_bytes(
         assert!(delivered[0].data.ends_with(&message("liar", &padding)));
         rig.assert_delivered_once(&["liar", "small"]);
 
-        let peer = Peer::start(greeting(), mailbox(vec![small(), liar("liar")])).await;
+        let peer = Peer::start(greeting(), mailbox(vec![liar("liar"), small()])).await;
         let rig = rig_on(&peer, "max_message_size = 2000").await;
         let err = rig.poll().await.expect_err("the limit holds on the body");
         let text = err.to_string();
@@ -141,12 +141,31 @@ async fn list_smaller_than_the_body_delivers_it_whole_and_limits_the_real_bytes(
             text.contains("larger than the limit of 2000 bytes"),
             "{text}"
         );
+        assert_eq!(peer.received("DELE"), Vec::<String>::new());
+        let liar_record = rig.record("liar").await.expect("liar recorded");
+        assert_eq!(
+            liar_record.state,
+            MessageState::Rejected,
+            "not fetched again"
+        );
+
+        // The oversized message does not block the account: the next poll
+        // leaves it alone and delivers what is listed after it.
+        let report = rig.poll().await.expect("second poll");
+        assert_eq!(report.delivered, 1, "{report:?}");
         rig.assert_delivered_once(&["small"]);
         assert_eq!(rig.offered_count("liar"), 0);
+        assert_eq!(
+            peer.received("RETR")
+                .iter()
+                .filter(|r| *r == "RETR 1")
+                .count(),
+            1
+        );
         let deleted = peer.received("DELE");
-        assert!(deleted.iter().all(|d| d == "DELE 1"), "{deleted:?}");
+        assert!(deleted.iter().all(|d| d == "DELE 2"), "{deleted:?}");
         let record = rig.record("small").await.expect("small recorded");
-        assert_eq!(record.state, MessageState::Delivered);
+        assert_eq!(record.state, MessageState::Deleted, "QUIT confirmed the DELE");
     })
     .await;
 }

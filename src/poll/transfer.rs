@@ -30,7 +30,7 @@
 use std::collections::VecDeque;
 
 use tokio::sync::{mpsc, Semaphore};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::record::{record, Recorded, ToRecord};
 use super::{PollError, StopFlag};
@@ -242,8 +242,18 @@ impl Fetch<'_, '_> {
 
     /// The reply to a RETR: the message, or `None` if someone else deleted
     /// it since the listing.
+    ///
+    /// A body that outgrows `max_message_size` (LIST gave a smaller size)
+    /// ends the poll, since the rest of it is still on the wire. It is
+    /// recorded as rejected first: otherwise every poll would fetch it
+    /// again, fail again, and never reach the messages listed after it.
     async fn read_message(&mut self, step: usize) -> Result<Option<Vec<u8>>, PollError> {
-        let Step { uid, size, .. } = &self.plan[step];
+        let Step {
+            uid,
+            size,
+            retry_at,
+            ..
+        } = &self.plan[step];
         let client = self.session.client();
         match client.read_ok("RETR").await {
             Ok(_) => {}
@@ -259,8 +269,18 @@ impl Fetch<'_, '_> {
         // buffer once; growing by doubling would briefly hold two copies
         // of a large message.
         message.reserve_exact(usize::try_from(*size).unwrap_or(0));
-        client.read_body("RETR", &mut message).await?;
-        Ok(Some(message))
+        match client.read_body("RETR", &mut message).await {
+            Ok(()) => Ok(Some(message)),
+            Err(e) if e.is_too_large() => {
+                let reason = format!("{e}; LIST gave {size} bytes");
+                warn!(uid, "{reason}; left on the server");
+                (self.cx.ledger)
+                    .record_rejected(&account.name, uid, *size, &reason, *retry_at)
+                    .await?;
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn read_deleted(

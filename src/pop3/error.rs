@@ -93,4 +93,17 @@ impl Pop3Error {
     pub fn is_message_gone(&self) -> bool {
         matches!(self, Pop3Error::Refused { reply, .. } if reply.has_code("UID"))
     }
+
+    /// True when a body outgrew `max_message_size` while it was read: the
+    /// message itself is the problem, not the connection's health, and it
+    /// will be as large next time.
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            Pop3Error::Decode {
+                source: DecodeError::MessageTooLarge { .. },
+                ..
+            }
+        )
+    }
 }

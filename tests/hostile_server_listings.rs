@@ -165,7 +165,11 @@ async fn list_smaller_than_the_body_delivers_it_whole_and_limits_the_real_bytes(
         let deleted = peer.received("DELE");
         assert!(deleted.iter().all(|d| d == "DELE 2"), "{deleted:?}");
         let record = rig.record("small").await.expect("small recorded");
-        assert_eq!(record.state, MessageState::Deleted, "QUIT confirmed the DELE");
+        assert_eq!(
+            record.state,
+            MessageState::Deleted,
+            "QUIT confirmed the DELE"
+        );
     })
     .await;
 }

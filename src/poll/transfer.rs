@@ -24,10 +24,14 @@
 //!
 //! Memory: RETRs are sent only while the bytes requested and not yet
 //! recorded stay within [`FETCH_AHEAD`], or for one message when nothing
-//! else is held. A poll therefore holds at most `FETCH_AHEAD` of mail, or
-//! one message of up to `max_message_size`, whatever the mailbox holds.
+//! else is held. That budget counts LIST's sizes, which a server can
+//! understate; so the next body is also not read while the bodies already
+//! read and not yet recorded reach `FETCH_AHEAD` by their real length (its
+//! bytes wait in the socket meanwhile). A poll therefore holds at most
+//! `FETCH_AHEAD` of mail plus one message of up to `max_message_size`,
+//! whatever the mailbox holds and whatever its listing claims.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, warn};
@@ -118,6 +122,8 @@ pub(super) async fn transfer(
         deletes: VecDeque::new(),
         held: 0,
         holding: 0,
+        bodies: HashMap::new(),
+        in_memory: 0,
         out: Transferred::default(),
     };
     let (fetched, (), recorded) = tokio::join!(
@@ -157,9 +163,13 @@ struct Fetch<'a, 's> {
     in_flight: VecDeque<Sent>,
     /// Steps recorded and waiting for their DELE to be sent.
     deletes: VecDeque<usize>,
-    /// Bytes, and messages, requested and not yet recorded.
+    /// Bytes (by LIST), and messages, requested and not yet recorded.
     held: u64,
     holding: usize,
+    /// The real length of each body read and not yet recorded, by step,
+    /// and their sum.
+    bodies: HashMap<usize, u64>,
+    in_memory: u64,
     out: Transferred,
 }
 
@@ -176,9 +186,20 @@ impl Fetch<'_, '_> {
             }
             self.queue_commands()?;
             self.session.client().flush().await?;
+            let body_next = matches!(self.in_flight.front(), Some(Sent::Retr(_)));
+            if body_next && self.in_memory >= FETCH_AHEAD {
+                match recorded.recv().await {
+                    Some(done) => self.recorded(done),
+                    None => break,
+                }
+                continue;
+            }
             match self.in_flight.pop_front() {
                 Some(Sent::Retr(step)) => match self.read_message(step).await? {
                     Some(message) => {
+                        let length = message.len() as u64;
+                        self.bodies.insert(step, length);
+                        self.in_memory += length;
                         if fetched.send(Fetched { step, message }).await.is_err() {
                             break;
                         }
@@ -311,6 +332,9 @@ impl Fetch<'_, '_> {
     fn release(&mut self, step: usize) {
         self.held -= self.plan[step].size;
         self.holding -= 1;
+        if let Some(length) = self.bodies.remove(&step) {
+            self.in_memory -= length;
+        }
     }
 }
 

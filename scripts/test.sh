@@ -10,8 +10,9 @@
 # (scripts/services.sh, root or sudo), load their POPFERRY_TEST_* variables,
 # then cargo fmt --check, clippy with -D warnings, cargo test, and (when no
 # test filter is given) the benchmark's ~10 s smoke run against the debug
-# build, so bench/ cannot rot.  The services are stopped again on exit,
-# whatever happens.  Exits with the status of the first step that failed.
+# build, so bench/ cannot rot, and the fuzz targets' smoke run
+# (scripts/fuzz.sh --smoke: 15 s per target, fails on any crash).  The
+# services are stopped again on exit, whatever happens.  Exits with the status of the first step that failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -59,6 +60,14 @@ cargo clippy --all-targets --all-features -- -D warnings
 
 section "cargo test --all-features${*:+ $*}"
 cargo test --all-features "$@"
+
+# Every fuzz target for a few seconds (installs cargo-fuzz if missing),
+# so the targets keep building and a shallow crash is caught here. Skipped
+# with a test filter, like the bench smoke below.
+if (($# == 0)); then
+    section "scripts/fuzz.sh --smoke"
+    "$REPO_ROOT/scripts/fuzz.sh" --smoke
+fi
 
 # The benchmark's smoke version (bench/README.md): popferry and the limit
 # client on small mailboxes, every run verified. Skipped when cargo test got

@@ -122,7 +122,10 @@ fn split_code(rest: &[u8]) -> (Option<String>, &[u8]) {
     (Some(String::from_utf8_lossy(code).into_owned()), text)
 }
 
-fn clean_text(bytes: &[u8]) -> String {
+/// Server text made safe to log or show: non-UTF-8 bytes and control
+/// characters (terminal escapes, CR, NUL) replaced. SMTP reply text gets
+/// the same treatment.
+pub(crate) fn clean_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })

@@ -7,17 +7,22 @@
 
 use std::fmt;
 
+use crate::pop3::reply::clean_text;
+
 /// Longest reply line accepted. RFC 5321 allows 512 bytes; real relays
 /// stay well under this, a hostile one is cut off here.
-const MAX_LINE: usize = 8 * 1024;
+pub const MAX_LINE: usize = 8 * 1024;
 /// Most lines in one reply (an EHLO lists a few dozen at most).
-const MAX_LINES: usize = 256;
+pub const MAX_LINES: usize = 256;
 
 /// One complete reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub code: u16,
     /// The text of every line, in order, without codes or line ends.
+    /// Control characters and non-UTF-8 bytes are replaced: the text goes
+    /// into logs, errors and the ledger, and a relay must not be able to
+    /// put terminal escapes there.
     pub lines: Vec<String>,
 }
 
@@ -134,7 +139,7 @@ fn parse_line(line: &[u8]) -> Result<(u16, bool, String), ReplyError> {
         Some(b'-') => (false, &line[4..]),
         Some(_) => return Err(malformed()),
     };
-    Ok((code, last, String::from_utf8_lossy(text).into_owned()))
+    Ok((code, last, clean_text(text)))
 }
 
 #[cfg(test)]
@@ -171,6 +176,12 @@ mod tests {
             got.extend(std::iter::from_fn(|| decoder.next_reply().unwrap()));
             assert_eq!(got, whole, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn control_bytes_in_reply_text_are_neutralised() {
+        let replies = decode_all(b"550-\x1b[2J\x1b]0;owned\x07\r\n550 a\rb\x00\xff\r\n");
+        assert_eq!(replies[0].lines, ["?[2J?]0;owned?", "a?b?\u{fffd}"]);
     }
 
     #[test]

@@ -74,6 +74,6 @@ fn summary(name: &str, seconds: f64, result: &Result<PollReport, PollError>) -> 
             "{name}: ok in {seconds:.2}s: {} listed, {} delivered, {} deleted, {} deferred, {} rejected",
             r.listed, r.delivered, r.deleted, r.deferred, r.rejected
         ),
-        Err(e) => format!("{name}: FAILED after {seconds:.2}s: {e}"),
+        Err(e) => format!("{name}: FAILED after {seconds:.2}s: {}", e.with_causes()),
     }
 }

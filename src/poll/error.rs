@@ -33,4 +33,53 @@ impl PollError {
     pub fn is_auth_failure(&self) -> bool {
         matches!(self, PollError::Pop3(e) if e.is_auth_failure())
     }
+
+    /// The error and each cause under it, joined by ": ", for the one line
+    /// an operator reads. A cause is left out when the line already holds
+    /// its text (many messages quote their source) or when it only restates
+    /// the previous cause (SQLite's "Error code 11: <same words>").
+    pub fn with_causes(&self) -> String {
+        let mut line = self.to_string();
+        let mut last = line.clone();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            let text = error.to_string();
+            if !line.contains(&text) && !text.ends_with(&last) {
+                line = format!("{line}: {text}");
+                last = text;
+            }
+            cause = error.source();
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_listed_once_each() {
+        let source = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some("database disk image is malformed".into()),
+        );
+        let error = PollError::Ledger(LedgerError::Query {
+            path: "/var/lib/popferry/popferry.db".into(),
+            action: "record deliveries",
+            source,
+        });
+        assert_eq!(
+            error.with_causes(),
+            "ledger /var/lib/popferry/popferry.db: cannot record deliveries: \
+             database disk image is malformed"
+        );
+        let quoted = PollError::Password {
+            account: "alice".into(),
+            source: SecretError::EnvMissing {
+                name: "ALICE_PASSWORD".into(),
+            },
+        };
+        assert_eq!(quoted.with_causes(), quoted.to_string());
+    }
 }

@@ -147,7 +147,7 @@ pub async fn poll_session(
             }
         }
         Err(e) => {
-            warn!(error = %e, ms, "poll failed");
+            warn!(error = e.with_causes(), ms, "poll failed");
             Polled {
                 result: Err(e),
                 parked: None,

@@ -1,0 +1,50 @@
+//! The ledger's unit tests: `file` for the database file itself (schema,
+//! mode, lock, durability, a full disk), `rows` for what the methods write.
+
+mod file;
+mod rows;
+
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+use super::migrate::MIGRATIONS;
+use super::polls::POLL_HISTORY;
+use super::*;
+
+/// A ledger in a fresh folder; the folder lives as long as the `TempDir`.
+pub(super) fn file_ledger() -> (TempDir, PathBuf, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let ledger = Ledger::open(&path).unwrap();
+    (dir, path, ledger)
+}
+
+/// A second connection, to look at the file as another process would.
+pub(super) fn user_version(path: &Path) -> u32 {
+    Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap()
+}
+
+pub(super) fn pragma<T: rusqlite::types::FromSql>(ledger: &Ledger, name: &str) -> T {
+    let conn = ledger.inner.conn.lock().unwrap();
+    conn.pragma_query_value(None, name, |row| row.get(0))
+        .unwrap()
+}
+
+pub(super) fn report(outcome: PollOutcome) -> PollReport {
+    PollReport {
+        outcome,
+        listed: 5,
+        delivered: 2,
+        deleted: 2,
+        deferred: 1,
+        rejected: 1,
+        error: None,
+    }
+}

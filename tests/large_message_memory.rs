@@ -12,11 +12,11 @@ mod support;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pop3_server::{Options, Pop3Server};
 use smtp_receiver::{SmtpReceiver, Verdict};
-use support::watch::vm_hwm_kib;
+use support::watch::peak_until_exit;
 
 const MESSAGE: usize = 100 * 1024 * 1024;
 const LIMIT_KIB: u64 = 150 * 1024;
@@ -81,33 +81,16 @@ max_message_size = "200MiB"
         .and_then(|mut f| f.write_all(toml.as_bytes()))
         .expect("write config");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popferry"))
+    let child = Command::new(env!("CARGO_BIN_EXE_popferry"))
         .args(["fetch", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start popferry");
-    let pid = child.id();
-    let (status, peak_kib) = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut peak = 0;
-        loop {
-            if let Some(hwm) = vm_hwm_kib(pid) {
-                peak = peak.max(hwm);
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return (status, peak);
-            }
-            if started.elapsed() > RUN_LIMIT {
-                let _ = child.kill();
-                panic!("popferry did not finish within {RUN_LIMIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    })
-    .await
-    .expect("monitor");
+    let (status, peak_kib) = tokio::task::spawn_blocking(move || peak_until_exit(child, RUN_LIMIT))
+        .await
+        .expect("monitor");
 
     eprintln!(
         "peak RSS moving {} MiB: {:.1} MiB",

@@ -12,12 +12,12 @@ mod hostile_peer;
 mod smtp_receiver;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hostile_peer::{greeting, mailbox, Listed, Peer, Reply};
 use smtp_receiver::{SmtpReceiver, Verdict};
 use support::popferry::{popferry_command, AccountConfig, TestConfig};
-use support::watch::vm_hwm_kib;
+use support::watch::peak_until_exit;
 
 const MESSAGES: usize = 40;
 const BODY: usize = 2 * 1024 * 1024;
@@ -67,21 +67,10 @@ async fn understated_list_sizes_do_not_let_bodies_pile_up() {
 
     let path = config.write();
     let (status, peak_kib) = tokio::task::spawn_blocking(move || {
-        let mut child = popferry_command(&path, &["fetch"])
+        let child = popferry_command(&path, &["fetch"])
             .spawn()
             .expect("start popferry");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut peak = 0;
-        loop {
-            if let Some(hwm) = vm_hwm_kib(child.id()) {
-                peak = peak.max(hwm);
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return (status, peak);
-            }
-            assert!(Instant::now() < deadline, "popferry fetch did not finish");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        peak_until_exit(child, Duration::from_secs(120))
     })
     .await
     .expect("watcher");

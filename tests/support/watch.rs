@@ -7,6 +7,7 @@
 //! happened before the log line can be missed, however briefly it lasted.
 
 use std::path::Path;
+use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,4 +48,25 @@ pub fn logged_number(line: &str, key: &str) -> Option<u64> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
+}
+
+/// Waits for `child` to exit, reading its `VmHWM` every few milliseconds;
+/// returns how it ended and the last (so the highest) reading, in KiB.
+/// Kills it and panics after `limit`.
+pub fn peak_until_exit(mut child: Child, limit: Duration) -> (ExitStatus, u64) {
+    let deadline = Instant::now() + limit;
+    let mut peak = 0;
+    loop {
+        if let Some(hwm) = vm_hwm_kib(child.id()) {
+            peak = peak.max(hwm);
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return (status, peak);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("popferry did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }

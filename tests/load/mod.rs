@@ -40,6 +40,12 @@ pub struct Sample {
     pub at: Duration,
     /// `VmRSS`: resident memory now, not the high-water mark.
     pub rss_kib: u64,
+    /// Its parts: the heap and stacks, mapped files (the binary, SQLite's
+    /// `-shm` index), and shared memory.
+    pub anon_kib: u64,
+    pub file_kib: u64,
+    pub shmem_kib: u64,
+    pub threads: u64,
     /// Open file descriptors.
     pub fds: usize,
     /// User plus system CPU time so far.
@@ -72,13 +78,15 @@ impl Probe {
     /// `None` once the process is gone.
     pub fn sample(&self, at: Duration) -> Option<Sample> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let rss_kib = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
+        let field = |name: &str| -> Option<u64> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
         let fds = fs::read_dir(format!("/proc/{}/fd", self.pid)).ok()?.count();
         let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
         // The command name in parentheses may contain spaces; the fields
@@ -90,7 +98,11 @@ impl Probe {
         let cpu = Duration::from_millis(ticks * 1000 / self.ticks_per_second);
         Some(Sample {
             at,
-            rss_kib,
+            rss_kib: field("VmRSS")?,
+            anon_kib: field("RssAnon")?,
+            file_kib: field("RssFile")?,
+            shmem_kib: field("RssShmem")?,
+            threads: field("Threads")?,
             fds,
             cpu,
         })

@@ -6,7 +6,11 @@
 //! cannot be trusted to: at most one awake session per mailbox (the
 //! reference SLEE-WAKE server does no locking at all), and a cap on open
 //! connections per server, parked ones included. When a new login needs a
-//! slot that parked sessions hold, the longest-idle of them is logged out.
+//! slot that parked sessions hold, the one whose account polls last is
+//! logged out. Not the longest-idle one: accounts on one clock poll in
+//! turn, so the longest-idle session is the very next one needed, and with
+//! more accounts than slots every poll would log out the session the next
+//! poll wants and log in afresh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -51,6 +55,8 @@ struct Parked {
     since: Instant,
     /// When the server last heard from it.
     touched: Instant,
+    /// When its account polls next.
+    due: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -108,8 +114,8 @@ impl Pool {
         }
     }
 
-    /// A connection slot on `server`, taken from the longest-idle parked
-    /// session there if every slot is in use.
+    /// A connection slot on `server`, taken from the parked session there
+    /// that is due last if every slot is in use.
     async fn slot(&self, server: &ServerKey) -> OwnedSemaphorePermit {
         let semaphore = Arc::clone(
             self.state()
@@ -124,17 +130,17 @@ impl Pool {
         }
         let victim = {
             let mut state = self.state();
-            let oldest = state
+            let latest = state
                 .parked
                 .iter()
                 .filter(|(key, _)| &key.server == server)
-                .min_by_key(|(_, parked)| parked.since)
+                .max_by_key(|(_, parked)| parked.due)
                 .map(|(key, _)| key.clone());
-            oldest.and_then(|key| state.parked.remove(&key))
+            latest.and_then(|key| state.parked.remove(&key))
         };
         match victim {
             Some(victim) => {
-                debug!("connection limit reached; logging out the longest-idle parked session");
+                debug!("connection limit reached; logging out the parked session due last");
                 victim.session.quit().await.ok();
                 victim.permit
             }
@@ -156,6 +162,7 @@ impl Pool {
             permit: lease.permit,
             since: now,
             touched: now,
+            due: now + next_poll,
         };
         let refused = if next_poll > self.limits.idle_timeout {
             Some(parked)

@@ -8,7 +8,11 @@ mod smtp_receiver;
 
 use harness::{within, Rig};
 use pop3_server::{Extensions, Fault, Options};
-use popferry::ledger::MessageState;
+use popferry::config::Config;
+use popferry::deliver::Relay;
+use popferry::ledger::{Ledger, MessageState};
+use popferry::poll::PollOptions;
+use popferry::scheduler::Shared;
 
 fn with_extensions(extensions: Extensions) -> Options {
     Options {
@@ -196,6 +200,61 @@ async fn sleeping_draft_name_is_understood() {
         }
         assert_eq!(rig.pop3.accepts(), 1);
         assert_eq!(rig.pop3.commands("WAKE"), 2);
+    })
+    .await;
+}
+
+/// Three accounts on one server that allows two connections, polled in
+/// turn: the pool keeps the session of the account due soonest (every
+/// 10 s) and logs out the one due last. Logging out the longest-idle
+/// session instead would log out exactly the one the next poll wants, so
+/// every poll would be a fresh login and none a WAKE.
+#[tokio::test]
+async fn with_more_accounts_than_slots_the_session_due_soonest_stays_parked() {
+    within(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = Options {
+            aliases: vec!["bob".into(), "carol".into()],
+            ..with_extensions(Extensions::all())
+        };
+        let password = options.password.clone();
+        let pop3 = pop3_server::Pop3Server::start(options).await;
+        let smtp = smtp_receiver::SmtpReceiver::start().await;
+        let mut toml = format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             [daemon]\nmax_connections_per_server = 2\n",
+            smtp.port()
+        );
+        // Intervals far enough apart that their jitter cannot reorder them.
+        for (user, interval) in [("alice", 10), ("bob", 20), ("carol", 30)] {
+            toml += &format!(
+                "[[account]]\nname = \"{user}\"\nhost = \"127.0.0.1\"\nport = {}\n\
+                 tls = \"none\"\nusername = \"{user}\"\npassword = \"{password}\"\n\
+                 deliver_to = [\"{user}@example.org\"]\npoll_interval = \"{interval}s\"\n",
+                pop3.port()
+            );
+        }
+        let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).expect("config");
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).expect("ledger");
+        let shared = Shared::new(ledger, config.daemon);
+        let relay = Relay::new(&config.accounts[0].smtp).expect("relay");
+        let rounds = 4;
+        for _ in 0..rounds {
+            for account in &config.accounts {
+                let mut failures = 0;
+                let polled = shared
+                    .poll(account, &relay, &PollOptions::default(), &mut failures)
+                    .await;
+                polled.result.expect("poll");
+                assert!(pop3.open_connections() <= 2, "the cap holds");
+            }
+        }
+        assert_eq!(
+            pop3.commands("WAKE"),
+            rounds - 1,
+            "alice's session was woken every round after the first"
+        );
+        assert_eq!(pop3.logins(), 1 + 2 * rounds, "bob and carol take turns");
     })
     .await;
 }

@@ -182,7 +182,20 @@ impl Client {
     /// SLEE: commit the deletions like QUIT, but keep the connection,
     /// asleep, for a later WAKE.
     pub async fn slee(&mut self) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Slee).await.map(drop)
+        self.expect_ok(Command::Slee).await?;
+        self.release_buffers();
+        Ok(())
+    }
+
+    /// Frees the read chunk and whatever the decoder and the command queue
+    /// grew to while a poll moved mail: a pool parks hundreds of sessions,
+    /// and each would otherwise keep its high-water mark (the 64 KiB chunk
+    /// alone) for as long as it sleeps. The chunk is allocated again by the
+    /// next read.
+    fn release_buffers(&mut self) {
+        self.chunk = Vec::new();
+        self.decoder.release();
+        self.out = Vec::new();
     }
 
     /// WAKE: back from sleep with a fresh listing. The reply's code says
@@ -295,6 +308,9 @@ impl Client {
         during: &'static str,
         pace: &mut Pace,
     ) -> Result<(), Pop3Error> {
+        if self.chunk.is_empty() {
+            self.chunk = vec![0; READ_CHUNK];
+        }
         loop {
             let read = self.stream.read(&mut self.chunk);
             match timeout_at(pace.deadline(), read).await {

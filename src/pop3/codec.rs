@@ -153,6 +153,15 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
+    /// Gives back the memory of consumed bytes. The buffer grows to the
+    /// largest stretch ever read at once; a session parked between polls
+    /// should not hold on to that.
+    pub fn release(&mut self) {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        self.buf.shrink_to_fit();
+    }
+
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.pos

@@ -236,6 +236,26 @@ fn take_buffered_returns_unread_bytes() {
 }
 
 #[test]
+fn release_gives_back_consumed_memory_and_keeps_unread_bytes() {
+    let mut d = decoder();
+    let mut wire = b"+OK\r\n".to_vec();
+    wire.extend(std::iter::repeat_n(b'x', 1 << 20));
+    wire.extend_from_slice(b"\r\n.\r\n+OK next\r\n");
+    d.feed(&wire);
+    d.reply().expect("reply").expect("status line");
+    let mut out = Vec::new();
+    d.body(&mut out).expect("body").expect("complete");
+    assert!(d.buf.capacity() > 1 << 20);
+    d.release();
+    assert!(d.buf.capacity() < 64, "{} bytes kept", d.buf.capacity());
+    let next = d
+        .reply()
+        .expect("reply")
+        .expect("the unread reply survives");
+    assert_eq!(next.text, "next");
+}
+
+#[test]
 fn printable_escapes_and_truncates() {
     let shown = Printable::new(b"a\x1bb\xff").to_string();
     assert_eq!(shown, "a\\x1bb\\xff");

@@ -91,6 +91,9 @@ pub struct Options {
     /// False makes UIDL answer `-ERR`, like RFC 1939 servers without it.
     pub uidl: bool,
     pub extensions: Extensions,
+    /// More user names that log in, with the same password, to the same
+    /// maildrop: several accounts on one server, sharing its connection cap.
+    pub aliases: Vec<String>,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             capabilities: vec!["USER".into(), "UIDL".into(), "TOP".into()],
             uidl: true,
             extensions: Extensions::default(),
+            aliases: Vec::new(),
         }
     }
 }
@@ -154,6 +158,12 @@ struct Shared {
     most_retrs_ahead: usize,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
+}
+
+impl Options {
+    fn knows(&self, user: &str) -> bool {
+        self.user == user || self.aliases.iter().any(|alias| alias == user)
+    }
 }
 
 impl Shared {

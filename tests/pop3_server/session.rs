@@ -287,7 +287,7 @@ impl Session {
     pub(super) async fn login(&mut self, user: &str, password: &str) -> Io {
         let snapshot = {
             let mut shared = lock(&self.shared);
-            if user != shared.options.user || password != shared.options.password {
+            if !shared.options.knows(user) || password != shared.options.password {
                 None
             } else {
                 shared.logins += 1;

@@ -3,8 +3,8 @@
 //! Sending and receiving are separate steps ([`Client::send`] queues a
 //! command, [`Client::flush`] writes the queue, the `read_*` methods decode
 //! replies in order), so several commands can be in flight at once on a
-//! server that advertises PIPELINING. The convenience methods (`uidl`,
-//! `retr`, ...) do one command at a time.
+//! server that advertises PIPELINING. The convenience methods that do one
+//! command at a time are in `transaction.rs`, `listing.rs` and `auth.rs`.
 //!
 //! Every read and every write is bounded by the session timeout, and a
 //! reply must keep a minimum pace ([`super::pace`]). A server that stalls,
@@ -20,10 +20,10 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::codec::{Decoder, Limits};
-use super::command::{Command, Msg};
+use super::command::Command;
 use super::error::Pop3Error;
 use super::pace::{Expired, Pace};
-use super::reply::{parse_stat, Reply, Status};
+use super::reply::{Reply, Status};
 use crate::net::{tls_hint, Stream};
 
 /// Where to connect and how.
@@ -130,55 +130,6 @@ impl Client {
         Ok(self)
     }
 
-    /// STAT: message count and total size.
-    pub async fn stat(&mut self) -> Result<(u32, u64), Pop3Error> {
-        let reply = self.expect_ok(Command::Stat).await?;
-        parse_stat(&reply.text).ok_or_else(|| Pop3Error::Unexpected {
-            peer: self.peer.clone(),
-            command: "STAT",
-            reply,
-        })
-    }
-
-    /// RETR: append the message, unstuffed, to `out`.
-    pub async fn retr(
-        &mut self,
-        msg: impl Into<Msg<'_>>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Retr(msg.into())).await?;
-        self.read_body("RETR", out).await
-    }
-
-    /// TOP: append the header and the first `lines` body lines.
-    pub async fn top(
-        &mut self,
-        msg: impl Into<Msg<'_>>,
-        lines: u32,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Top(msg.into(), lines)).await?;
-        self.read_body("TOP", out).await
-    }
-
-    /// DELE: mark for deletion; the server deletes at QUIT (or SLEE).
-    pub async fn dele(&mut self, msg: impl Into<Msg<'_>>) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Dele(msg.into())).await.map(drop)
-    }
-
-    /// DELI: delete now; the `+OK` means the message is gone for good.
-    pub async fn deli(&mut self, msg: impl Into<Msg<'_>>) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Deli(msg.into())).await.map(drop)
-    }
-
-    pub async fn rset(&mut self) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Rset).await.map(drop)
-    }
-
-    pub async fn noop(&mut self) -> Result<(), Pop3Error> {
-        self.expect_ok(Command::Noop).await.map(drop)
-    }
-
     /// SLEE: commit the deletions like QUIT, but keep the connection,
     /// asleep, for a later WAKE.
     pub async fn slee(&mut self) -> Result<(), Pop3Error> {
@@ -196,12 +147,6 @@ impl Client {
         self.chunk = Vec::new();
         self.decoder.release();
         self.out = Vec::new();
-    }
-
-    /// WAKE: back from sleep with a fresh listing. The reply's code says
-    /// whether anything arrived meanwhile (`ACTIVITY/NEW` or `/NONE`).
-    pub async fn wake(&mut self) -> Result<Reply, Pop3Error> {
-        self.expect_ok(Command::Wake).await
     }
 
     /// QUIT. Its `+OK` is the server's word that the deletions are

@@ -17,6 +17,7 @@ pub mod error;
 pub mod listing;
 mod pace;
 pub mod reply;
+mod transaction;
 
 pub use client::{Client, Endpoint};
 pub use codec::{DecodeError, Limits};

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use harness::{within, Rig, POP3_TIMEOUT};
 use hostile_peer::{greeting, logged_in, mailbox, Listed, Peer, Reply};
-use popferry::ledger::PollReport;
-use popferry::poll::PollError;
 use popferry::pop3::listing::MAX_CAPA_LINES;
 
 const ONE_SECOND: Duration = Duration::from_secs(1);
@@ -27,47 +25,31 @@ async fn rig_on(peer: &Peer, extra: &str) -> Rig {
     rig
 }
 
-/// Polls once and returns the result and how long it took.
-async fn timed_poll(rig: &Rig) -> (Result<PollReport, PollError>, Duration) {
+/// Polls `peer` once through a fresh rig (`extra` added to its account)
+/// and asserts that the poll failed with an error naming the peer and
+/// containing `what`, within `limit`, with nothing relayed and nothing
+/// deleted. Returns the error text and how long the poll took.
+async fn poll_fails(peer: &Peer, extra: &str, limit: Duration, what: &str) -> (String, Duration) {
+    let rig = rig_on(peer, extra).await;
     let started = Instant::now();
     let result = rig.poll().await;
-    (result, started.elapsed())
-}
-
-/// The poll failed with an error naming the peer and containing `what`,
-/// within `limit`, with nothing relayed and nothing deleted.
-fn assert_failed(
-    peer: &Peer,
-    rig: &Rig,
-    result: Result<PollReport, PollError>,
-    elapsed: Duration,
-    limit: Duration,
-    what: &str,
-) -> String {
+    let elapsed = started.elapsed();
     let err = result.expect_err("the poll must fail").to_string();
     assert!(err.contains(&peer.addr()), "names the server: {err}");
     assert!(err.contains(what), "says {what:?}: {err}");
     assert!(elapsed < limit, "failed after {elapsed:?}, limit {limit:?}");
     assert!(rig.smtp.offers().is_empty(), "nothing may be relayed");
     assert!(peer.received("DELE").is_empty(), "nothing may be deleted");
-    err
+    (err, elapsed)
 }
 
 #[tokio::test]
 async fn greeting_never_sent_fails_within_the_timeout() {
     within(async {
         let peer = Peer::start(Reply::Silence, |_| Reply::Silence).await;
-        let rig = rig_on(&peer, "").await;
-        let (result, elapsed) = timed_poll(&rig).await;
+        let limit = POP3_TIMEOUT + ONE_SECOND;
+        let (_, elapsed) = poll_fails(&peer, "", limit, "did not answer greeting within 2s").await;
         assert!(elapsed >= POP3_TIMEOUT, "gave up early: {elapsed:?}");
-        assert_failed(
-            &peer,
-            &rig,
-            result,
-            elapsed,
-            POP3_TIMEOUT + ONE_SECOND,
-            "did not answer greeting within 2s",
-        );
         assert!(peer.commands().is_empty(), "{:?}", peer.commands());
     })
     .await;
@@ -86,16 +68,7 @@ async fn ten_mib_line_without_crlf_fails_at_the_line_limit() {
             (greeting(), ten_mib.clone()),
         ] {
             let peer = Peer::start(greeting, logged_in(move |_| script.clone())).await;
-            let rig = rig_on(&peer, "").await;
-            let (result, elapsed) = timed_poll(&rig).await;
-            assert_failed(
-                &peer,
-                &rig,
-                result,
-                elapsed,
-                POP3_TIMEOUT,
-                "line longer than 8192 bytes",
-            );
+            poll_fails(&peer, "", POP3_TIMEOUT, "line longer than 8192 bytes").await;
         }
     })
     .await;
@@ -110,16 +83,7 @@ async fn capa_listing_that_never_ends_fails_at_its_line_cap() {
             total: None,
         })
         .await;
-        let rig = rig_on(&peer, "").await;
-        let (result, elapsed) = timed_poll(&rig).await;
-        let err = assert_failed(
-            &peer,
-            &rig,
-            result,
-            elapsed,
-            POP3_TIMEOUT,
-            "CAPA listing of more than",
-        );
+        let (err, _) = poll_fails(&peer, "", POP3_TIMEOUT, "CAPA listing of more than").await;
         assert!(err.contains(&MAX_CAPA_LINES.to_string()), "{err}");
     })
     .await;
@@ -142,16 +106,13 @@ async fn retr_body_that_never_ends_fails_at_max_message_size() {
             }
         })
         .await;
-        let rig = rig_on(&peer, "max_message_size = \"1MiB\"").await;
-        let (result, elapsed) = timed_poll(&rig).await;
-        assert_failed(
+        poll_fails(
             &peer,
-            &rig,
-            result,
-            elapsed,
+            "max_message_size = \"1MiB\"",
             POP3_TIMEOUT,
             "larger than the limit of 1048576 bytes",
-        );
+        )
+        .await;
         assert_eq!(peer.received("RETR"), ["RETR 1"]);
     })
     .await;
@@ -193,16 +154,8 @@ async fn one_byte_a_second_trickle_fails_within_one_timeout() {
                 _ => healthy(command),
             })
             .await;
-            let rig = rig_on(&peer, "").await;
-            let (result, elapsed) = timed_poll(&rig).await;
-            let err = assert_failed(
-                &peer,
-                &rig,
-                result,
-                elapsed,
-                POP3_TIMEOUT + ONE_SECOND,
-                "too slowly",
-            );
+            let (err, elapsed) =
+                poll_fails(&peer, "", POP3_TIMEOUT + ONE_SECOND, "too slowly").await;
             assert!(err.contains(during), "{during}: {err}");
             assert!(
                 elapsed >= POP3_TIMEOUT,
@@ -219,16 +172,13 @@ async fn one_byte_a_second_trickle_fails_within_one_timeout() {
 async fn server_answering_ok_to_everything_fails_within_the_timeout() {
     within(async {
         let peer = Peer::start(Reply::ok(), |_| Reply::ok()).await;
-        let rig = rig_on(&peer, "").await;
-        let (result, elapsed) = timed_poll(&rig).await;
-        assert_failed(
+        poll_fails(
             &peer,
-            &rig,
-            result,
-            elapsed,
+            "",
             POP3_TIMEOUT + ONE_SECOND,
             "did not answer CAPA in full within 2s",
-        );
+        )
+        .await;
         assert_eq!(peer.commands(), ["CAPA"]);
     })
     .await;
@@ -247,16 +197,7 @@ async fn nul_and_invalid_utf8_are_escaped_in_errors_and_relayed_in_bodies() {
             }),
         )
         .await;
-        let rig = rig_on(&refusing, "").await;
-        let (result, elapsed) = timed_poll(&rig).await;
-        let err = assert_failed(
-            &refusing,
-            &rig,
-            result,
-            elapsed,
-            POP3_TIMEOUT,
-            "refused LIST",
-        );
+        let (err, _) = poll_fails(&refusing, "", POP3_TIMEOUT, "refused LIST").await;
         assert!(
             !err.chars().any(char::is_control),
             "raw control bytes: {err:?}"

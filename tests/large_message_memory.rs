@@ -9,13 +9,12 @@ mod pop3_server;
 mod smtp_receiver;
 mod support;
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use pop3_server::{Options, Pop3Server};
 use smtp_receiver::{SmtpReceiver, Verdict};
+use support::popferry::{popferry_command, AccountConfig, TestConfig};
 use support::watch::peak_until_exit;
 
 const MESSAGE: usize = 100 * 1024 * 1024;
@@ -51,39 +50,18 @@ async fn one_hundred_mib_message_moves_within_150_mib_of_memory() {
     let message = big_message();
     pop3.add("big", &message);
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("popferry.toml");
-    let toml = format!(
-        r#"
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-tls = "none"
-
-[[account]]
-name = "big"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-username = "{user}"
-password = "{password}"
-deliver_to = ["alice@example.org"]
-max_message_size = "200MiB"
-"#,
-        smtp_port = smtp.port(),
-        pop3_port = pop3.port(),
-    );
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(&config)
-        .and_then(|mut f| f.write_all(toml.as_bytes()))
-        .expect("write config");
-
-    let child = Command::new(env!("CARGO_BIN_EXE_popferry"))
-        .args(["fetch", "--config"])
-        .arg(&config)
+    let account = AccountConfig {
+        max_message_size: Some("200MiB".into()),
+        timeout: "60s".into(),
+        ..AccountConfig::plain("big", pop3.port(), &user, &password)
+    };
+    let config = TestConfig {
+        dir: tempfile::tempdir().expect("temp dir"),
+        smtp_port: smtp.port(),
+        daemon: String::new(),
+        accounts: vec![account],
+    };
+    let child = popferry_command(&config.write(), &["fetch"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -5,11 +5,15 @@
 //! daemon is killed the kernel has released the lock: nothing stale is left
 //! behind for an administrator to clean up.
 
+mod support;
+
 use std::fs::{File, TryLockError};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
+
+use support::popferry::{popferry_command, KillOnDrop};
 
 /// One account on a port where nothing listens, so every poll fails fast
 /// and the daemon keeps running.
@@ -28,10 +32,7 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
 }
 
 fn popferry(config: &Path, command: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_popferry"))
-        .arg("-c")
-        .arg(config)
-        .arg(command)
+    popferry_command(config, &[command])
         .output()
         .expect("run popferry")
 }
@@ -43,15 +44,6 @@ fn is_locked(ledger: &Path) -> bool {
     matches!(file.try_lock(), Err(TryLockError::WouldBlock))
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn fetch_is_refused_while_the_daemon_holds_the_ledger() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -59,10 +51,7 @@ fn fetch_is_refused_while_the_daemon_holds_the_ledger() {
     let ledger = dir.path().join("ledger/popferry.db");
 
     let mut daemon = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_popferry"))
-            .arg("-c")
-            .arg(&config)
-            .arg("run")
+        popferry_command(&config, &["run"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -15,7 +15,7 @@ mod smtp_receiver;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -83,6 +83,11 @@ async fn popferry(config: &Path, args: &[&str], env: &[(&str, &str)]) -> String 
     let output = tokio::task::spawn_blocking(move || command.output().expect("run popferry"))
         .await
         .expect("join");
+    printed(&output)
+}
+
+/// Everything a run printed: stdout, then stderr.
+fn printed(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -116,11 +121,7 @@ async fn run_daemon(config: &Path, done: impl Fn() -> bool) -> String {
     })
     .await
     .expect("join");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    printed(&output)
 }
 
 /// Every file under `dir` except the config (which holds the secret by

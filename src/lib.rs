@@ -7,6 +7,8 @@
 //! * [`net`] and [`tls`]: the TCP/TLS stream and rustls configuration
 //!   shared by POP3 and SMTP.
 //! * [`config`]: the TOML configuration, validated into runtime types.
+//! * [`oauth`]: OAuth2 access tokens for XOAUTH2 and OAUTHBEARER: refresh,
+//!   cache, rotation and the first sign-in.
 //! * [`ledger`]: the SQLite record of every delivered unique-id.
 //! * [`smtp`]: the SMTP client (sans-IO replies and DATA stuffing under a
 //!   thin async driver); [`deliver`] pools its connections per relay.
@@ -29,6 +31,7 @@ pub mod deliver;
 pub mod demo;
 pub mod ledger;
 pub mod net;
+pub mod oauth;
 pub mod poll;
 pub mod pool;
 pub mod pop3;

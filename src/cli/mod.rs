@@ -4,6 +4,7 @@
 mod check;
 mod demo;
 mod fetch;
+mod oauth;
 mod run;
 mod status;
 
@@ -42,6 +43,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show what the ledger knows about each account
     Status,
+    /// Sign in to OAuth2 providers (Microsoft 365, Gmail) and show token state
+    #[command(name = "oauth")]
+    OAuth(oauth::OAuthArgs),
     /// Move sample mail between a POP3 server and an SMTP receiver started
     /// on loopback for the occasion; needs no config and no network
     Demo(demo::DemoArgs),
@@ -71,6 +75,7 @@ impl Cli {
             Command::Run => async { run::run(load()?).await }.await,
             Command::Check(args) => async { check::run(&load()?, args).await }.await,
             Command::Status => async { status::run(&load()?).await }.await,
+            Command::OAuth(args) => async { oauth::run(&load()?, args).await }.await,
             Command::Demo(args) => demo::run(args).await,
         };
         match result {

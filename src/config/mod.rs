@@ -10,6 +10,7 @@
 //! See `config/example.toml` for every key with its default.
 
 mod daemon;
+mod oauth;
 mod raw;
 mod secret;
 mod units;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::oauth::OAuth2;
 pub use crate::tls::Trust;
 pub use daemon::Daemon;
 pub use secret::{PasswordSource, Secret, SecretError};
@@ -54,7 +56,7 @@ pub struct Account {
     pub name: String,
     pub pop3: Pop3Server,
     pub username: String,
-    pub password: PasswordSource,
+    pub credential: Credential,
     pub auth: AuthMethod,
     /// Envelope recipients; never empty, each a syntactically valid address.
     pub deliver_to: Vec<String>,
@@ -104,12 +106,20 @@ pub struct SmtpConfig {
     pub timeout: Duration,
 }
 
-/// SMTP AUTH login; the file can only give a username and a password
-/// together.
+/// SMTP AUTH login; the file can only give a username and a password (or
+/// an `oauth2` table) together.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SmtpCredentials {
     pub username: String,
-    pub password: PasswordSource,
+    pub credential: Credential,
+}
+
+/// What an account or a relay logs in with: a password, or OAuth2 bearer
+/// tokens (the only way into Microsoft 365 and Gmail).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credential {
+    Password(PasswordSource),
+    OAuth2(OAuth2),
 }
 
 /// How a connection is secured.
@@ -136,6 +146,19 @@ pub enum AuthMethod {
     Plain,
     /// APOP, for old servers that offer nothing else.
     Apop,
+    /// SASL XOAUTH2 (Google's and Microsoft's bearer-token format).
+    #[serde(rename = "xoauth2")]
+    XOAuth2,
+    /// SASL OAUTHBEARER (RFC 7628).
+    #[serde(rename = "oauthbearer")]
+    OAuthBearer,
+}
+
+impl AuthMethod {
+    /// Whether the method logs in with an OAuth2 token (else a password).
+    pub fn uses_oauth2(self) -> bool {
+        matches!(self, AuthMethod::XOAuth2 | AuthMethod::OAuthBearer)
+    }
 }
 
 /// Why a configuration could not be loaded.

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::daemon::RawDaemon;
+use super::oauth::RawOAuth2;
 use super::{AuthMethod, TlsMode};
 
 /// The whole file.
@@ -45,6 +46,7 @@ pub(super) struct RawAccount {
     pub password_env: Option<Spanned<String>>,
     pub password_command: Option<Spanned<String>>,
     pub auth: Option<AuthMethod>,
+    pub oauth2: Option<Spanned<RawOAuth2>>,
     pub deliver_to: Spanned<Vec<Spanned<String>>>,
     pub keep: Option<bool>,
     pub deli: Option<bool>,
@@ -67,6 +69,7 @@ pub(super) struct RawSmtp {
     pub password_file: Option<Spanned<String>>,
     pub password_env: Option<Spanned<String>>,
     pub password_command: Option<Spanned<String>>,
+    pub oauth2: Option<Spanned<RawOAuth2>>,
     pub ca_file: Option<Spanned<String>>,
     pub tls_fingerprint: Option<Spanned<String>>,
     pub envelope_from: Option<Spanned<String>>,

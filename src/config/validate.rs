@@ -12,11 +12,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{PasswordKey, PasswordKeys, RawAccount, RawConfig, RawSmtp};
-use super::Daemon;
+use super::{oauth, Daemon};
 use super::{
-    Account, AuthMethod, Config, ConfigError, PasswordSource, Pop3Server, Secret, SmtpConfig,
-    SmtpCredentials, TlsMode,
+    Account, AuthMethod, Config, ConfigError, Credential, PasswordSource, Pop3Server, Secret,
+    SmtpConfig, SmtpCredentials, TlsMode,
 };
+use crate::oauth::Use;
 
 const DEFAULT_STATE: &str = "popferry.db";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -149,6 +150,23 @@ impl Document<'_> {
             .daemon(table)?,
             None => Daemon::default(),
         };
+        let registrations = accounts.iter().flat_map(|account| {
+            let own = match &account.credential {
+                Credential::OAuth2(oauth2) => Some((oauth2, format!("account {:?}", account.name))),
+                Credential::Password(_) => None,
+            };
+            let relay = account.smtp.credentials.as_ref().and_then(|c| match &c.credential {
+                Credential::OAuth2(oauth2) => {
+                    Some((oauth2, format!("the relay of account {:?}", account.name)))
+                }
+                Credential::Password(_) => None,
+            });
+            own.into_iter().chain(relay)
+        });
+        oauth::check_shared_files(registrations).map_err(|message| ConfigError::Incomplete {
+            path: self.path.to_path_buf(),
+            message,
+        })?;
         Ok(Config {
             path: self.path.to_path_buf(),
             state,
@@ -173,7 +191,7 @@ impl Scope<'_> {
     }
 
     /// An error about the table as a whole, at its header line.
-    fn table_error(&self, span: Range<usize>, problem: &str) -> ConfigError {
+    pub(super) fn table_error(&self, span: Range<usize>, problem: &str) -> ConfigError {
         let message = format!("{}{problem}", self.label);
         self.doc.error(span, message)
     }
@@ -215,10 +233,8 @@ impl Scope<'_> {
             trust: self.trust(tls, raw.ca_file.as_ref(), raw.tls_fingerprint.as_ref())?,
         };
         let username = self.non_empty("username", &raw.username)?;
-        let password = self.password(raw.password_keys())?.ok_or_else(|| {
-            let problem = format!("no password: set one of {PASSWORD_KEYS_HINT}");
-            self.table_error(table.span(), &problem)
-        })?;
+        let auth = raw.auth.unwrap_or(AuthMethod::Auto);
+        let credential = self.account_credential(raw, table.span(), auth)?;
         let smtp = match &raw.smtp {
             Some(own) => {
                 let scope = Scope {
@@ -237,8 +253,8 @@ impl Scope<'_> {
             name,
             pop3,
             username,
-            password: password.into_inner(),
-            auth: raw.auth.unwrap_or(AuthMethod::Auto),
+            credential,
+            auth,
             deliver_to: self.deliver_to(&raw.deliver_to)?,
             keep: raw.keep.unwrap_or(false),
             deli: raw.deli.unwrap_or(true),
@@ -259,19 +275,36 @@ impl Scope<'_> {
         let tls = raw.tls.unwrap_or(TlsMode::StartTls);
         let default_port = if tls == TlsMode::Implicit { 465 } else { 25 };
         let password = self.password(raw.password_keys())?;
-        let credentials = match (&raw.username, password) {
-            (Some(username), Some(password)) => Some(SmtpCredentials {
+        let credential = match (password, &raw.oauth2) {
+            (Some(password), Some(_)) => {
+                let problem = "set either a password or an [smtp.oauth2] table, not both";
+                return Err(self.table_error(password.span(), problem));
+            }
+            (Some(password), None) => Some((
+                password.span(),
+                Credential::Password(password.into_inner()),
+            )),
+            (None, Some(table)) => Some((
+                table.span(),
+                Credential::OAuth2(self.oauth2(table, Use::Smtp)?),
+            )),
+            (None, None) => None,
+        };
+        let credentials = match (&raw.username, credential) {
+            (Some(username), Some((_, credential))) => Some(SmtpCredentials {
                 username: self.non_empty("username", username)?,
-                password: password.into_inner(),
+                credential,
             }),
             (None, None) => None,
             (Some(username), None) => {
-                let problem = format!("needs a password: set one of {PASSWORD_KEYS_HINT}");
+                let problem = format!(
+                    "needs a password ({PASSWORD_KEYS_HINT}) or an [smtp.oauth2] table"
+                );
                 return Err(self.error(username.span(), "username", problem));
             }
-            (None, Some(password)) => {
-                let problem = "a password is set but `username` is missing";
-                return Err(self.table_error(password.span(), problem));
+            (None, Some((span, _))) => {
+                let problem = "a password or oauth2 table is set but `username` is missing";
+                return Err(self.table_error(span, problem));
             }
         };
         Ok(SmtpConfig {
@@ -288,6 +321,49 @@ impl Scope<'_> {
                 .transpose()?,
             timeout: self.timeout(raw.timeout.as_ref())?,
         })
+    }
+
+    /// A password or an OAuth2 table, whichever the account has, and in
+    /// agreement with its `auth`.
+    fn account_credential(
+        &self,
+        raw: &RawAccount,
+        table: Range<usize>,
+        auth: AuthMethod,
+    ) -> Result<Credential, ConfigError> {
+        let password = self.password(raw.password_keys())?;
+        match (password, &raw.oauth2) {
+            (Some(password), Some(_)) => {
+                let problem = "set either a password or an [account.oauth2] table, not both";
+                Err(self.table_error(password.span(), problem))
+            }
+            (Some(password), None) if auth.uses_oauth2() => {
+                let problem = "this auth method logs in with OAuth2 tokens: replace the \
+                               password with an [account.oauth2] table";
+                Err(self.table_error(password.span(), problem))
+            }
+            (Some(password), None) => Ok(Credential::Password(password.into_inner())),
+            (None, Some(oauth2)) if auth.uses_oauth2() || auth == AuthMethod::Auto => Ok(
+                Credential::OAuth2(self.oauth2(oauth2, Use::Pop3)?),
+            ),
+            (None, Some(oauth2)) => {
+                let problem = "an [account.oauth2] table needs auth = \"xoauth2\" or \
+                               \"oauthbearer\"";
+                Err(self.table_error(oauth2.span(), problem))
+            }
+            (None, None) if auth.uses_oauth2() => {
+                let problem = "auth = \"xoauth2\" and \"oauthbearer\" need an \
+                               [account.oauth2] table (see the README's Microsoft 365 and \
+                               Gmail sections)";
+                Err(self.table_error(table, problem))
+            }
+            (None, None) => {
+                let problem = format!(
+                    "no password: set one of {PASSWORD_KEYS_HINT}, or an [account.oauth2] table"
+                );
+                Err(self.table_error(table, &problem))
+            }
+        }
     }
 
     /// The one password source a table sets, if any, spanned so a caller

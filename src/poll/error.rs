@@ -2,6 +2,7 @@
 
 use crate::config::SecretError;
 use crate::ledger::LedgerError;
+use crate::oauth::OAuthError;
 use crate::pop3::Pop3Error;
 use crate::tls::TlsConfigError;
 
@@ -17,6 +18,11 @@ pub enum PollError {
         account: String,
         source: SecretError,
     },
+    #[error("OAuth2 for account {account}: {source}")]
+    OAuth {
+        account: String,
+        source: OAuthError,
+    },
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
     #[error("{peer} does not support UIDL, so popferry cannot tell which messages it already delivered; it will not fetch from this server")]
@@ -31,7 +37,13 @@ impl PollError {
     /// True when the server refused the credentials: retrying soon will
     /// not help and may get the client's address banned.
     pub fn is_auth_failure(&self) -> bool {
-        matches!(self, PollError::Pop3(e) if e.is_auth_failure())
+        match self {
+            PollError::Pop3(e) => e.is_auth_failure(),
+            // A refused refresh token or client needs a person; asking the
+            // token endpoint again soon only gets the client throttled.
+            PollError::OAuth { source, .. } => !source.is_temporary(),
+            _ => false,
+        }
     }
 
     /// The error and each cause under it, joined by ": ", for the one line

@@ -1,0 +1,158 @@
+//! `popferry oauth login ACCOUNT` and `popferry oauth status`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::config::{Config, Credential};
+use crate::oauth::login::{sign_in, Flow};
+use crate::oauth::{OAuth2, Registration};
+
+#[derive(Debug, Args)]
+pub struct OAuthArgs {
+    #[command(subcommand)]
+    command: OAuthCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum OAuthCommand {
+    /// Sign in once so popferry can refresh tokens on its own: writes the
+    /// account's refresh_token_file
+    Login {
+        /// The account (its [account.oauth2] table, or its relay's
+        /// [smtp.oauth2] with --smtp)
+        account: String,
+        /// Sign in for the account's SMTP relay instead of its mailbox
+        #[arg(long)]
+        smtp: bool,
+        /// The sign-in flow [default: device where the provider has one,
+        /// else browser]
+        #[arg(long, value_enum)]
+        flow: Option<FlowArg>,
+    },
+    /// Per account: where tokens come from, expiry, last refresh, last error
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FlowArg {
+    /// Show a URL and a code to enter on any device (RFC 8628)
+    Device,
+    /// Open a URL in a browser on this machine (authorization code + PKCE)
+    Browser,
+}
+
+pub async fn run(config: &Config, args: OAuthArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        OAuthCommand::Login {
+            account,
+            smtp,
+            flow,
+        } => login(config, &account, smtp, flow).await,
+        OAuthCommand::Status => {
+            status(config);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn login(
+    config: &Config,
+    name: &str,
+    smtp: bool,
+    flow: Option<FlowArg>,
+) -> anyhow::Result<ExitCode> {
+    let Some(account) = config.account(name) else {
+        let names: Vec<_> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        bail!("no account {name:?} in {} (it has: {})", config.path.display(), names.join(", "));
+    };
+    let credential = if smtp {
+        account.smtp.credentials.as_ref().map(|c| &c.credential)
+    } else {
+        Some(&account.credential)
+    };
+    let registration = match credential {
+        Some(Credential::OAuth2(OAuth2::Refresh(registration))) => registration,
+        Some(Credential::OAuth2(OAuth2::Command(_))) => bail!(
+            "{} of account {name:?} gets its tokens from access_token_command: sign in with \
+             that tool instead",
+            table(smtp)
+        ),
+        _ => bail!("account {name:?} has no {} table", table(smtp)),
+    };
+    let flow = match flow {
+        Some(FlowArg::Device) => Flow::Device,
+        Some(FlowArg::Browser) => Flow::Browser,
+        None => Flow::preferred(registration).with_context(|| {
+            format!(
+                "{} of account {name:?} has neither device_authorization_url nor \
+                 authorization_url (a provider preset sets them)",
+                table(smtp)
+            )
+        })?,
+    };
+    let tell = |text: String| println!("{text}");
+    sign_in(registration, name, flow, &tell)
+        .await
+        .with_context(|| format!("signing in for account {name:?}"))?;
+    println!(
+        "Signed in: the refresh token is in {}",
+        registration.refresh_token_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(smtp: bool) -> &'static str {
+    if smtp {
+        "[smtp.oauth2]"
+    } else {
+        "[account.oauth2]"
+    }
+}
+
+fn status(config: &Config) {
+    for account in &config.accounts {
+        let relay = account.smtp.credentials.as_ref().map(|c| &c.credential);
+        for (what, credential) in [("mailbox", Some(&account.credential)), ("relay", relay)] {
+            if let Some(Credential::OAuth2(oauth2)) = credential {
+                println!("{} ({what}): {}", account.name, describe(oauth2));
+            }
+        }
+    }
+}
+
+fn describe(oauth2: &OAuth2) -> String {
+    match oauth2 {
+        OAuth2::Command(command) => format!("tokens from access_token_command `{command}`"),
+        OAuth2::Refresh(registration) => describe_file(registration),
+    }
+}
+
+fn describe_file(registration: &Arc<Registration>) -> String {
+    let status = crate::oauth::status(registration);
+    let file = registration.refresh_token_file.display();
+    if !status.signed_in {
+        return format!("not signed in ({file} is missing or empty)");
+    }
+    let now = SystemTime::now();
+    let mut line = format!("refresh token in {file}");
+    match status.expires_at {
+        Some(at) if at > now => line += &format!(", access token valid until {}", stamp(at)),
+        Some(at) => line += &format!(", access token expired at {}", stamp(at)),
+        None => line += ", no access token cached",
+    }
+    if let Some(at) = status.refreshed_at {
+        line += &format!(", last refresh {} ({} so far)", stamp(at), status.refreshes);
+    }
+    if let Some((at, error)) = status.last_error {
+        line += &format!("\n    last error at {}: {error}", stamp(at));
+    }
+    line
+}
+
+fn stamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}

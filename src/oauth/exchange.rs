@@ -1,0 +1,386 @@
+//! The token endpoint: the refresh grant (RFC 6749 §6) and the decision of
+//! when to use it.
+//!
+//! HTTP goes through the `oauth2` crate over reqwest, with the same rustls
+//! configuration (and so the same trust anchors) as POP3 and SMTP. A 5xx
+//! answer is turned into a transport error before `oauth2` sees it: the
+//! crate would otherwise report it as an unparsable body and lose the
+//! status, and the status is what says "try again later".
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType, BasicTokenResponse};
+use oauth2::{
+    DeviceCodeErrorResponse, DeviceCodeErrorResponseType, AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse, RefreshToken, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
+};
+
+use super::store::{digest, Cached, Store};
+use super::{OAuthError, Registration};
+use crate::config::Secret;
+use crate::tls::{client_config, Trust};
+
+/// Assumed when a token response has no `expires_in` (RFC 6749 makes it
+/// only RECOMMENDED); the providers popferry knows always send it.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// For each request to a token or device endpoint.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A usable access token: from the cache file if another process (or an
+/// earlier `fetch`) left a good one, else from a refresh made under the
+/// lock.
+pub(super) async fn obtain(
+    registration: &Registration,
+    store: &Store,
+    login: &str,
+) -> Result<Cached, OAuthError> {
+    let now = SystemTime::now();
+    let reader = store.clone();
+    if let Some(cached) = blocking(move || reader.read_cache().cached()).await {
+        if cached.usable(now) {
+            return Ok(cached);
+        }
+    }
+    let locker = store.clone();
+    let lock = blocking(move || locker.lock()).await?;
+    let result = refresh_under_lock(registration, store, login).await;
+    drop(lock);
+    result
+}
+
+async fn refresh_under_lock(
+    registration: &Registration,
+    store: &Store,
+    login: &str,
+) -> Result<Cached, OAuthError> {
+    let owned = store.clone();
+    let (mut cache, refresh_token) =
+        blocking(move || Ok::<_, OAuthError>((owned.read_cache(), owned.read_refresh_token()?)))
+            .await?;
+    // Whoever held the lock before may have refreshed already.
+    if let Some(cached) = cache.cached().filter(|c| c.usable(SystemTime::now())) {
+        return Ok(cached);
+    }
+    let Some(refresh_token) = refresh_token else {
+        return Err(OAuthError::NotSignedIn {
+            file: store.refresh_token_path().to_owned(),
+            login: login.to_owned(),
+        });
+    };
+    let fingerprint = digest(&refresh_token);
+    if cache.refused_refresh_token.as_deref() == Some(fingerprint.as_str()) {
+        return Err(consent_needed(
+            registration,
+            store,
+            login,
+            "refused before; not asking again until the file holds a new token".to_owned(),
+        ));
+    }
+    let client_secret = match registration.client_secret.clone() {
+        Some(source) => Some(
+            blocking(move || source.resolve())
+                .await
+                .map_err(OAuthError::ClientSecret)?,
+        ),
+        None => None,
+    };
+    let now = SystemTime::now();
+    let outcome = refresh(registration, &refresh_token, client_secret.as_ref()).await;
+    let outcome = outcome.map_err(|error| classify(error, registration, store, login));
+    let saver = store.clone();
+    match outcome {
+        Ok(grant) => {
+            let cached = Cached::new(grant.access_token, grant.lifetime, now);
+            cache.refreshed(&cached, now);
+            let rotated = grant.refresh_token.filter(|new| *new != refresh_token);
+            // The new refresh token is on disk before anything uses the
+            // access token that came with it: a provider that rotates may
+            // already have voided the old one.
+            blocking(move || {
+                if let Some(new) = rotated {
+                    saver.write_refresh_token(&new)?;
+                }
+                saver.write_cache(&cache)
+            })
+            .await?;
+            tracing::info!(file = %store.refresh_token_path().display(), "OAuth2 access token refreshed");
+            Ok(cached)
+        }
+        Err(error) => {
+            let refused = matches!(error, OAuthError::ConsentNeeded { .. }).then_some(fingerprint);
+            cache.failed(&error, refused, now);
+            if let Err(write) = blocking(move || saver.write_cache(&cache)).await {
+                tracing::warn!(error = %write, "cannot record the token endpoint's refusal");
+            }
+            Err(error)
+        }
+    }
+}
+
+struct Grant {
+    access_token: Secret,
+    lifetime: Duration,
+    refresh_token: Option<Secret>,
+}
+
+type Failure = RequestTokenError<HttpError, BasicErrorResponse>;
+
+async fn refresh(
+    registration: &Registration,
+    refresh_token: &Secret,
+    client_secret: Option<&Secret>,
+) -> Result<Grant, Failure> {
+    let token_url = TokenUrl::new(registration.token_url.clone())
+        .map_err(|e| RequestTokenError::Other(format!("token_url: {e}")))?;
+    let mut client = BasicClient::new(ClientId::new(registration.client_id.clone()))
+        .set_token_uri(token_url)
+        // Microsoft and Google both take the secret in the body; public
+        // clients send none at all.
+        .set_auth_type(AuthType::RequestBody);
+    if let Some(secret) = client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+    }
+    let refresh_token = RefreshToken::new(refresh_token.expose().to_owned());
+    let response = client
+        .exchange_refresh_token(&refresh_token)
+        .add_scopes(registration.scopes.iter().cloned().map(Scope::new))
+        .request_async(&send)
+        .await?;
+    Ok(Grant::from(&response))
+}
+
+impl Grant {
+    fn from(response: &BasicTokenResponse) -> Grant {
+        Grant {
+            access_token: Secret::new(response.access_token().secret().clone()),
+            lifetime: response.expires_in().unwrap_or(DEFAULT_LIFETIME),
+            refresh_token: (response.refresh_token()).map(|t| Secret::new(t.secret().clone())),
+        }
+    }
+}
+
+/// Keeps what a first sign-in returned: the refresh token (which it must
+/// carry) and the access token that came with it.
+pub(super) async fn keep_sign_in(
+    store: &Store,
+    response: &BasicTokenResponse,
+) -> Result<(), OAuthError> {
+    let grant = Grant::from(response);
+    let Some(refresh_token) = grant.refresh_token else {
+        return Err(OAuthError::SignIn(
+            "the provider returned no refresh token: add \"offline_access\" to scopes \
+             (Microsoft), or revoke popferry's access in the Google account and sign in again"
+                .to_owned(),
+        ));
+    };
+    let now = SystemTime::now();
+    let cached = Cached::new(grant.access_token, grant.lifetime, now);
+    let store = store.clone();
+    blocking(move || {
+        let _lock = store.lock()?;
+        let mut cache = store.read_cache();
+        cache.refreshed(&cached, now);
+        store.write_refresh_token(&refresh_token)?;
+        store.write_cache(&cache)
+    })
+    .await
+}
+
+/// A failed exchange with the token endpoint, sorted for the caller.
+pub(super) fn classify<E: Refusal>(
+    error: RequestTokenError<HttpError, E>,
+    registration: &Registration,
+    store: &Store,
+    login: &str,
+) -> OAuthError {
+    let url = registration.token_url.clone();
+    match error {
+        RequestTokenError::ServerResponse(response) => {
+            let reason = match response.description() {
+                Some(text) => format!("{}: {}", response.code(), first_line(text)),
+                None => response.code(),
+            };
+            match response.kind() {
+                Kind::Grant => consent_needed(registration, store, login, reason),
+                Kind::Temporary => OAuthError::Unavailable { url, reason },
+                Kind::SignIn => OAuthError::SignIn(reason),
+                Kind::Registration => OAuthError::Registration {
+                    url,
+                    client_id: registration.client_id.clone(),
+                    reason,
+                },
+            }
+        }
+        RequestTokenError::Request(error) => OAuthError::Unavailable {
+            url,
+            reason: error.to_string(),
+        },
+        // The body is not shown: a half-formed success could hold a token.
+        RequestTokenError::Parse(..) => OAuthError::Unavailable {
+            url,
+            reason: "its answer is not an OAuth2 token response".to_owned(),
+        },
+        RequestTokenError::Other(reason) => OAuthError::Unavailable { url, reason },
+    }
+}
+
+/// What an error response (RFC 6749 §5.2, RFC 8628 §3.5) means for the
+/// caller.
+pub(super) enum Kind {
+    /// The refresh token is no good: a person must sign in again.
+    Grant,
+    Temporary,
+    /// A sign-in was declined or timed out.
+    SignIn,
+    /// The settings do not match the app registration.
+    Registration,
+}
+
+/// The error responses of the refresh grant and of the device grant.
+pub(super) trait Refusal: oauth2::ErrorResponse + 'static {
+    fn code(&self) -> String;
+    fn description(&self) -> Option<&str>;
+    fn kind(&self) -> Kind;
+}
+
+fn basic_kind(code: &BasicErrorResponseType) -> Kind {
+    match code {
+        BasicErrorResponseType::InvalidGrant => Kind::Grant,
+        BasicErrorResponseType::Extension(code)
+            if code == "temporarily_unavailable" || code == "server_error" =>
+        {
+            Kind::Temporary
+        }
+        _ => Kind::Registration,
+    }
+}
+
+impl Refusal for BasicErrorResponse {
+    fn code(&self) -> String {
+        self.error().to_string()
+    }
+    fn description(&self) -> Option<&str> {
+        self.error_description().map(String::as_str)
+    }
+    fn kind(&self) -> Kind {
+        basic_kind(self.error())
+    }
+}
+
+impl Refusal for DeviceCodeErrorResponse {
+    fn code(&self) -> String {
+        self.error().to_string()
+    }
+    fn description(&self) -> Option<&str> {
+        self.error_description().map(String::as_str)
+    }
+    fn kind(&self) -> Kind {
+        match self.error() {
+            DeviceCodeErrorResponseType::Basic(code) => basic_kind(code),
+            DeviceCodeErrorResponseType::AccessDenied
+            | DeviceCodeErrorResponseType::ExpiredToken => Kind::SignIn,
+            DeviceCodeErrorResponseType::AuthorizationPending
+            | DeviceCodeErrorResponseType::SlowDown => Kind::Temporary,
+        }
+    }
+}
+
+fn consent_needed(
+    registration: &Registration,
+    store: &Store,
+    login: &str,
+    reason: String,
+) -> OAuthError {
+    OAuthError::ConsentNeeded {
+        url: registration.token_url.clone(),
+        file: store.refresh_token_path().to_owned(),
+        reason,
+        login: login.to_owned(),
+    }
+}
+
+/// Microsoft's descriptions run to several lines of trace ids.
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or("").trim();
+    match line.char_indices().nth(200) {
+        Some((end, _)) => &line[..end],
+        None => line,
+    }
+}
+
+/// Why an HTTP request got no OAuth answer.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HttpError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{0}")]
+    Transport(String),
+    #[error("it answered HTTP {0}")]
+    Status(u16),
+}
+
+/// The one HTTP client of the process (it pools connections).
+fn http() -> Result<&'static reqwest::Client, HttpError> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        let tls = client_config(&Trust::default()).map_err(|e| e.to_string())?;
+        reqwest::Client::builder()
+            .use_preconfigured_tls(Arc::unwrap_or_clone(tls))
+            // RFC 6749 §3.2 endpoints do not redirect; following one could
+            // send the refresh token somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(HTTP_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| error_chain(&e))
+    });
+    client.as_ref().map_err(|e| HttpError::Setup(e.clone()))
+}
+
+/// The HTTP function handed to `oauth2`.
+pub(super) async fn send(request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let client = http()?;
+    let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Setup(error_chain(&e)))?;
+    let response = client
+        .execute(request)
+        .await
+        .map_err(|e| HttpError::Transport(error_chain(&e)))?;
+    let status = response.status();
+    if status.is_server_error() {
+        return Err(HttpError::Status(status.as_u16()));
+    }
+    let mut builder = oauth2::http::Response::builder().status(status.as_u16());
+    for (name, value) in response.headers() {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| HttpError::Transport(error_chain(&e)))?;
+    builder
+        .body(body.to_vec())
+        .map_err(|e| HttpError::Transport(e.to_string()))
+}
+
+/// reqwest's errors say little at the top ("error sending request") and
+/// the useful part ("Connection refused") in their sources.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+/// Runs file and command work off the reactor.
+pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}

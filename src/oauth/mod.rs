@@ -1,0 +1,196 @@
+//! OAuth2 access tokens for XOAUTH2 and OAUTHBEARER logins.
+//!
+//! Microsoft 365 and Gmail take only bearer tokens for POP3 and SMTP
+//! submission. An access token lives about an hour (Microsoft: a random 60
+//! to 90 minutes), so popferry keeps the long-lived refresh token in a file
+//! and trades it at the provider's token endpoint (RFC 6749 §6) for a new
+//! access token shortly before the current one expires.
+//!
+//! * [`OAuth2`]: one `[account.oauth2]` or `[smtp.oauth2]` table.
+//! * [`tokens`]: the process-wide registry. Every refresh-token file has one
+//!   [`TokenFile`], so accounts sharing a refresh token share its access
+//!   token and never refresh it twice.
+//! * `store`: the files beside the refresh token: the rotated token itself
+//!   (replaced atomically), the access-token cache and the lock that keeps
+//!   two processes from refreshing at once.
+//! * `exchange`: the token endpoint, through the `oauth2` crate over
+//!   reqwest with popferry's own rustls configuration.
+//! * [`login`]: the first consent, for `popferry oauth login`.
+
+mod error;
+mod exchange;
+pub mod login;
+mod provider;
+mod store;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use crate::config::{PasswordSource, Secret};
+
+pub use error::OAuthError;
+pub use provider::{Provider, Use};
+pub use store::Status;
+
+/// Where an account's access tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OAuth2 {
+    /// popferry refreshes them itself.
+    Refresh(Arc<Registration>),
+    /// An outside tool (oama, mutt_oauth2.py, a vault agent) prints a valid
+    /// access token; it does its own caching and refreshing.
+    Command(String),
+}
+
+/// The app registration and the refresh token of one `oauth2` table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Registration {
+    pub provider: Option<Provider>,
+    pub token_url: String,
+    pub client_id: String,
+    /// Public clients (the usual case for a tool like popferry) have none.
+    pub client_secret: Option<PasswordSource>,
+    pub refresh_token_file: PathBuf,
+    pub scopes: Vec<String>,
+    /// For the device flow (RFC 8628) of `popferry oauth login`.
+    pub device_authorization_url: Option<String>,
+    /// For the browser flow with PKCE (RFC 7636) of `popferry oauth login`.
+    pub authorization_url: Option<String>,
+}
+
+/// An access token and whether it came straight from the token endpoint.
+///
+/// A server that refuses a cached token may only have seen it go stale or
+/// revoked early, so it is worth one refresh; refusing a fresh one means
+/// the account, its scopes or the server's policy is wrong.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub secret: Secret,
+    pub fresh: bool,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccessToken(fresh: {})", self.fresh)
+    }
+}
+
+impl OAuth2 {
+    /// A token to log in with now. `account` names who asks, for the
+    /// hints in error messages.
+    pub async fn access_token(&self, account: &str) -> Result<AccessToken, OAuthError> {
+        match self {
+            OAuth2::Refresh(registration) => {
+                tokens()
+                    .file(registration, account)
+                    .access_token()
+                    .await
+            }
+            OAuth2::Command(command) => {
+                let source = PasswordSource::Command(command.clone());
+                let secret = tokio::task::spawn_blocking(move || source.resolve())
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                    .map_err(OAuthError::Command)?;
+                Ok(AccessToken {
+                    secret,
+                    fresh: true,
+                })
+            }
+        }
+    }
+
+    /// The server refused `token`: the next [`OAuth2::access_token`] must
+    /// not hand it out again.
+    pub async fn refused(&self, token: &AccessToken, account: &str) {
+        if let OAuth2::Refresh(registration) = self {
+            tokens().file(registration, account).refused(token).await;
+        }
+    }
+}
+
+/// Every refresh-token file this process uses.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    files: Mutex<HashMap<PathBuf, Arc<TokenFile>>>,
+}
+
+/// The registry of this process.
+pub fn tokens() -> &'static Tokens {
+    static TOKENS: OnceLock<Tokens> = OnceLock::new();
+    TOKENS.get_or_init(Tokens::default)
+}
+
+impl Tokens {
+    /// The one [`TokenFile`] for `registration`'s refresh token. The
+    /// configuration makes sure every table naming a file agrees on the
+    /// rest of the registration.
+    pub fn file(&self, registration: &Arc<Registration>, account: &str) -> Arc<TokenFile> {
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = files
+            .entry(registration.refresh_token_file.clone())
+            .or_insert_with(|| {
+                Arc::new(TokenFile {
+                    registration: registration.clone(),
+                    login: account.to_owned(),
+                    current: tokio::sync::Mutex::new(None),
+                })
+            });
+        file.clone()
+    }
+}
+
+/// One refresh token and the access token last obtained with it.
+#[derive(Debug)]
+pub struct TokenFile {
+    registration: Arc<Registration>,
+    /// The account named in "sign in again with `popferry oauth login`".
+    login: String,
+    /// Held across a refresh, so a second caller waits for its result
+    /// instead of refreshing too.
+    current: tokio::sync::Mutex<Option<store::Cached>>,
+}
+
+impl TokenFile {
+    /// The cached access token while it has a safe margin left, else a new
+    /// one from the token endpoint.
+    pub async fn access_token(&self) -> Result<AccessToken, OAuthError> {
+        let mut current = self.current.lock().await;
+        if let Some(cached) = current.as_ref().filter(|c| c.usable(SystemTime::now())) {
+            return Ok(cached.token(false));
+        }
+        let store = store::Store::new(&self.registration.refresh_token_file);
+        let cached = exchange::obtain(&self.registration, &store, &self.login).await?;
+        let token = cached.token(cached.fresh);
+        *current = Some(cached.settled());
+        Ok(token)
+    }
+
+    async fn refused(&self, token: &AccessToken) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|c| c.is(&token.secret)) {
+            *current = None;
+        }
+        let store = store::Store::new(&self.registration.refresh_token_file);
+        let secret = token.secret.clone();
+        let forgotten = tokio::task::spawn_blocking(move || store.forget(&secret)).await;
+        if let Ok(Err(error)) = forgotten {
+            tracing::warn!(%error, "cannot drop a refused access token from its cache file");
+        }
+    }
+}
+
+/// What `popferry oauth status` shows for `registration`'s token file.
+pub fn status(registration: &Registration) -> Status {
+    store::Store::new(&registration.refresh_token_file).status()
+}
+
+/// How long before its expiry an access token is replaced: a fifth of its
+/// lifetime, at most five minutes, so that a poll that starts with it
+/// finishes before the server sees it expire (Gmail closes the session).
+pub(crate) fn margin(lifetime: Duration) -> Duration {
+    (lifetime / 5).min(Duration::from_secs(300))
+}

@@ -34,6 +34,7 @@ pub struct AccountConfig {
     /// `tls_fingerprint`, as written in the file.
     pub tls_fingerprint: Option<String>,
     pub username: String,
+    /// Left out of the file when empty (an OAuth2 account has none).
     pub password: String,
     pub deliver_to: Vec<String>,
     pub keep: bool,
@@ -44,6 +45,9 @@ pub struct AccountConfig {
     pub auth: Option<String>,
     /// `max_message_size`, e.g. `"16MiB"`; the default when `None`.
     pub max_message_size: Option<String>,
+    /// TOML written after the keys above, such as an `[account.oauth2]`
+    /// table.
+    pub extra: String,
 }
 
 impl AccountConfig {
@@ -66,6 +70,7 @@ impl AccountConfig {
             quarantine_dir: None,
             auth: None,
             max_message_size: None,
+            extra: String::new(),
         }
     }
 
@@ -88,6 +93,7 @@ impl AccountConfig {
             quarantine_dir: None,
             auth: None,
             max_message_size: None,
+            extra: String::new(),
         }
     }
 
@@ -99,13 +105,12 @@ impl AccountConfig {
         };
         let mut text = format!(
             "\n[[account]]\nname = {}\nhost = {}\nport = {}\ntls = \"{tls}\"\n\
-             username = {}\npassword = {}\ndeliver_to = [{}]\nkeep = {}\ntimeout = {}\n\
+             username = {}\ndeliver_to = [{}]\nkeep = {}\ntimeout = {}\n\
              poll_interval = {}\n",
             quote(&self.name),
             quote(&self.host),
             self.port,
             quote(&self.username),
-            quote(&self.password),
             self.deliver_to
                 .iter()
                 .map(|r| quote(r))
@@ -115,6 +120,9 @@ impl AccountConfig {
             quote(&self.timeout),
             quote(&self.poll_interval),
         );
+        if !self.password.is_empty() {
+            text += &format!("password = {}\n", quote(&self.password));
+        }
         if let Some(ca) = &self.ca_file {
             text += &format!("ca_file = {}\n", quote(&ca.to_string_lossy()));
         }
@@ -130,7 +138,7 @@ impl AccountConfig {
         if let Some(size) = &self.max_message_size {
             text += &format!("max_message_size = {}\n", quote(size));
         }
-        text
+        text + &self.extra
     }
 }
 
@@ -152,6 +160,9 @@ pub struct TestConfig {
     pub smtp_port: u16,
     /// Lines of a `[daemon]` table; none when empty.
     pub daemon: String,
+    /// The whole `[smtp]` table (header included) in place of the one
+    /// relaying to the accepting sink.
+    pub smtp: Option<String>,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -162,6 +173,7 @@ impl TestConfig {
             dir: tempfile::tempdir().expect("tempdir"),
             smtp_port: env().smtp_port,
             daemon: String::new(),
+            smtp: None,
             accounts: vec![account],
         }
     }
@@ -175,11 +187,13 @@ impl TestConfig {
     }
 
     pub fn text(&self) -> String {
-        let mut text = format!(
-            "state = \"popferry.db\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\n\
-             tls = \"none\"\ntimeout = \"30s\"\n",
-            self.smtp_port
-        );
+        let smtp = self.smtp.clone().unwrap_or_else(|| {
+            format!(
+                "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"30s\"\n",
+                self.smtp_port
+            )
+        });
+        let mut text = format!("state = \"popferry.db\"\n\n{smtp}");
         if !self.daemon.is_empty() {
             text += &format!("\n[daemon]\n{}\n", self.daemon);
         }

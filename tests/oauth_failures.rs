@@ -1,0 +1,94 @@
+//! A token endpoint that refuses, fails or disappears: clear errors, the
+//! mail stays on the server, and the endpoint is not hammered. And a crash
+//! right after a rotation loses no refresh token.
+#![cfg(feature = "real-servers")]
+
+mod oauth_world;
+mod support;
+mod token_endpoint;
+
+use std::time::{Duration, Instant};
+
+use oauth_world::World;
+use support::popferry::spawn_popferry;
+use token_endpoint::{Rotation, Settings};
+
+#[test]
+fn a_revoked_refresh_token_fails_the_account_once_and_says_how_to_sign_in_again() {
+    let world = World::new("orevoke", "xoauth2", Settings::default(), 2);
+    world.endpoint.revoke_all();
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(1), "{out}");
+    let text = out.text();
+    for needle in ["invalid_grant", "popferry oauth login orevoke", "revoked"] {
+        assert!(text.contains(needle), "lacks {needle:?}:\n{out}");
+    }
+    assert_eq!(world.mailbox.count(), 2, "nothing deleted:\n{out}");
+    assert!(world.dumps().is_empty(), "{out}");
+    // The next run (cron, a minute later) does not ask the endpoint again
+    // with the same refused token.
+    let asked = world.endpoint.requests().len();
+    let again = world.config.fetch();
+    assert_eq!(again.code, Some(1), "{again}");
+    assert_eq!(world.endpoint.requests().len(), asked, "{again}");
+    // A new sign-in is picked up at once.
+    world.sign_in_as(&world.mailbox.user.clone());
+    let healed = world.config.fetch();
+    assert_eq!(healed.code, Some(0), "{healed}");
+    world.assert_all_moved_once(&healed);
+}
+
+#[test]
+fn an_endpoint_that_is_down_or_failing_is_a_temporary_failure_and_the_mail_stays() {
+    let world = World::new("odown", "xoauth2", Settings::default(), 1);
+    world.endpoint.fail_next(1, 503, r#"{"error":"temporarily_unavailable"}"#);
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.text().contains("not available"), "{out}");
+    world.endpoint.fail_next(1, 502, "<html><body>502 Bad Gateway</body></html>");
+    let out = world.config.fetch();
+    assert!(out.text().contains("HTTP 502"), "{out}");
+    world.endpoint.stop();
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.text().contains("not available"), "{out}");
+    assert_eq!(world.mailbox.count(), 1, "the mail stays:\n{out}");
+    world.endpoint.resume();
+    let healed = world.config.fetch();
+    assert_eq!(healed.code, Some(0), "{healed}");
+    world.assert_all_moved_once(&healed);
+}
+
+#[test]
+fn a_rotated_refresh_token_survives_sigkill_right_after_the_refresh() {
+    let settings = Settings {
+        rotation: Rotation::Strict,
+        ..Settings::default()
+    };
+    let mut world = World::new("okill", "xoauth2", settings, 1);
+    world.config.account().poll_interval = "1s".into();
+    let before = std::fs::read_to_string(&world.refresh_token_file).unwrap();
+    let path = world.config.write();
+    let log = world.config.dir.path().join("run.log");
+    let mut daemon = spawn_popferry(&path, &["run"], &log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&world.refresh_token_file).unwrap() == before {
+        assert!(Instant::now() < deadline, "no rotation within 20 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    daemon.0.kill().unwrap();
+    daemon.0.wait().unwrap();
+    let after = std::fs::read_to_string(&world.refresh_token_file).unwrap();
+    let issued: Vec<_> = (world.endpoint.requests().into_iter())
+        .filter_map(|r| r.refresh_token)
+        .collect();
+    assert_eq!(issued, [before.trim()], "one refresh, with the first token");
+    assert!(!after.trim().is_empty() && after.ends_with('\n'), "written whole: {after:?}");
+    // Strict rotation voided the old token: only the new one on disk can
+    // refresh now. Expire the cached access token so the next run must.
+    std::fs::remove_file(world.refresh_token_file.with_extension("refresh.cache")).unwrap();
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(world.endpoint.refresh_grants(), 2, "{out}");
+    assert_eq!(world.mailbox.count(), 0, "{out}");
+}

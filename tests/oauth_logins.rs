@@ -1,0 +1,81 @@
+//! XOAUTH2 and OAUTHBEARER logins with tokens from a token endpoint,
+//! against the real Dovecot (POP3, JWTs checked locally) and the real
+//! Postfix submission server (SASL through that Dovecot), with tokens
+//! longer than Postfix's 2048-byte command line.
+#![cfg(feature = "real-servers")]
+
+mod oauth_world;
+mod support;
+mod token_endpoint;
+
+use oauth_world::{World, BIG_TOKEN};
+use token_endpoint::Settings;
+
+fn big_tokens() -> Settings {
+    Settings {
+        min_token_len: BIG_TOKEN,
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn xoauth2_reads_pop3_and_sends_through_postfix_with_big_tokens() {
+    let mut world = World::new("xo2", "xoauth2", big_tokens(), 3);
+    world.relay_through_postfix("xoauth2");
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    world.assert_all_moved_once(&out);
+    let refreshes = world.endpoint.refresh_grants();
+    assert_eq!(refreshes, 1, "one token serves POP3 and SMTP:\n{out}");
+}
+
+#[test]
+fn oauthbearer_reads_pop3_and_sends_through_postfix_with_big_tokens() {
+    let mut world = World::new("obear", "oauthbearer", big_tokens(), 2);
+    world.relay_through_postfix("oauthbearer");
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    world.assert_all_moved_once(&out);
+}
+
+#[test]
+fn auto_picks_xoauth2_for_an_account_with_an_oauth2_table() {
+    let world = World::new("oauto", "auto", Settings::default(), 1);
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    world.assert_all_moved_once(&out);
+}
+
+#[test]
+fn a_refused_cached_token_is_refreshed_once_and_the_login_retried() {
+    let world = World::new("ostale", "xoauth2", Settings::default(), 1);
+    // A first fetch caches a good token; then the server stops accepting
+    // it (as after an early revocation): the cache must not be trusted.
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    let cache = world.refresh_token_file.with_extension("refresh.cache");
+    let text = std::fs::read_to_string(&cache).expect("cache file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["access_token"] = serde_json::Value::String("not-a-jwt".into());
+    std::fs::write(&cache, json.to_string()).unwrap();
+    world.mailbox.add_all(&support::mail::messages_of_size("ostale-2", 1, 500));
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(world.endpoint.refresh_grants(), 2, "one refresh for the refused token:\n{out}");
+    assert_eq!(world.mailbox.count(), 0, "{out}");
+}
+
+#[test]
+fn a_server_that_refuses_even_a_fresh_token_fails_clearly_after_one_retry() {
+    // Tokens for another user: Dovecot refuses them every time.
+    let world = World::new("owrong", "xoauth2", Settings::default(), 2);
+    world.sign_in_as("somebody-else");
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(1), "{out}");
+    let text = out.text();
+    assert!(text.contains("refused"), "{out}");
+    assert!(text.contains("owrong"), "names the account:\n{out}");
+    assert_eq!(world.endpoint.refresh_grants(), 1, "a fresh token is not refreshed again:\n{out}");
+    assert_eq!(world.mailbox.count(), 2, "nothing deleted:\n{out}");
+    assert!(world.dumps().is_empty(), "nothing delivered:\n{out}");
+}

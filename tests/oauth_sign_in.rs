@@ -1,0 +1,123 @@
+//! `popferry oauth login`: the device flow and the browser flow with PKCE
+//! against the test token endpoint, then a fetch with the refresh token
+//! they wrote; and `popferry oauth status`.
+#![cfg(feature = "real-servers")]
+
+mod oauth_world;
+mod support;
+mod token_endpoint;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use oauth_world::World;
+use support::popferry::popferry_command;
+use token_endpoint::{browse, Settings};
+
+fn signed_out(name: &str) -> World {
+    let world = World::new(name, "xoauth2", Settings::default(), 1);
+    std::fs::remove_file(&world.refresh_token_file).unwrap();
+    world
+}
+
+#[test]
+fn the_device_flow_writes_a_refresh_token_that_the_next_fetch_uses() {
+    let world = signed_out("odevice");
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.text().contains("popferry oauth login odevice"), "{out}");
+
+    let path = world.config.write();
+    let mut login = popferry_command(&path, &["oauth", "login", "odevice", "--flow", "device"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let prompt = lines.next().unwrap().unwrap();
+    let codes = world.endpoint.pending_user_codes();
+    assert_eq!(codes.len(), 1, "{prompt}");
+    assert!(prompt.contains(&codes[0]), "the code is shown: {prompt}");
+    assert!(prompt.contains("http://127.0.0.1"), "the URL is shown: {prompt}");
+    // The user takes a moment: popferry polls, pending, until approval.
+    std::thread::sleep(Duration::from_millis(1500));
+    world.endpoint.approve_device(&codes[0], &world.mailbox.user);
+    let status = login.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(status.success(), "{prompt}\n{rest:?}");
+    assert!(std::fs::metadata(&world.refresh_token_file).is_ok());
+
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    world.assert_all_moved_once(&out);
+    assert_eq!(world.endpoint.refresh_grants(), 0, "the sign-in's access token is used:\n{out}");
+}
+
+#[test]
+fn a_declined_device_sign_in_says_so_and_writes_nothing() {
+    let world = signed_out("odeny");
+    let path = world.config.write();
+    let login = popferry_command(&path, &["oauth", "login", "odeny", "--flow", "device"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(code) = world.endpoint.pending_user_codes().pop() {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "no device code requested");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    world.endpoint.deny_device(&code);
+    let out = login.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("access_denied"), "{stderr}");
+    assert!(std::fs::metadata(&world.refresh_token_file).is_err());
+}
+
+#[test]
+fn the_browser_flow_with_pkce_writes_a_refresh_token() {
+    let world = signed_out("obrowser");
+    world.endpoint.auto_approve(&world.mailbox.user);
+    let path = world.config.write();
+    let mut login = popferry_command(&path, &["oauth", "login", "obrowser", "--flow", "browser"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let url = lines
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("http"))
+        .expect("an authorization URL");
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let (status, page) = browse(&url);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("signed in"), "{page}");
+    assert!(login.wait().unwrap().success());
+
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    world.assert_all_moved_once(&out);
+}
+
+#[test]
+fn oauth_status_shows_the_token_file_expiry_last_refresh_and_last_error() {
+    let world = World::new("ostatus", "xoauth2", Settings::default(), 1);
+    let before = world.config.run(&["oauth", "status"]);
+    assert!(before.text().contains("no access token cached"), "{before}");
+    assert_eq!(world.config.fetch().code, Some(0));
+    let after = world.config.run(&["oauth", "status"]);
+    let text = after.text();
+    assert!(text.contains("valid until"), "{after}");
+    assert!(text.contains("(1 so far)"), "{after}");
+    assert!(!text.contains("eyJ"), "no token is shown:\n{after}");
+    world.endpoint.revoke_all();
+    std::fs::remove_file(world.refresh_token_file.with_extension("refresh.cache")).unwrap();
+    assert_eq!(world.config.fetch().code, Some(1));
+    let failed = world.config.run(&["oauth", "status"]);
+    assert!(failed.text().contains("last error"), "{failed}");
+    assert!(failed.text().contains("invalid_grant"), "{failed}");
+}

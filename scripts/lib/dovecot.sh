@@ -36,9 +36,11 @@
 #   Also an inet auth listener on 127.0.0.1 for Postfix's Dovecot SASL.
 # clientcert (dovecot-cert): POP3S only, certificate signed by the test CA
 #   (tls/server.pem), asks for a client certificate and verifies it against
-#   tls/client-ca.pem (no CRL: ssl_require_crl = no); login (any user,
-#   password "$PASSWORD") fails without a valid one
-#   (auth_ssl_require_client_cert).  It serves the oauth instance's
+#   tls/client-ca.pem (no CRL: ssl_require_crl = no).  Without a valid
+#   client certificate the TLS handshake still succeeds, but every login
+#   fails (auth_ssl_require_client_cert): PASS, or AUTH, gets
+#   "-ERR [AUTH] Client didn't present valid SSL certificate".  With one:
+#   any user, password "$PASSWORD".  It serves the oauth instance's
 #   mailboxes.
 
 # dovecot_base_conf NAME UID GID MAIL_ROOT: the settings every instance has.

@@ -14,19 +14,48 @@
 #   status   show each service and its port.
 #
 # install/start/stop need root (user creation, Dovecot's privilege separation,
-# smtp-sink's -u).  Nothing here touches the system Dovecot or Postfix: every
-# daemon is a private instance with a generated config, bound to 127.0.0.1.
+# smtp-sink's -u, Postfix).  Nothing here touches the system Dovecot or
+# Postfix (/etc/dovecot, /etc/postfix): every daemon is a private instance
+# with a generated config, bound to 127.0.0.1.  A start with nothing to
+# change takes ~1.2 s, from stopped ~3 s, the very first ~6 s (keys and
+# certificates); a stop ~4 s (each Dovecot takes ~1 s to exit).
+#
+# The servers:
+#   dovecot          POP3 for most tests; certificate from the test CA.  Any
+#                    user, password "pw"; SASL PLAIN LOGIN CRAM-MD5
+#                    SCRAM-SHA-256 (details below).
+#   smtp-accept, smtp-tempfail, smtp-permfail
+#                    smtp-sink receivers (details below).
+#   dovecot-oauth    POP3 with XOAUTH2 / OAUTHBEARER: bearer tokens are
+#                    HS256 JWTs checked locally; plus the same password
+#                    mechanisms; certificate tls/selfsigned.pem, made as
+#                    `openssl req -x509` makes it (CA:TRUE).
+#   dovecot-cert     POP3S that requires a client certificate (client CA
+#                    tls/client-ca.pem); server certificate from the test CA.
+#   postfix          submission (STARTTLS) and submissions (implicit TLS),
+#                    SASL through dovecot-oauth, relaying only after AUTH,
+#                    to the smtp-submission sink (dump mode).
+#   Facts about these last four: scripts/lib/dovecot.sh,
+#   scripts/lib/postfix.sh, scripts/lib/lab_tls.sh (certificates, JWT key).
 #
 # State: $POPFERRY_TEST_DIR (default /var/tmp/popferry-test-<checksum of the
 # repo path>: short enough for Dovecot's socket paths and reachable by the
 # unprivileged mail user wherever the clone lives)
 #   env                  `source` it: the POPFERRY_TEST_* variables below
-#   tls/                 ca.pem ca.key (test CA), server.pem server.key
-#   dovecot/             dovecot.conf, base/ (base_dir), state/ (state_dir)
+#   tls/                 ca.pem ca.key (test CA), server.pem server.key,
+#                        selfsigned.pem/.key, client-ca.pem/.key,
+#                        client.pem/.key (see scripts/lib/lab_tls.sh)
+#   jwt/AZP/HS256/KID    the HS256 JWT key, one line of base64
+#   dovecot/, dovecot-oauth/, dovecot-cert/
+#                        dovecot.conf, base/ (base_dir), state/ (state_dir)
 #   mail/U/Maildir       mailbox of POP3 user U (owner popferry-test)
+#   mail-oauth/U/Maildir the same for dovecot-oauth and dovecot-cert
+#   postfix/             etc/ (main.cf, master.cf), queue/, data/
 #   sink/accept/         one dump file per message accepted on the SMTP port
-#   log/                 dovecot.log, dovecot-info.log (Dovecot's own logs),
-#                        NAME.stderr (stdout/stderr of each service)
+#   sink/submission/     one dump file per message Postfix relayed
+#   log/                 NAME.log, NAME-info.log (the own logs of Dovecot
+#                        instance NAME), postfix.log, NAME.stderr
+#                        (stdout/stderr of each service)
 #   run/NAME.pid         PID of each service; run/NAME.cmdline the argv it
 #                        was started with, run/NAME.ports its ports
 #
@@ -36,9 +65,30 @@
 #   POPFERRY_TEST_SMTP_PORT           22525  smtp-sink, accepts and dumps
 #   POPFERRY_TEST_SMTP_TEMPFAIL_PORT  22526  smtp-sink, 451 after the final "."
 #   POPFERRY_TEST_SMTP_PERMFAIL_PORT  22527  smtp-sink, 554 after the final "."
+#   POPFERRY_TEST_OAUTH_POP3_PORT       23110  dovecot-oauth POP3, offers STLS
+#   POPFERRY_TEST_OAUTH_POP3S_PORT      23995  dovecot-oauth POP3S
+#   POPFERRY_TEST_OAUTH_AUTH_PORT       23124  dovecot-oauth's auth service
+#                                              (Dovecot SASL, for Postfix)
+#   POPFERRY_TEST_CLIENTCERT_POP3S_PORT 23996  dovecot-cert POP3S
+#   POPFERRY_TEST_SUBMISSION_PORT       23587  Postfix submission, STARTTLS
+#   POPFERRY_TEST_SUBMISSIONS_PORT      23465  Postfix submissions, implicit TLS
+#   POPFERRY_TEST_SUBMISSION_SINK_PORT  23525  smtp-sink behind Postfix
+#
+# Other variables in env: POPFERRY_TEST_DIR, POPFERRY_TEST_POP3_PASSWORD
+# ("pw", every instance), POPFERRY_TEST_CA_FILE (tls/ca.pem),
+# POPFERRY_TEST_MAIL_ROOT, POPFERRY_TEST_MAIL_UID/GID, POPFERRY_TEST_SMTP_DUMP_DIR,
+# POPFERRY_TEST_OAUTH_MAIL_ROOT (mail-oauth/; the same rules as MAIL_ROOT),
+# POPFERRY_TEST_SELFSIGNED_CERT (tls/selfsigned.pem),
+# POPFERRY_TEST_JWT_KEY_FILE, POPFERRY_TEST_JWT_ISSUER
+# (https://idp.popferry.test: the iss Dovecot requires),
+# POPFERRY_TEST_JWT_AZP (popferry-test) and POPFERRY_TEST_JWT_KID (lab1):
+# the azp claim and kid header that select the key,
+# POPFERRY_TEST_SUBMISSION_DUMP_DIR (sink/submission/),
+# POPFERRY_TEST_CLIENT_CERT, POPFERRY_TEST_CLIENT_KEY (tls/client.pem/.key).
 #
 # POP3 (Dovecot 2.3.19): ANY username logs in with password "pw" (passdb
-# static); any other password gets "-ERR [AUTH] Authentication failed." within
+# static; USER/PASS or SASL PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256); any
+# other password gets "-ERR [AUTH] Authentication failed." within
 # 0.5 s, and does not slow down later logins (see auth_failure_delay and the
 # anvil-auth-penalty socket in the config).  Usernames are case-sensitive (no
 # lowercasing) and limited to Dovecot's default characters [A-Za-z0-9.-_@].
@@ -121,13 +171,26 @@ POP3S_PORT=${POPFERRY_TEST_POP3S_PORT:-21995}
 SMTP_PORT=${POPFERRY_TEST_SMTP_PORT:-22525}
 SMTP_TEMPFAIL_PORT=${POPFERRY_TEST_SMTP_TEMPFAIL_PORT:-22526}
 SMTP_PERMFAIL_PORT=${POPFERRY_TEST_SMTP_PERMFAIL_PORT:-22527}
+OAUTH_POP3_PORT=${POPFERRY_TEST_OAUTH_POP3_PORT:-23110}
+OAUTH_POP3S_PORT=${POPFERRY_TEST_OAUTH_POP3S_PORT:-23995}
+OAUTH_AUTH_PORT=${POPFERRY_TEST_OAUTH_AUTH_PORT:-23124}
+CLIENTCERT_POP3S_PORT=${POPFERRY_TEST_CLIENTCERT_POP3S_PORT:-23996}
+SUBMISSION_PORT=${POPFERRY_TEST_SUBMISSION_PORT:-23587}
+SUBMISSIONS_PORT=${POPFERRY_TEST_SUBMISSIONS_PORT:-23465}
+SUBMISSION_SINK_PORT=${POPFERRY_TEST_SUBMISSION_SINK_PORT:-23525}
 
 MAIL_USER=popferry-test
 PASSWORD=pw
 PACKAGES=(dovecot-core dovecot-pop3d postfix openssl systemd)
 DOVECOT=/usr/sbin/dovecot
 SMTP_SINK=/usr/sbin/smtp-sink
-SERVICES=(dovecot smtp-accept smtp-tempfail smtp-permfail)
+POSTFIX_MASTER=/usr/lib/postfix/sbin/master
+# Start order; stop goes backwards.
+SERVICES=(dovecot smtp-accept smtp-tempfail smtp-permfail
+    smtp-submission dovecot-oauth dovecot-cert postfix)
+JWT_ISSUER=https://idp.popferry.test
+JWT_AZP=popferry-test
+JWT_KID=lab1
 
 RUN=$DIR/run
 LOG=$DIR/log
@@ -135,12 +198,22 @@ TLS=$DIR/tls
 MAIL_ROOT=$DIR/mail
 DUMP_DIR=$DIR/sink/accept
 DOVECOT_CONF=$DIR/dovecot/dovecot.conf
+OAUTH_MAIL_ROOT=$DIR/mail-oauth
+SUBMISSION_DUMP_DIR=$DIR/sink/submission
+JWT_KEY_DIR=$DIR/jwt
+PF_DIR=$DIR/postfix
 
 say() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
 OWNER=services.sh
 # shellcheck source=scripts/lib/daemons.sh
 . "$REPO_ROOT/scripts/lib/daemons.sh"
+# shellcheck source=scripts/lib/dovecot.sh
+. "$REPO_ROOT/scripts/lib/dovecot.sh"
+# shellcheck source=scripts/lib/lab_tls.sh
+. "$REPO_ROOT/scripts/lib/lab_tls.sh"
+# shellcheck source=scripts/lib/postfix.sh
+. "$REPO_ROOT/scripts/lib/postfix.sh"
 
 need_root() {
     [[ $EUID -eq 0 ]] || die "'$1' must run as root (try: sudo $0 $1)"
@@ -149,7 +222,8 @@ need_root() {
 # ---------------------------------------------------------------- install --
 
 # Postfix's "No configuration" leaves the system MTA unconfigured, so its
-# init script cannot start a system Postfix; we only want smtp-sink.
+# init script cannot start a system Postfix; we only want smtp-sink and our
+# own private instance.
 install_services() {
     echo "postfix postfix/main_mailer_type select No configuration" |
         debconf-set-selections
@@ -160,7 +234,10 @@ install_services() {
 cmd_install() {
     need_root install
     install_services
-    [[ -x $DOVECOT && -x $SMTP_SINK ]] || die "$DOVECOT or $SMTP_SINK missing after install"
+    local exe
+    for exe in "$DOVECOT" "$SMTP_SINK" "$POSTFIX_MASTER"; do
+        [[ -x $exe ]] || die "$exe missing after install"
+    done
 }
 
 # --------------------------------------------------------------- generate --
@@ -206,100 +283,35 @@ EOF
     TLS_CHANGED=1
 }
 
-gen_dovecot_conf() {   # writes $DOVECOT_CONF.new
-    local uid=$1 gid=$2 dh=
-    [[ -s /usr/share/dovecot/dh.pem ]] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
-    cat >"$DOVECOT_CONF.new" <<EOF
-# Generated by scripts/services.sh - private Dovecot for popferry's tests.
-# Regenerated on every start; edits here are lost.
-instance_name = popferry-test
-base_dir = $DIR/dovecot/base
-state_dir = $DIR/dovecot/state
-log_path = $LOG/dovecot.log
-info_log_path = $LOG/dovecot-info.log
-auth_verbose = yes
+gen_dovecot_conf() {   # gen_dovecot_conf UID GID: writes $DOVECOT_CONF.new
+    mkdir -p "$DIR/dovecot"
+    {
+        dovecot_base_conf dovecot "$1" "$2" "$MAIL_ROOT"
+        cat <<EOF
 
-protocols = pop3
-listen = 127.0.0.1
-
-ssl = yes
 ssl_cert = <$TLS/server.pem
 ssl_key = <$TLS/server.key
-$dh
-
-# Tests log in with USER/PASS on the plain port too.
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-# Any username, password "$PASSWORD"; a wrong password fails.
+auth_mechanisms = plain login cram-md5 scram-sha-256
+# Any username, password "$PASSWORD"; a wrong password fails.  The
+# plaintext password also serves CRAM-MD5 and SCRAM-SHA-256.
 passdb {
   driver = static
   args = password=$PASSWORD
 }
-# Every user maps to $MAIL_USER; home = mail root/<username>.
-userdb {
-  driver = static
-  args = uid=$uid gid=$gid home=$MAIL_ROOT/%u
-}
-first_valid_uid = $uid
-first_valid_gid = $gid
-# Keep the username as given (default %Lu would lowercase it and so put
-# "User1"'s mail into .../user1).
-auth_username_format = %u
-# A failed login must not slow the tests down: 0 = no delay (default 2 s;
-# 2.3.19 still answers a failure on its next 0.5 s tick) ...
-auth_failure_delay = 0
-
-mail_location = maildir:~/Maildir
-# Stable UIDLs: IMAP UID + UIDVALIDITY, 8 hex digits each (the default, but
-# tests rely on it, so it is spelled out).
-pop3_uidl_format = %08Xu%08Xv
-# Tests may open many sessions for one user from 127.0.0.1 (default: 10).
-mail_max_userip_connections = 200
-
-# Long-lived, pre-forked processes: logins are fast and ~20 parallel tests
-# never wait for a fork.  Reusing pop3 processes is safe here because every
-# user has the same uid.
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = $POP3_PORT
-  }
-  inet_listener pop3s {
-    address = 127.0.0.1
-    port = $POP3S_PORT
-    ssl = yes
-  }
-  service_count = 0
-  process_min_avail = 2
-  process_limit = 4
-  client_limit = 256
-}
-service pop3 {
-  service_count = 0
-  process_min_avail = 2
-  process_limit = 256
-}
 service auth {
   client_limit = 2048
 }
-service anvil {
-  client_limit = 2048
-  # ... and disable the per-IP auth penalty: after one failed login from
-  # 127.0.0.1, Dovecot would delay the NEXT login from 127.0.0.1 - any user,
-  # any test - by 2..15 s.  mode = 0 means "do not create this socket"; the
-  # auth process then finds no penalty socket and switches the penalty off.
-  # (login_trusted_networks does not help in 2.3.19: measured, 4 s.)
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
 EOF
+        dovecot_login_service "$POP3_PORT" "$POP3S_PORT"
+    } >"$DOVECOT_CONF.new"
 }
 
 validate_ports() {
     local -A seen=()
     local v p
-    for v in POP3_PORT POP3S_PORT SMTP_PORT SMTP_TEMPFAIL_PORT SMTP_PERMFAIL_PORT; do
+    for v in POP3_PORT POP3S_PORT SMTP_PORT SMTP_TEMPFAIL_PORT SMTP_PERMFAIL_PORT \
+        OAUTH_POP3_PORT OAUTH_POP3S_PORT OAUTH_AUTH_PORT CLIENTCERT_POP3S_PORT \
+        SUBMISSION_PORT SUBMISSIONS_PORT SUBMISSION_SINK_PORT; do
         p=${!v}
         if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then
             die "POPFERRY_TEST_$v=$p is not a TCP port"
@@ -320,13 +332,13 @@ cmd_start() {
     uid=$(id -u "$MAIL_USER")
     gid=$(id -g "$MAIL_USER")
 
-    mkdir -p "$DIR" "$RUN" "$LOG" "$DIR/dovecot" "$MAIL_ROOT" "$DUMP_DIR"
-    chmod 755 "$DIR" "$MAIL_ROOT" "$DIR/sink"
-    chown "$uid:$gid" "$MAIL_ROOT" "$DUMP_DIR"
+    mkdir -p "$DIR" "$RUN" "$LOG" "$MAIL_ROOT" "$OAUTH_MAIL_ROOT" "$DUMP_DIR" "$SUBMISSION_DUMP_DIR"
+    chmod 755 "$DIR" "$MAIL_ROOT" "$OAUTH_MAIL_ROOT" "$DIR/sink"
+    chown "$uid:$gid" "$MAIL_ROOT" "$OAUTH_MAIL_ROOT" "$DUMP_DIR" "$SUBMISSION_DUMP_DIR"
     # Dovecot's pop3 and smtp-sink run as $MAIL_USER: it must reach and
     # write these directories, which fails e.g. under a 0700 /root.
     local d
-    for d in "$MAIL_ROOT" "$DUMP_DIR"; do
+    for d in "$MAIL_ROOT" "$OAUTH_MAIL_ROOT" "$DUMP_DIR" "$SUBMISSION_DUMP_DIR"; do
         setpriv --reuid="$uid" --regid="$gid" --clear-groups test -w "$d" -a -x "$d" ||
             die "user $MAIL_USER cannot write $d (a parent directory is not world-searchable?).
 Set POPFERRY_TEST_DIR to a directory under e.g. /var/tmp."
@@ -335,61 +347,65 @@ Set POPFERRY_TEST_DIR to a directory under e.g. /var/tmp."
     ((${#DIR} <= 64)) || die "POPFERRY_TEST_DIR path too long for Dovecot's sockets (${#DIR} > 64 chars): $DIR"
 
     gen_tls
+    gen_selfsigned
+    gen_client_cert
+    gen_jwt_key
 
-    # --- Dovecot
     gen_dovecot_conf "$uid" "$gid"
-    doveconf -c "$DOVECOT_CONF.new" -n >/dev/null ||
-        die "generated Dovecot config is invalid: $DOVECOT_CONF.new"
-    if running_pid dovecot >/dev/null &&
-        { [[ -n $TLS_CHANGED ]] || ! cmp -s "$DOVECOT_CONF.new" "$DOVECOT_CONF"; }; then
-        say "Dovecot config or certificate changed: restarting"
-        stop_service dovecot
-    fi
-    mv -f "$DOVECOT_CONF.new" "$DOVECOT_CONF"
-    if ! running_pid dovecot >/dev/null; then
-        # Start from an empty base_dir: a master.pid left by a killed
-        # instance makes Dovecot refuse to start, and a stale
-        # anvil-auth-penalty socket (see the config) would make the auth
-        # process retry it for ~5 s, delaying every login meanwhile.
-        rm -rf "$DIR/dovecot/base"
-        # A fresh server starts with empty mailboxes: leftovers of an earlier
-        # run (kept until now for post-mortems) must not leak into tests
-        # that reuse a username.
-        find "$MAIL_ROOT" -mindepth 1 -delete
-        launch dovecot "$POP3_PORT=POPFERRY_TEST_POP3_PORT" "$POP3S_PORT=POPFERRY_TEST_POP3S_PORT" -- \
-            "$DOVECOT" -F -c "$DOVECOT_CONF"
-    fi
+    start_dovecot dovecot "$TLS_CHANGED" "$MAIL_ROOT" \
+        "$POP3_PORT=POPFERRY_TEST_POP3_PORT" "$POP3S_PORT=POPFERRY_TEST_POP3S_PORT"
 
-    # --- smtp-sink x3.  Common options: drop root for $MAIL_USER after
+    # --- smtp-sink x4.  Common options: drop root for $MAIL_USER after
     # binding (-u), IPv4, up to 256 concurrent sessions (-m), 100 s idle
     # timeout, and no AUTH/XCLIENT/XFORWARD in the EHLO reply (-a -C -F):
     # smtp-sink would answer AUTH with a bogus "250", not 235.  EHLO then
-    # offers PIPELINING (accepting sink only), 8BITMIME,
+    # offers PIPELINING (accepting sinks only), 8BITMIME,
     # ENHANCEDSTATUSCODES, DSN.  smtp-sink has no STARTTLS: plain SMTP only.
     # -h names each sink in its banner, so a log shows which one answered.
     local common=(-u "$MAIL_USER" -4 -m 256 -t 100 -a -C -F)
-    start_sink smtp-accept "$SMTP_PORT" POPFERRY_TEST_SMTP_PORT \
+    start_sink smtp-accept "$SMTP_PORT" POPFERRY_TEST_SMTP_PORT "$DUMP_DIR" \
         "${common[@]}" -h popferry-test-accept -d "$DUMP_DIR/%Y%m%d%H%M%S."
-    start_sink smtp-tempfail "$SMTP_TEMPFAIL_PORT" POPFERRY_TEST_SMTP_TEMPFAIL_PORT \
+    start_sink smtp-tempfail "$SMTP_TEMPFAIL_PORT" POPFERRY_TEST_SMTP_TEMPFAIL_PORT - \
         "${common[@]}" -h popferry-test-tempfail \
         -r . -b "451 4.3.0 popferry test sink: try again later"
-    start_sink smtp-permfail "$SMTP_PERMFAIL_PORT" POPFERRY_TEST_SMTP_PERMFAIL_PORT \
+    start_sink smtp-permfail "$SMTP_PERMFAIL_PORT" POPFERRY_TEST_SMTP_PERMFAIL_PORT - \
         "${common[@]}" -h popferry-test-permfail \
         -f . -B "554 5.6.0 popferry test sink: message rejected"
+    start_sink smtp-submission "$SUBMISSION_SINK_PORT" POPFERRY_TEST_SUBMISSION_SINK_PORT \
+        "$SUBMISSION_DUMP_DIR" "${common[@]}" -h popferry-test-submission \
+        -d "$SUBMISSION_DUMP_DIR/%Y%m%d%H%M%S."
+
+    # --- the OAuth / client certificate / submission servers.  Postfix
+    # keeps a connection to dovecot-oauth's auth service, so it restarts
+    # with it.
+    local oauth_pid
+    oauth_pid=$(running_pid dovecot-oauth) || oauth_pid=
+    gen_oauth_dovecot_conf "$uid" "$gid"
+    start_dovecot dovecot-oauth "$SELFSIGNED_CHANGED" "$OAUTH_MAIL_ROOT" \
+        "$OAUTH_POP3_PORT=POPFERRY_TEST_OAUTH_POP3_PORT" \
+        "$OAUTH_POP3S_PORT=POPFERRY_TEST_OAUTH_POP3S_PORT" \
+        "$OAUTH_AUTH_PORT=POPFERRY_TEST_OAUTH_AUTH_PORT"
+    gen_clientcert_dovecot_conf "$uid" "$gid"
+    start_dovecot dovecot-cert "$TLS_CHANGED$CLIENT_CA_CHANGED" - \
+        "$CLIENTCERT_POP3S_PORT=POPFERRY_TEST_CLIENTCERT_POP3S_PORT"
+    gen_postfix_conf
+    local oauth_restarted=
+    [[ $(running_pid dovecot-oauth) == "$oauth_pid" ]] || oauth_restarted=1
+    start_postfix "$SELFSIGNED_CHANGED$oauth_restarted"
 
     write_env "$uid" "$gid"
     say "ready; source $DIR/env"
 }
 
-# start_sink NAME PORT VARNAME OPTIONS...: (re)start unless the same command
-# line is already running.
+# start_sink NAME PORT VARNAME DUMP_DIR|- OPTIONS...: (re)start unless the
+# same command line is already running.
 start_sink() {
-    local name=$1 port=$2 var=$3 pid
-    shift 3
+    local name=$1 port=$2 var=$3 dump_dir=$4 pid
+    shift 4
     local argv=("$SMTP_SINK" "$@" "127.0.0.1:$port" 256)
-    if ! running_pid "$name" >/dev/null && [[ $name == smtp-accept ]]; then
+    if ! running_pid "$name" >/dev/null && [[ $dump_dir != - ]]; then
         # Fresh sink, fresh dump dir (old dumps stay until the next start).
-        find "$DUMP_DIR" -mindepth 1 -delete
+        find "$dump_dir" -mindepth 1 -delete
     fi
     if pid=$(running_pid "$name"); then
         if cmdline_is "$pid" <(printf '%s\0' "${argv[@]}"); then
@@ -420,7 +436,23 @@ write_env() {
             "POPFERRY_TEST_SMTP_PORT=$SMTP_PORT" \
             "POPFERRY_TEST_SMTP_DUMP_DIR=$DUMP_DIR" \
             "POPFERRY_TEST_SMTP_TEMPFAIL_PORT=$SMTP_TEMPFAIL_PORT" \
-            "POPFERRY_TEST_SMTP_PERMFAIL_PORT=$SMTP_PERMFAIL_PORT"; do
+            "POPFERRY_TEST_SMTP_PERMFAIL_PORT=$SMTP_PERMFAIL_PORT" \
+            "POPFERRY_TEST_OAUTH_POP3_PORT=$OAUTH_POP3_PORT" \
+            "POPFERRY_TEST_OAUTH_POP3S_PORT=$OAUTH_POP3S_PORT" \
+            "POPFERRY_TEST_OAUTH_AUTH_PORT=$OAUTH_AUTH_PORT" \
+            "POPFERRY_TEST_OAUTH_MAIL_ROOT=$OAUTH_MAIL_ROOT" \
+            "POPFERRY_TEST_SELFSIGNED_CERT=$TLS/selfsigned.pem" \
+            "POPFERRY_TEST_JWT_KEY_FILE=$(jwt_key_file)" \
+            "POPFERRY_TEST_JWT_ISSUER=$JWT_ISSUER" \
+            "POPFERRY_TEST_JWT_AZP=$JWT_AZP" \
+            "POPFERRY_TEST_JWT_KID=$JWT_KID" \
+            "POPFERRY_TEST_SUBMISSION_PORT=$SUBMISSION_PORT" \
+            "POPFERRY_TEST_SUBMISSIONS_PORT=$SUBMISSIONS_PORT" \
+            "POPFERRY_TEST_SUBMISSION_SINK_PORT=$SUBMISSION_SINK_PORT" \
+            "POPFERRY_TEST_SUBMISSION_DUMP_DIR=$SUBMISSION_DUMP_DIR" \
+            "POPFERRY_TEST_CLIENTCERT_POP3S_PORT=$CLIENTCERT_POP3S_PORT" \
+            "POPFERRY_TEST_CLIENT_CERT=$TLS/client.pem" \
+            "POPFERRY_TEST_CLIENT_KEY=$TLS/client.key"; do
             printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
     } >"$DIR/env.new"
@@ -433,7 +465,7 @@ write_env() {
 cmd_stop() {
     need_root stop
     local i
-    # Reverse start order: sinks first, Dovecot last.
+    # Reverse start order: Postfix first, the first Dovecot last.
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
         stop_service "${SERVICES[i]}"
     done
@@ -448,6 +480,14 @@ cmd_status() {
         POP3_PORT=$POPFERRY_TEST_POP3_PORT POP3S_PORT=$POPFERRY_TEST_POP3S_PORT
         SMTP_PORT=$POPFERRY_TEST_SMTP_PORT SMTP_TEMPFAIL_PORT=$POPFERRY_TEST_SMTP_TEMPFAIL_PORT
         SMTP_PERMFAIL_PORT=$POPFERRY_TEST_SMTP_PERMFAIL_PORT
+        # (An env file written before these servers existed lacks them.)
+        OAUTH_POP3_PORT=${POPFERRY_TEST_OAUTH_POP3_PORT:-$OAUTH_POP3_PORT}
+        OAUTH_POP3S_PORT=${POPFERRY_TEST_OAUTH_POP3S_PORT:-$OAUTH_POP3S_PORT}
+        OAUTH_AUTH_PORT=${POPFERRY_TEST_OAUTH_AUTH_PORT:-$OAUTH_AUTH_PORT}
+        CLIENTCERT_POP3S_PORT=${POPFERRY_TEST_CLIENTCERT_POP3S_PORT:-$CLIENTCERT_POP3S_PORT}
+        SUBMISSION_PORT=${POPFERRY_TEST_SUBMISSION_PORT:-$SUBMISSION_PORT}
+        SUBMISSIONS_PORT=${POPFERRY_TEST_SUBMISSIONS_PORT:-$SUBMISSIONS_PORT}
+        SUBMISSION_SINK_PORT=${POPFERRY_TEST_SUBMISSION_SINK_PORT:-$SUBMISSION_SINK_PORT}
     fi
     for name in "${SERVICES[@]}"; do
         case $name in
@@ -455,11 +495,15 @@ cmd_status() {
         smtp-accept) port=$SMTP_PORT ;;
         smtp-tempfail) port=$SMTP_TEMPFAIL_PORT ;;
         smtp-permfail) port=$SMTP_PERMFAIL_PORT ;;
+        smtp-submission) port=$SUBMISSION_SINK_PORT ;;
+        dovecot-oauth) port="$OAUTH_POP3_PORT,$OAUTH_POP3S_PORT,$OAUTH_AUTH_PORT" ;;
+        dovecot-cert) port=$CLIENTCERT_POP3S_PORT ;;
+        postfix) port="$SUBMISSION_PORT,$SUBMISSIONS_PORT" ;;
         esac
         if pid=$(running_pid "$name"); then
-            printf '%-14s running  pid %-7s 127.0.0.1:%s\n' "$name" "$pid" "$port"
+            printf '%-16s running  pid %-7s 127.0.0.1:%s\n' "$name" "$pid" "$port"
         else
-            printf '%-14s stopped\n' "$name"
+            printf '%-16s stopped\n' "$name"
             rc=3
         fi
     done

@@ -6,7 +6,7 @@
 #   scripts/test.sh -- pop3                  only tests whose name has "pop3"
 #   scripts/test.sh -- pop3 -- --nocapture   ...and show their output
 #
-# Steps: install + start the private Dovecot and smtp-sink instances
+# Steps: install + start the private Dovecot, Postfix and smtp-sink instances
 # (scripts/services.sh, root or sudo), load their POPFERRY_TEST_* variables,
 # then cargo fmt --check, clippy with -D warnings, cargo test, and (when no
 # test filter is given) the benchmark's ~10 s smoke run against the debug

@@ -126,7 +126,8 @@ launch() {
             sleep 0.1
         done
         say "--- $LOG/$name.stderr:"; tail -n 20 "$LOG/$name.stderr" >&2 || true
-        [[ $name != dovecot ]] || { say "--- $LOG/dovecot.log:"; tail -n 20 "$LOG/dovecot.log" >&2 || true; }
+        # A daemon's own log, if it keeps one (Dovecot, Postfix): $LOG/NAME.log
+        [[ ! -s $LOG/$name.log ]] || { say "--- $LOG/$name.log:"; tail -n 20 "$LOG/$name.log" >&2 || true; }
         stop_service "$name"
         die "$name did not start listening on 127.0.0.1:$p"
     done

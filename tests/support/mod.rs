@@ -3,18 +3,22 @@
 //! `scripts/services.sh` (see `tests/real_servers.rs`).
 //!
 //! * [`real`]: the test environment, maildirs, smtp-sink dumps.
+//! * [`jwt`]: bearer tokens the OAuth Dovecot accepts.
 //! * [`popferry`]: config files, and running the binary with a time limit.
 //! * [`mail`]: generated test messages and byte comparisons.
 //! * [`link_proxy`]: a TCP proxy that cuts the POP3 link at a chosen command.
+//! * [`raw`]: POP3/SMTP sessions line by line over TCP or TLS, no popferry code.
 //! * [`scenario`]: a mailbox + recipient + config, and delivery assertions.
 //! * [`watch`]: a running popferry's log lines and peak memory.
 //!
 //! Each test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod link_proxy;
 pub mod mail;
 pub mod popferry;
+pub mod raw;
 pub mod real;
 pub mod scenario;
 pub mod watch;

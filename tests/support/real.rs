@@ -1,11 +1,12 @@
 //! The real-server test environment: the `POPFERRY_TEST_*` variables of
 //! `scripts/services.sh`, Dovecot maildirs and smtp-sink dumps. Writing
-//! popferry's configuration and running the binary: [`super::popferry`].
+//! popferry's configuration and running the binary: [`super::popferry`];
+//! bearer tokens for the OAuth Dovecot: [`super::jwt`].
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::chown;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread;
@@ -29,6 +30,45 @@ pub struct TestEnv {
     pub smtp_dump_dir: PathBuf,
     pub smtp_tempfail_port: u16,
     pub smtp_permfail_port: u16,
+    pub oauth: OauthEnv,
+    pub clientcert: ClientCertEnv,
+}
+
+/// The OAuth servers: the `dovecot-oauth` instance (XOAUTH2, OAUTHBEARER
+/// and the password mechanisms) and the Postfix submission server whose
+/// SASL it answers. Both present `selfsigned_cert`.
+#[derive(Debug)]
+pub struct OauthEnv {
+    pub pop3_port: u16,
+    pub pop3s_port: u16,
+    /// Mailboxes of `dovecot-oauth` (and of the client-certificate
+    /// server): use with [`Mailbox::create_in`].
+    pub mail_root: PathBuf,
+    /// Made the way administrators make one (`openssl req -x509`), so its
+    /// basicConstraints say CA:TRUE.
+    pub selfsigned_cert: PathBuf,
+    /// One line: base64 of the HS256 key Dovecot checks tokens with.
+    pub jwt_key_file: PathBuf,
+    pub jwt_issuer: String,
+    pub jwt_azp: String,
+    pub jwt_kid: String,
+    /// Postfix submission with STARTTLS.
+    pub submission_port: u16,
+    /// Postfix submissions: implicit TLS.
+    pub submissions_port: u16,
+    /// Where the sink behind Postfix dumps what it relayed: use with
+    /// [`dumps_in`].
+    pub submission_dump_dir: PathBuf,
+}
+
+/// The POP3S server that requires a client certificate (its own is signed
+/// by the test CA, [`TestEnv::ca_file`]).
+#[derive(Debug)]
+pub struct ClientCertEnv {
+    pub pop3s_port: u16,
+    /// A certificate the server accepts, and its key (PEM files).
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 fn var(name: &str) -> String {
@@ -56,6 +96,24 @@ pub fn env() -> &'static TestEnv {
         smtp_dump_dir: var("POPFERRY_TEST_SMTP_DUMP_DIR").into(),
         smtp_tempfail_port: num("POPFERRY_TEST_SMTP_TEMPFAIL_PORT"),
         smtp_permfail_port: num("POPFERRY_TEST_SMTP_PERMFAIL_PORT"),
+        oauth: OauthEnv {
+            pop3_port: num("POPFERRY_TEST_OAUTH_POP3_PORT"),
+            pop3s_port: num("POPFERRY_TEST_OAUTH_POP3S_PORT"),
+            mail_root: var("POPFERRY_TEST_OAUTH_MAIL_ROOT").into(),
+            selfsigned_cert: var("POPFERRY_TEST_SELFSIGNED_CERT").into(),
+            jwt_key_file: var("POPFERRY_TEST_JWT_KEY_FILE").into(),
+            jwt_issuer: var("POPFERRY_TEST_JWT_ISSUER"),
+            jwt_azp: var("POPFERRY_TEST_JWT_AZP"),
+            jwt_kid: var("POPFERRY_TEST_JWT_KID"),
+            submission_port: num("POPFERRY_TEST_SUBMISSION_PORT"),
+            submissions_port: num("POPFERRY_TEST_SUBMISSIONS_PORT"),
+            submission_dump_dir: var("POPFERRY_TEST_SUBMISSION_DUMP_DIR").into(),
+        },
+        clientcert: ClientCertEnv {
+            pop3s_port: num("POPFERRY_TEST_CLIENTCERT_POP3S_PORT"),
+            cert: var("POPFERRY_TEST_CLIENT_CERT").into(),
+            key: var("POPFERRY_TEST_CLIENT_KEY").into(),
+        },
     })
 }
 
@@ -85,11 +143,16 @@ pub struct Mailbox {
 
 impl Mailbox {
     /// Creates `$ROOT/USER/Maildir/{new,cur,tmp}` for a fresh user, owned
-    /// by the account Dovecot runs as.
+    /// by the account Dovecot runs as, in the first Dovecot's mail root.
     pub fn create(prefix: &str) -> Self {
+        Self::create_in(&env().mail_root, prefix)
+    }
+
+    /// The same in another instance's mail root, e.g. `env().oauth.mail_root`.
+    pub fn create_in(mail_root: &Path, prefix: &str) -> Self {
         let env = env();
         let user = unique(prefix);
-        let home = env.mail_root.join(&user);
+        let home = mail_root.join(&user);
         let maildir = home.join("Maildir");
         for sub in ["new", "cur", "tmp"] {
             fs::create_dir_all(maildir.join(sub)).expect("create maildir");
@@ -210,10 +273,14 @@ fn names_rcpt(rcpt_args: &[String], rcpt: &str) -> bool {
         .any(|arg| arg.split_whitespace().next() == Some(wanted.as_str()))
 }
 
-/// Dump files whose head names `rcpt`; reads only the first few KiB of
-/// each file, so it is cheap enough to poll.
+/// Dump files of the accepting sink whose head names `rcpt`; reads only
+/// the first few KiB of each file, so it is cheap enough to poll.
 pub fn dump_paths_for(rcpt: &str) -> Vec<PathBuf> {
-    let dir = &env().smtp_dump_dir;
+    dump_paths_in(&env().smtp_dump_dir, rcpt)
+}
+
+/// The same for the sink that dumps into `dir`.
+pub fn dump_paths_in(dir: &Path, rcpt: &str) -> Vec<PathBuf> {
     let mut paths = Vec::new();
     for entry in fs::read_dir(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
         let Ok(entry) = entry else { continue };
@@ -232,10 +299,17 @@ pub fn dump_paths_for(rcpt: &str) -> Vec<PathBuf> {
     paths
 }
 
-/// Every complete dump addressed to `rcpt`. Call it once the client that
-/// sent them has finished: a dump is complete when the sink sent its 250.
+/// Every complete dump of the accepting sink addressed to `rcpt`. Call it
+/// once the client that sent them has finished: a dump is complete when the
+/// sink sent its 250.
 pub fn dumps_for(rcpt: &str) -> Vec<Dump> {
-    dump_paths_for(rcpt)
+    dumps_in(&env().smtp_dump_dir, rcpt)
+}
+
+/// The same for the sink that dumps into `dir`. Postfix relays to the
+/// submission sink after its own 250, so poll until the dump is there.
+pub fn dumps_in(dir: &Path, rcpt: &str) -> Vec<Dump> {
+    dump_paths_in(dir, rcpt)
         .into_iter()
         .filter_map(|path| {
             let data = fs::read(&path).ok()?;

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use crate::tls::Trust;
+pub use crate::tls::{ClientIdentity, Trust};
 pub use daemon::Daemon;
 pub use secret::{PasswordSource, Secret, SecretError};
 
@@ -84,6 +84,8 @@ pub struct Pop3Server {
     pub tls: TlsMode,
     /// Which certificates the TLS modes accept.
     pub trust: Trust,
+    /// `client_cert` and `client_key`, loaded and checked.
+    pub client_identity: Option<ClientIdentity>,
 }
 
 /// The SMTP relay that receives forwarded mail.
@@ -98,6 +100,8 @@ pub struct SmtpConfig {
     pub credentials: Option<SmtpCredentials>,
     /// Which certificates the TLS modes accept.
     pub trust: Trust,
+    /// `client_cert` and `client_key`, loaded and checked.
+    pub client_identity: Option<ClientIdentity>,
     /// Fixed envelope sender; `None` means the message's `Return-Path`.
     pub envelope_from: Option<String>,
     pub helo_name: Option<String>,

@@ -3,6 +3,7 @@
 use crate::config::SecretError;
 use crate::ledger::LedgerError;
 use crate::pop3::Pop3Error;
+use crate::smtp::SmtpError;
 use crate::tls::TlsConfigError;
 
 /// Why a poll stopped before QUIT.
@@ -19,6 +20,10 @@ pub enum PollError {
     },
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
+    /// No connection to the relay could be set up; the messages not yet
+    /// delivered stay on the POP3 server.
+    #[error("{source}; undelivered messages stay on the POP3 server")]
+    Relay { source: SmtpError },
     #[error("{peer} does not support UIDL, so popferry cannot tell which messages it already delivered; it will not fetch from this server")]
     NoUidl { peer: String },
     #[error("deliver_to address {address:?} is not valid")]
@@ -28,10 +33,14 @@ pub enum PollError {
 }
 
 impl PollError {
-    /// True when the server refused the credentials: retrying soon will
+    /// True when the POP3 server or the relay refused the credentials: retrying soon will
     /// not help and may get the client's address banned.
     pub fn is_auth_failure(&self) -> bool {
-        matches!(self, PollError::Pop3(e) if e.is_auth_failure())
+        match self {
+            PollError::Pop3(e) => e.is_auth_failure(),
+            PollError::Relay { source } => source.is_auth_refusal(),
+            _ => false,
+        }
     }
 
     /// The error and each cause under it, joined by ": ", for the one line

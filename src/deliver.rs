@@ -93,10 +93,12 @@ impl Relay {
         let tls_config = match config.tls {
             TlsMode::None => None,
             _ => Some(
-                client_config(&config.trust, config.client_identity.as_ref()).map_err(|source| RelayError::Tls {
-                    relay: relay.clone(),
-                    source,
-                })?,
+                client_config(&config.trust, config.client_identity.as_ref()).map_err(
+                    |source| RelayError::Tls {
+                        relay: relay.clone(),
+                        source,
+                    },
+                )?,
             ),
         };
         let login = match &config.credentials {

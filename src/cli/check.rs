@@ -30,8 +30,22 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
         let pop3 = &account.pop3;
         let smtp = &account.smtp;
         let lines = [
-            ("POP3", &pop3.host, pop3.port, pop3.tls, &pop3.trust, &pop3.client_identity),
-            ("relay", &smtp.host, smtp.port, smtp.tls, &smtp.trust, &smtp.client_identity),
+            (
+                "POP3",
+                &pop3.host,
+                pop3.port,
+                pop3.tls,
+                &pop3.trust,
+                &pop3.client_identity,
+            ),
+            (
+                "relay",
+                &smtp.host,
+                smtp.port,
+                smtp.tls,
+                &smtp.trust,
+                &smtp.client_identity,
+            ),
         ];
         for (what, host, port, mode, trust, identity) in lines {
             match security(mode, trust, identity.as_ref()) {
@@ -66,10 +80,7 @@ fn security(
     };
     let mut phrase = format!("{mode}, trusts {}", tls::trust_source(trust)?);
     if let Some(identity) = identity {
-        phrase += &format!(
-            ", client certificate {}",
-            identity.cert_path.display()
-        );
+        phrase += &format!(", client certificate {}", identity.cert_path.display());
     }
     Ok(phrase)
 }

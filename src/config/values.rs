@@ -135,13 +135,15 @@ impl Scope<'_> {
         }
         let cert_path = self.path("client_cert", cert)?;
         let key_path = self.path("client_key", key)?;
-        ClientIdentity::load(&cert_path, &key_path).map(Some).map_err(|e| {
-            let (span, key_name) = match e {
-                IdentityError::ReadCert { .. } => (cert.span(), "client_cert"),
-                _ => (key.span(), "client_key"),
-            };
-            self.error(span, key_name, e.to_string())
-        })
+        ClientIdentity::load(&cert_path, &key_path)
+            .map(Some)
+            .map_err(|e| {
+                let (span, key_name) = match e {
+                    IdentityError::ReadCert { .. } => (cert.span(), "client_cert"),
+                    _ => (key.span(), "client_key"),
+                };
+                self.error(span, key_name, e.to_string())
+            })
     }
 
     /// Uses the same parser as delivery, so that an address accepted here is

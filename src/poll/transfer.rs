@@ -144,7 +144,11 @@ pub(super) async fn transfer(
         }
         delivered
     };
-    let (fetched, delivered, recorded) = tokio::join!(fetching, delivering, record(cx, plan, outcome_rx, recorded_tx));
+    let (fetched, delivered, recorded) = tokio::join!(
+        fetching,
+        delivering,
+        record(cx, plan, outcome_rx, recorded_tx)
+    );
     // A ledger failure stops the other stages; it is the cause to report.
     let recorded = recorded?;
     delivered?;

@@ -10,10 +10,7 @@ pub enum SmtpError {
     #[error("cannot connect to SMTP relay {peer}: {source}")]
     Connect { peer: String, source: io::Error },
     #[error("TLS handshake with SMTP relay {peer} failed: {source}")]
-    Tls {
-        peer: String,
-        source: io::Error,
-    },
+    Tls { peer: String, source: io::Error },
     #[error("SMTP relay {peer}: {during}: {source}")]
     Io {
         peer: String,

@@ -32,10 +32,16 @@ pub(super) struct Anchors {
 #[derive(Debug, Clone)]
 pub enum Origin {
     /// `SSL_CERT_FILE` or `SSL_CERT_DIR`, or the system's own paths.
-    System { source: String, count: usize },
+    System {
+        source: String,
+        count: usize,
+    },
     /// The store was empty or missing.
     WebpkiRoots,
-    CaFile { path: PathBuf, count: usize },
+    CaFile {
+        path: PathBuf,
+        count: usize,
+    },
 }
 
 impl Origin {
@@ -104,7 +110,11 @@ fn system_source() -> String {
     let file = env("SSL_CERT_FILE").map(|file| format!("SSL_CERT_FILE={}", show(&file)));
     let dir = env("SSL_CERT_DIR").map(|dir| format!("SSL_CERT_DIR={}", show(&dir)));
     if file.is_some() || dir.is_some() {
-        return [file, dir].into_iter().flatten().collect::<Vec<_>>().join(", ");
+        return [file, dir]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
     }
     let probed = openssl_probe::probe();
     let places: Vec<String> = (probed.cert_file.iter())

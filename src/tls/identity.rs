@@ -70,12 +70,11 @@ impl ClientIdentity {
         if chain.is_empty() {
             return Err(read_cert(pem::Error::NoItemsFound));
         }
-        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| {
-            IdentityError::ReadKey {
+        let key =
+            PrivateKeyDer::from_pem_file(key_path).map_err(|source| IdentityError::ReadKey {
                 path: key_path.to_owned(),
                 source,
-            }
-        })?;
+            })?;
         let unusable = || IdentityError::UnusableKey {
             path: key_path.to_owned(),
         };

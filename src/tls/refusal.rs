@@ -27,14 +27,25 @@ pub(super) struct Refused {
 
 #[derive(Debug)]
 pub(super) enum Cause {
-    Expired { on: String },
-    NotYetValid { from: String },
+    Expired {
+        on: String,
+    },
+    NotYetValid {
+        from: String,
+    },
     /// A CA certificate the server sent with its own is out of date.
     ChainOutOfDate,
-    WrongName { names: Vec<String> },
+    WrongName {
+        names: Vec<String>,
+    },
     SelfSigned,
-    UntrustedIssuer { issuer: String, place: String },
-    NotPinned { pinned: Fingerprint },
+    UntrustedIssuer {
+        issuer: String,
+        place: String,
+    },
+    NotPinned {
+        pinned: Fingerprint,
+    },
     NotForServers,
     Revoked,
     BadSignature,
@@ -53,13 +64,20 @@ impl fmt::Display for Refused {
             Cause::Expired { on } => write!(f, "{its} expired on {on}"),
             Cause::NotYetValid { from } => write!(f, "{its} is not valid before {from}"),
             Cause::ChainOutOfDate => {
-                write!(f, "{its} was issued by a CA certificate that is expired or not yet valid")
+                write!(
+                    f,
+                    "{its} was issued by a CA certificate that is expired or not yet valid"
+                )
             }
             Cause::WrongName { names } if names.is_empty() => {
                 write!(f, "{its} names no host at all, not {host}")
             }
             Cause::WrongName { names } => {
-                write!(f, "{its} is for another server: it names {}, not {host}", names.join(", "))
+                write!(
+                    f,
+                    "{its} is for another server: it names {}, not {host}",
+                    names.join(", ")
+                )
             }
             Cause::SelfSigned => write!(f, "{its} is self-signed and not in ca_file"),
             Cause::UntrustedIssuer { issuer, place } => write!(
@@ -75,7 +93,10 @@ impl fmt::Display for Refused {
             Cause::Revoked => write!(f, "{its} has been revoked"),
             Cause::BadSignature => write!(f, "the signature on {its} does not verify"),
             Cause::Unsupported => {
-                write!(f, "{its} is signed with an algorithm popferry does not support")
+                write!(
+                    f,
+                    "{its} is signed with an algorithm popferry does not support"
+                )
             }
             Cause::Malformed => write!(f, "{its} is malformed"),
         }?;
@@ -118,10 +139,9 @@ impl Refused {
             Cause::NotForServers => "have the certificate reissued for server authentication \
                                      (extendedKeyUsage serverAuth)"
                 .to_owned(),
-            Cause::Revoked
-            | Cause::BadSignature
-            | Cause::Unsupported
-            | Cause::Malformed => "the server's certificate must be replaced".to_owned(),
+            Cause::Revoked | Cause::BadSignature | Cause::Unsupported | Cause::Malformed => {
+                "the server's certificate must be replaced".to_owned()
+            }
         }
     }
 }
@@ -187,15 +207,12 @@ pub(super) fn out_of_date(cert: &X509Certificate<'_>, now: UnixTime) -> Option<C
 
 /// The certificate is for some other host: the names it does hold.
 pub(super) fn wrong_name(cert: &X509Certificate<'_>) -> Cause {
-    Cause::WrongName {
-        names: names(cert),
-    }
+    Cause::WrongName { names: names(cert) }
 }
 
 fn date(time: ASN1Time) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     time.to_datetime()
         .format(format)
         .unwrap_or_else(|_| time.to_string())

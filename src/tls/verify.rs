@@ -123,7 +123,8 @@ fn listed(
     server_name: &ServerName<'_>,
     now: UnixTime,
 ) -> Result<(), Cause> {
-    let (_, cert) = x509_parser::parse_x509_certificate(end_entity).map_err(|_| Cause::Malformed)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(end_entity).map_err(|_| Cause::Malformed)?;
     if let Some(cause) = out_of_date(&cert, now) {
         return Err(cause);
     }

@@ -149,7 +149,13 @@ fn cases() -> Vec<Case> {
             )
         },
         // The poll fails at the first message instead of deferring each.
-        case("relay unreachable", RelayUnreachable, true, n, "cannot connect to SMTP relay"),
+        case(
+            "relay unreachable",
+            RelayUnreachable,
+            true,
+            n,
+            "cannot connect to SMTP relay",
+        ),
     ]
 }
 

@@ -248,7 +248,14 @@ pub fn popferry_command(config: &Path, args: &[&str]) -> Command {
 
 /// Runs popferry to completion; kills it and panics after [`RUN_TIMEOUT`].
 pub fn run_popferry(config: &Path, args: &[&str]) -> RunOutput {
-    let mut child = popferry_command(config, args)
+    run_popferry_with(config, args, &[])
+}
+
+/// [`run_popferry`] with these environment variables set for popferry.
+pub fn run_popferry_with(config: &Path, args: &[&str], vars: &[(&str, &Path)]) -> RunOutput {
+    let mut command = popferry_command(config, args);
+    command.envs(vars.iter().copied());
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

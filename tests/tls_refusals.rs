@@ -7,7 +7,6 @@
 mod support;
 mod tls_peer;
 
-
 use rcgen::CertificateParams;
 use support::popferry::RunOutput;
 use time::macros::datetime;
@@ -39,9 +38,16 @@ async fn refused(leaf: &Leaf, ca_pem: &str, host: &str, words: &[&str]) -> RunOu
     let out = popferry(&path, &["fetch"], &[]).await;
     assert_eq!(out.code, Some(1), "{out}");
     for needle in words.iter().copied().chain(["Fix:"]) {
-        assert_eq!(out.stdout.matches(needle).count(), 1, "once: {needle:?}\n{out}");
+        assert_eq!(
+            out.stdout.matches(needle).count(),
+            1,
+            "once: {needle:?}\n{out}"
+        );
     }
-    assert!(out.stdout.contains(&leaf.fingerprint()), "fingerprint:\n{out}");
+    assert!(
+        out.stdout.contains(&leaf.fingerprint()),
+        "fingerprint:\n{out}"
+    );
     for jargon in JARGON {
         assert!(!out.text().contains(jargon), "jargon {jargon:?} in\n{out}");
     }
@@ -59,7 +65,10 @@ async fn expired_certificate_says_when_it_expired() {
     });
     let words = ["the certificate of localhost expired on 2020-03-01 12:00:00 UTC"];
     let out = refused(&leaf, &ca.pem(), "localhost", &words).await;
-    assert!(out.stdout.contains("renew the server's certificate"), "{out}");
+    assert!(
+        out.stdout.contains("renew the server's certificate"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +89,11 @@ async fn certificate_for_another_name_says_which_names_it_holds() {
     let leaf = ca.issue(&["mail.example.net"]);
     let words = ["it names mail.example.net, not localhost"];
     let out = refused(&leaf, &ca.pem(), "localhost", &words).await;
-    assert!(out.stdout.contains("set host to a name the certificate holds"), "{out}");
+    assert!(
+        out.stdout
+            .contains("set host to a name the certificate holds"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +104,11 @@ async fn certificate_from_an_untrusted_ca_names_the_issuer() {
     let words = ["was issued by CN=popferry other CA, which is not trusted"];
     let out = refused(&leaf, &trusted.pem(), "localhost", &words).await;
     assert!(out.stdout.contains("it is not in ca_file"), "{out}");
-    assert!(out.stdout.contains("set ca_file to the certificate of the CA"), "{out}");
+    assert!(
+        out.stdout
+            .contains("set ca_file to the certificate of the CA"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,10 +251,20 @@ pub fn run_popferry(config: &Path, args: &[&str]) -> RunOutput {
     run_popferry_with(config, args, &[])
 }
 
-/// [`run_popferry`] with these environment variables set for popferry.
-pub fn run_popferry_with(config: &Path, args: &[&str], vars: &[(&str, &Path)]) -> RunOutput {
+/// [`run_popferry`] with these environment variables set for popferry,
+/// or, where the value is `None`, removed.
+pub fn run_popferry_with(
+    config: &Path,
+    args: &[&str],
+    vars: &[(&str, Option<&Path>)],
+) -> RunOutput {
     let mut command = popferry_command(config, args);
-    command.envs(vars.iter().copied());
+    for (name, value) in vars {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

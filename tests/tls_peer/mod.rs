@@ -131,7 +131,9 @@ pub fn openssl_self_signed(dir: &Path) -> Leaf {
     let cert = dir.join("selfsigned.pem");
     let key = dir.join("selfsigned.key");
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
         .args(["-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .arg("-keyout")
@@ -199,16 +201,17 @@ pub fn plain_relay(port: u16) -> String {
 }
 
 /// Runs the binary off the test's runtime, so the servers keep serving.
-pub async fn popferry(config: &Path, args: &[&str], vars: &[(&str, &Path)]) -> RunOutput {
+/// `vars` as for [`run_popferry_with`].
+pub async fn popferry(config: &Path, args: &[&str], vars: &[(&str, Option<&Path>)]) -> RunOutput {
     let config = config.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let vars: Vec<(String, PathBuf)> = (vars.iter())
-        .map(|(name, value)| ((*name).to_owned(), value.to_path_buf()))
+    let vars: Vec<(String, Option<PathBuf>)> = (vars.iter())
+        .map(|(name, value)| ((*name).to_owned(), value.map(Path::to_path_buf)))
         .collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let vars: Vec<(&str, &Path)> = (vars.iter())
-            .map(|(name, value)| (name.as_str(), value.as_path()))
+        let vars: Vec<(&str, Option<&Path>)> = (vars.iter())
+            .map(|(name, value)| (name.as_str(), value.as_deref()))
             .collect();
         run_popferry_with(&config, &args, &vars)
     })

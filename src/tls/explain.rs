@@ -63,7 +63,13 @@ fn alert_words(alert: AlertDescription) -> String {
             "the server does not trust the CA that issued popferry's client certificate"
         }
         A::AccessDenied => "the server denied access after checking the client certificate",
-        A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion => {
+        // OpenSSL servers also answer a missing client certificate so
+        // under TLS 1.2.
+        A::HandshakeFailure => {
+            "the server broke off the TLS handshake: it may require a client certificate \
+             (client_cert, client_key), or share no TLS version or cipher suite with popferry"
+        }
+        A::InsufficientSecurity | A::ProtocolVersion => {
             "the server and popferry have no TLS version or cipher suite in common"
         }
         A::UnrecognisedName => "the server does not know the host name popferry asked for",

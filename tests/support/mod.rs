@@ -3,6 +3,7 @@
 //! `scripts/services.sh` (see `tests/real_servers.rs`).
 //!
 //! * [`real`]: the test environment, maildirs, smtp-sink dumps.
+//! * [`lab`]: the OAuth2/TLS lab's servers (self-signed, client certificate).
 //! * [`popferry`]: config files, and running the binary with a time limit.
 //! * [`mail`]: generated test messages and byte comparisons.
 //! * [`link_proxy`]: a TCP proxy that cuts the POP3 link at a chosen command.
@@ -12,6 +13,7 @@
 //! Each test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod link_proxy;
 pub mod mail;
 pub mod popferry;

@@ -33,6 +33,8 @@ pub struct AccountConfig {
     pub ca_file: Option<PathBuf>,
     /// `tls_fingerprint`, as written in the file.
     pub tls_fingerprint: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub username: String,
     pub password: String,
     pub deliver_to: Vec<String>,
@@ -57,6 +59,8 @@ impl AccountConfig {
             tls: TlsMode::Implicit,
             ca_file: Some(env.ca_file.clone()),
             tls_fingerprint: None,
+            client_cert: None,
+            client_key: None,
             username: mailbox.user.clone(),
             password: env.password.clone(),
             deliver_to: vec![rcpt.to_owned()],
@@ -79,6 +83,8 @@ impl AccountConfig {
             tls: TlsMode::None,
             ca_file: None,
             tls_fingerprint: None,
+            client_cert: None,
+            client_key: None,
             username: username.to_owned(),
             password: password.to_owned(),
             deliver_to: vec![format!("{name}@example.org")],
@@ -121,6 +127,14 @@ impl AccountConfig {
         if let Some(pin) = &self.tls_fingerprint {
             text += &format!("tls_fingerprint = {}\n", quote(pin));
         }
+        for (key, path) in [
+            ("client_cert", &self.client_cert),
+            ("client_key", &self.client_key),
+        ] {
+            if let Some(path) = path {
+                text += &format!("{key} = {}\n", quote(&path.to_string_lossy()));
+            }
+        }
         if let Some(dir) = &self.quarantine_dir {
             text += &format!("quarantine_dir = {}\n", quote(dir));
         }
@@ -150,6 +164,9 @@ fn quote(text: &str) -> String {
 pub struct TestConfig {
     pub dir: tempfile::TempDir,
     pub smtp_port: u16,
+    /// The body of the `[smtp]` table, in place of the one for the sink
+    /// at `smtp_port`.
+    pub smtp_table: Option<String>,
     /// Lines of a `[daemon]` table; none when empty.
     pub daemon: String,
     pub accounts: Vec<AccountConfig>,
@@ -161,6 +178,7 @@ impl TestConfig {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             smtp_port: env().smtp_port,
+            smtp_table: None,
             daemon: String::new(),
             accounts: vec![account],
         }
@@ -175,11 +193,12 @@ impl TestConfig {
     }
 
     pub fn text(&self) -> String {
-        let mut text = format!(
-            "state = \"popferry.db\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\n\
-             tls = \"none\"\ntimeout = \"30s\"\n",
+        let sink = format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"30s\"",
             self.smtp_port
         );
+        let smtp = self.smtp_table.as_ref().unwrap_or(&sink);
+        let mut text = format!("state = \"popferry.db\"\n\n[smtp]\n{smtp}\n");
         if !self.daemon.is_empty() {
             text += &format!("\n[daemon]\n{}\n", self.daemon);
         }

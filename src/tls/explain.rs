@@ -80,3 +80,43 @@ fn alert_words(alert: AlertDescription) -> String {
     };
     words.to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alerts_and_protocol_errors_read_as_words_not_variant_names() {
+        let cases = [
+            (
+                rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+                "requires a client certificate",
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+                "does not trust the CA",
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::HandshakeFailure),
+                "client certificate",
+            ),
+            (
+                rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon),
+                "no TLS version or cipher suite",
+            ),
+        ];
+        for (error, words) in cases {
+            let io = io::Error::new(io::ErrorKind::InvalidData, error);
+            let text = plain(io).to_string();
+            assert!(text.contains(words), "{text}");
+            for name in [
+                "CertificateRequired",
+                "UnknownCA",
+                "HandshakeFailure",
+                "NoCipher",
+            ] {
+                assert!(!text.contains(name), "{text}");
+            }
+        }
+    }
+}

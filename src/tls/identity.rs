@@ -26,12 +26,13 @@ pub struct ClientIdentity {
 }
 
 /// Why `client_cert` / `client_key` cannot be used. Never shows key bytes.
+/// The PEM errors are not `source`s: their text is in the message, once.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("cannot read client_cert {}: {}", path.display(), pem_problem(source))]
-    ReadCert { path: PathBuf, source: pem::Error },
-    #[error("cannot read client_key {}: {}", path.display(), pem_problem(source))]
-    ReadKey { path: PathBuf, source: pem::Error },
+    #[error("cannot read client_cert {}: {}", path.display(), pem_problem(error))]
+    ReadCert { path: PathBuf, error: pem::Error },
+    #[error("cannot read client_key {}: {}", path.display(), pem_problem(error))]
+    ReadKey { path: PathBuf, error: pem::Error },
     #[error(
         "client_key {} is not a private key popferry can use (RSA, ECDSA P-256/P-384 or Ed25519, \
          in PEM)",
@@ -59,9 +60,9 @@ fn pem_problem(error: &pem::Error) -> String {
 impl ClientIdentity {
     /// Reads both files and checks that the key matches the certificate.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<ClientIdentity, IdentityError> {
-        let read_cert = |source| IdentityError::ReadCert {
+        let read_cert = |error| IdentityError::ReadCert {
             path: cert_path.to_owned(),
-            source,
+            error,
         };
         let chain = CertificateDer::pem_file_iter(cert_path)
             .map_err(read_cert)?
@@ -71,9 +72,9 @@ impl ClientIdentity {
             return Err(read_cert(pem::Error::NoItemsFound));
         }
         let key =
-            PrivateKeyDer::from_pem_file(key_path).map_err(|source| IdentityError::ReadKey {
+            PrivateKeyDer::from_pem_file(key_path).map_err(|error| IdentityError::ReadKey {
                 path: key_path.to_owned(),
-                source,
+                error,
             })?;
         let unusable = || IdentityError::UnusableKey {
             path: key_path.to_owned(),

@@ -48,10 +48,11 @@ impl Default for Trust {
 /// A trust anchor file that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
-    #[error("cannot read ca_file {}: {}", path.display(), pem_problem(source))]
+    /// Not a `source`: its text is already in the message, once.
+    #[error("cannot read ca_file {}: {}", path.display(), pem_problem(error))]
     Read {
         path: PathBuf,
-        source: rustls::pki_types::pem::Error,
+        error: rustls::pki_types::pem::Error,
     },
     #[error("ca_file {} holds no PEM certificate", path.display())]
     Empty { path: PathBuf },
@@ -75,9 +76,9 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Read every certificate in a PEM file.
 pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let read_error = |source| TlsConfigError::Read {
+    let read_error = |error| TlsConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(read_error)?

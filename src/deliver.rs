@@ -93,10 +93,12 @@ impl Relay {
         let tls_config = match config.tls {
             TlsMode::None => None,
             _ => Some(
-                client_config(&config.trust).map_err(|source| RelayError::Tls {
-                    relay: relay.clone(),
-                    source,
-                })?,
+                client_config(&config.trust, config.client_identity.as_ref()).map_err(
+                    |source| RelayError::Tls {
+                        relay: relay.clone(),
+                        source,
+                    },
+                )?,
             ),
         };
         let login = match &config.credentials {
@@ -128,7 +130,16 @@ impl Relay {
     }
 
     /// Send `message` (trace header included) to `recipients`.
-    pub async fn deliver(&self, message: &[u8], recipients: &[String]) -> Outcome {
+    ///
+    /// `Err` means no connection to the relay could be set up (connect,
+    /// greeting, TLS, EHLO, STARTTLS or AUTH failed): no transaction began,
+    /// and the next message would fail the same way, so the poll ends
+    /// rather than trying once per message.
+    pub async fn deliver(
+        &self,
+        message: &[u8],
+        recipients: &[String],
+    ) -> Result<Outcome, SmtpError> {
         let sender = match &self.inner.envelope_from {
             Some(from) => from.clone(),
             None => return_path(message).unwrap_or_default(),
@@ -137,15 +148,12 @@ impl Relay {
         loop {
             let (mut conn, reused) = match self.checkout() {
                 Some(conn) => (conn, true),
-                None => match Connection::open(&self.inner.settings).await {
-                    Ok(conn) => (conn, false),
-                    Err(e) => return outcome(&e),
-                },
+                None => (Connection::open(&self.inner.settings).await?, false),
             };
             match conn.send(&sender, recipients, message).await {
                 Ok(()) => {
                     self.checkin(conn);
-                    return Outcome::Delivered;
+                    return Ok(Outcome::Delivered);
                 }
                 // Closed while idle, before the transaction began: the
                 // message was not sent, so a fresh connection may send it.
@@ -157,10 +165,17 @@ impl Relay {
                     if e.leaves_connection_usable() {
                         self.checkin(conn);
                     }
-                    return outcome(&e);
+                    return Ok(outcome(&e));
                 }
             }
         }
+    }
+
+    /// Sets up a connection (TLS and AUTH included) and closes it: what
+    /// `popferry check --connect` asks of a relay.
+    pub async fn probe(&self) -> Result<(), SmtpError> {
+        Connection::open(&self.inner.settings).await?.quit().await;
+        Ok(())
     }
 
     fn checkout(&self) -> Option<Connection> {

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, OtherError};
+use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+use crate::tls;
 
 #[derive(Debug)]
 pub enum Stream {
@@ -26,12 +28,16 @@ impl Stream {
     /// Runs the TLS handshake on `tcp`, verifying the server as `host`.
     /// The caller bounds it with its own timeout.
     pub async fn tls(tcp: TcpStream, config: Arc<ClientConfig>, host: &str) -> io::Result<Stream> {
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{host:?} is not a host name or IP address TLS can verify"),
+            )
+        })?;
         let tls = TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(without_other_prefix)?;
+            .map_err(handshake_error)?;
         Ok(Stream::Tls(Box::new(tls)))
     }
 
@@ -40,28 +46,17 @@ impl Stream {
     }
 }
 
-/// rustls prints its catch-all variant as "other error: ..."; popferry's
-/// own certificate refusals travel in it and read better without that.
-fn without_other_prefix(error: io::Error) -> io::Error {
-    let inner = error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::Other(OtherError(refusal))) => {
-            io::Error::new(error.kind(), refusal.to_string())
-        }
-        _ => error,
+/// A server that hangs up mid-handshake most often wanted something
+/// popferry did not send, or does not speak TLS on that port.
+fn handshake_error(error: io::Error) -> io::Error {
+    if error.kind() == io::ErrorKind::UnexpectedEof {
+        return io::Error::new(
+            error.kind(),
+            "the server closed the connection during the TLS handshake (does it speak TLS on \
+             this port? does it require a client certificate?)",
+        );
     }
-}
-
-/// What to tell the operator after a failed handshake, beyond the error.
-pub fn tls_hint(error: &io::Error) -> &'static str {
-    if error.to_string().contains("certificate") {
-        " (if the server uses a private CA, set ca_file; if its certificate is self-signed, \
-         compare the fingerprint above with the server's own and set tls_fingerprint)"
-    } else {
-        ""
-    }
+    tls::plain(error)
 }
 
 impl AsyncRead for Stream {
@@ -72,7 +67,9 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            // A TLS alert can arrive after the handshake, such as a
+            // server's refusal of the client certificate under TLS 1.3.
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf).map_err(tls::plain),
         }
     }
 }
@@ -85,7 +82,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf).map_err(tls::plain),
         }
     }
 

@@ -93,7 +93,10 @@ impl Session {
         let server = &account.pop3;
         let tls_config = match server.tls {
             TlsMode::None => None,
-            _ => Some(tls::client_config(&server.trust)?),
+            _ => Some(tls::client_config(
+                &server.trust,
+                server.client_identity.as_ref(),
+            )?),
         };
         let endpoint = Endpoint {
             host: server.host.clone(),

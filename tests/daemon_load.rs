@@ -83,6 +83,7 @@ fn config_for(mailboxes: &[Mailbox], smtp: &SmtpReceiver) -> TestConfig {
     TestConfig {
         dir: tempfile::tempdir().expect("temp dir"),
         smtp_port: smtp.port(),
+        smtp_table: None,
         daemon: String::new(),
         accounts,
     }

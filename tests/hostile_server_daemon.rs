@@ -46,6 +46,7 @@ async fn healthy_account_delivers_exactly_once_while_a_slowloris_account_fails()
     let config = TestConfig {
         dir: tempfile::tempdir().expect("temp dir"),
         smtp_port: smtp.port(),
+        smtp_table: None,
         daemon: "max_concurrent_polls = 1".into(),
         accounts: vec![
             AccountConfig::plain("slowloris", slowloris.port(), "u", "p"),

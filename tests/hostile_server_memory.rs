@@ -56,6 +56,7 @@ async fn run_against(peer: &Peer, max_message_size: Option<&str>) -> Measured {
     let config = TestConfig {
         dir: tempfile::tempdir().expect("temp dir"),
         smtp_port: smtp.port(),
+        smtp_table: None,
         daemon: String::new(),
         accounts: vec![account],
     };

@@ -58,6 +58,7 @@ async fn one_hundred_mib_message_moves_within_150_mib_of_memory() {
     let config = TestConfig {
         dir: tempfile::tempdir().expect("temp dir"),
         smtp_port: smtp.port(),
+        smtp_table: None,
         daemon: String::new(),
         accounts: vec![account],
     };

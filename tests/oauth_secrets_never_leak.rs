@@ -43,7 +43,7 @@ fn no_oauth_secret_is_printed_or_stored_in_the_ledger() {
     let line = format!("client_secret_file = \"{}\"\n", secret_file.display());
     world.config.account().extra += &line;
     world.relay_through_postfix("oauthbearer");
-    if let Some(smtp) = world.config.smtp.as_mut() {
+    if let Some(smtp) = world.config.smtp_table.as_mut() {
         smtp.push_str(&line);
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use hostile_peer::{Peer, Reply};
 
 use popferry::config::{Config, TlsMode};
-use popferry::deliver::{Outcome, Relay};
+use popferry::deliver::Relay;
 use popferry::session::Session;
 
 fn config(pop3_port: u16, smtp_port: u16) -> Config {
@@ -102,9 +102,10 @@ async fn relay_without_starttls_gets_no_credentials_and_no_message() {
     )
     .await
     .expect("no hang");
-    let Outcome::Deferred(reason) = outcome else {
-        panic!("a relay that cannot be secured defers: {outcome:?}");
+    let Err(refusal) = outcome else {
+        panic!("a relay that cannot be secured is not set up: {outcome:?}");
     };
+    let reason = refusal.to_string();
     assert!(reason.contains("STARTTLS"), "{reason}");
     assert_eq!(sent_credentials(&peer), Vec::<String>::new());
     assert!(

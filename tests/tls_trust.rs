@@ -1,6 +1,8 @@
 //! Which certificates popferry accepts, against the real Dovecot's POP3S
-//! port: its certificate is signed by the test CA, which is not a public
-//! root, so without `ca_file` it is as unknown as a self-signed one.
+//! port: its certificate is signed by the test CA, which is not in the
+//! system trust store, so without `ca_file` it is refused, unless
+//! `SSL_CERT_FILE` names the test CA, as a company CA installed on the
+//! machine would be found.
 //!
 //! A refused certificate must be a clear error that names the server, the
 //! reason and the fingerprint an administrator could pin; a pinned
@@ -14,7 +16,7 @@ use rustls::pki_types::CertificateDer;
 
 use popferry::tls::Fingerprint;
 use support::mail::messages_of_size;
-use support::popferry::RunOutput;
+use support::popferry::{run_popferry_with, RunOutput};
 use support::real::env;
 use support::scenario::Scenario;
 
@@ -46,7 +48,23 @@ fn unknown_ca_is_refused_naming_server_reason_and_fingerprint() {
     s.account().ca_file = None;
     let out = s.config.fetch();
     let presented = dovecot_fingerprint().to_string();
-    assert_refused(&s, &out, &["UnknownIssuer", &presented, "tls_fingerprint"]);
+    let words = "the certificate of 127.0.0.1 was issued by CN=popferry test CA, which is not \
+                 trusted (it is not in the system trust store)";
+    assert_refused(&s, &out, &[words, &presented, "Fix: set ca_file"]);
+    assert!(!out.text().contains("UnknownIssuer"), "{out}");
+}
+
+#[test]
+fn private_ca_named_by_ssl_cert_file_is_trusted_without_ca_file() {
+    let mut s = Scenario::new("tls-ssl-cert-file", |tag| messages_of_size(tag, 2, 1_000));
+    s.account().ca_file = None;
+    let vars = [
+        ("SSL_CERT_FILE", Some(env().ca_file.as_path())),
+        ("SSL_CERT_DIR", None),
+    ];
+    let out = run_popferry_with(&s.config.write(), &["fetch"], &vars);
+    assert_eq!(out.code, Some(0), "{out}");
+    s.assert_each_delivered_once();
 }
 
 #[test]

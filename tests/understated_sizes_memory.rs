@@ -61,6 +61,7 @@ async fn understated_list_sizes_do_not_let_bodies_pile_up() {
     let config = TestConfig {
         dir: tempfile::tempdir().expect("temp dir"),
         smtp_port: smtp.port(),
+        smtp_table: None,
         daemon: String::new(),
         accounts: vec![AccountConfig::plain("liar", peer.port(), "u", "p")],
     };

@@ -1,14 +1,19 @@
-//! `popferry check`: is the configuration valid, and can we log in?
+//! `popferry check`: is the configuration valid, which certificates does
+//! each connection trust, and can we log in?
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use super::EXIT_FAILED;
-use crate::config::Config;
+use crate::config::{ClientIdentity, Config, SmtpConfig, TlsMode, Trust};
+use crate::deliver::Relay;
 use crate::session::Session;
+use crate::tls;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Also connect to each account's server, log in and list its capabilities
+    /// Also connect to each account's server, log in and list its
+    /// capabilities, and connect (and log in) to each relay
     #[arg(long)]
     pub connect: bool,
 }
@@ -20,10 +25,71 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
         config.accounts.len(),
         config.state.display()
     );
-    if !args.connect {
-        return Ok(ExitCode::SUCCESS);
-    }
     let mut failed = false;
+    for account in &config.accounts {
+        let pop3 = &account.pop3;
+        let smtp = &account.smtp;
+        let lines = [
+            (
+                "POP3",
+                &pop3.host,
+                pop3.port,
+                pop3.tls,
+                &pop3.trust,
+                &pop3.client_identity,
+            ),
+            (
+                "relay",
+                &smtp.host,
+                smtp.port,
+                smtp.tls,
+                &smtp.trust,
+                &smtp.client_identity,
+            ),
+        ];
+        for (what, host, port, mode, trust, identity) in lines {
+            match security(mode, trust, identity.as_ref()) {
+                Ok(security) => println!("{}: {what} {host}:{port}, {security}", account.name),
+                Err(e) => {
+                    failed = true;
+                    println!("{}: {what} {host}:{port}: FAILED: {e}", account.name);
+                }
+            }
+        }
+    }
+    if args.connect {
+        failed |= connect(config).await?;
+    }
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// How a connection is secured and what it trusts, in one phrase.
+fn security(
+    mode: TlsMode,
+    trust: &Trust,
+    identity: Option<&ClientIdentity>,
+) -> Result<String, tls::TlsConfigError> {
+    let mode = match mode {
+        TlsMode::None => return Ok("no TLS".to_owned()),
+        TlsMode::Implicit => "implicit TLS",
+        TlsMode::StartTls => "STARTTLS",
+    };
+    let mut phrase = format!("{mode}, trusts {}", tls::trust_source(trust)?);
+    if let Some(identity) = identity {
+        phrase += &format!(", client certificate {}", identity.cert_path.display());
+    }
+    Ok(phrase)
+}
+
+/// Logs in to every account's server and sets up every relay once;
+/// true if any failed.
+async fn connect(config: &Config) -> anyhow::Result<bool> {
+    let mut failed = false;
+    let mut relays: HashMap<&SmtpConfig, bool> = HashMap::new();
     for account in &config.accounts {
         let peer = format!("{}:{}", account.pop3.host, account.pop3.port);
         match Session::open(account).await {
@@ -47,13 +113,25 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 failed = true;
-                println!("{}: FAILED: {e}", account.name);
+                println!("{}: FAILED: {}", account.name, e.with_causes());
             }
         }
+        let smtp = account.smtp.as_ref();
+        if let Some(ok) = relays.get(smtp) {
+            failed |= !ok;
+            continue;
+        }
+        let relay = format!("{}:{}", smtp.host, smtp.port);
+        let probed = match Relay::new(smtp) {
+            Ok(handle) => handle.probe().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match &probed {
+            Ok(()) => println!("{}: relay {relay}: connected", account.name),
+            Err(e) => println!("{}: relay {relay}: FAILED: {e}", account.name),
+        }
+        failed |= probed.is_err();
+        relays.insert(smtp, probed.is_ok());
     }
-    Ok(if failed {
-        ExitCode::from(EXIT_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(failed)
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::oauth::OAuth2;
-pub use crate::tls::Trust;
+pub use crate::tls::{ClientIdentity, Trust};
 pub use daemon::Daemon;
 pub use secret::{PasswordSource, Secret, SecretError};
 
@@ -86,6 +86,8 @@ pub struct Pop3Server {
     pub tls: TlsMode,
     /// Which certificates the TLS modes accept.
     pub trust: Trust,
+    /// `client_cert` and `client_key`, loaded and checked.
+    pub client_identity: Option<ClientIdentity>,
 }
 
 /// The SMTP relay that receives forwarded mail.
@@ -100,6 +102,8 @@ pub struct SmtpConfig {
     pub credentials: Option<SmtpCredentials>,
     /// Which certificates the TLS modes accept.
     pub trust: Trust,
+    /// `client_cert` and `client_key`, loaded and checked.
+    pub client_identity: Option<ClientIdentity>,
     /// Fixed envelope sender; `None` means the message's `Return-Path`.
     pub envelope_from: Option<String>,
     pub helo_name: Option<String>,

@@ -231,6 +231,11 @@ impl Scope<'_> {
             port: self.port(raw.port.as_ref(), default_port)?,
             tls,
             trust: self.trust(tls, raw.ca_file.as_ref(), raw.tls_fingerprint.as_ref())?,
+            client_identity: self.identity(
+                tls,
+                raw.client_cert.as_ref(),
+                raw.client_key.as_ref(),
+            )?,
         };
         let username = self.non_empty("username", &raw.username)?;
         let auth = raw.auth.unwrap_or(AuthMethod::Auto);
@@ -313,6 +318,11 @@ impl Scope<'_> {
             tls,
             credentials,
             trust: self.trust(tls, raw.ca_file.as_ref(), raw.tls_fingerprint.as_ref())?,
+            client_identity: self.identity(
+                tls,
+                raw.client_cert.as_ref(),
+                raw.client_key.as_ref(),
+            )?,
             envelope_from: (raw.envelope_from.as_ref())
                 .map(|from| self.address("envelope_from", from))
                 .transpose()?,

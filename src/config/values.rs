@@ -10,7 +10,7 @@ use super::raw::RawSize;
 use super::units::parse_size;
 use super::validate::Scope;
 use super::{ConfigError, TlsMode, Trust};
-use crate::tls::BadFingerprint;
+use crate::tls::{BadFingerprint, ClientIdentity, IdentityError};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_SIZE: u64 = 64 << 20;
@@ -75,7 +75,7 @@ impl Scope<'_> {
         raw.map(|raw| self.path(key, raw)).transpose()
     }
 
-    /// `ca_file` adds trust anchors and `tls_fingerprint` replaces them with
+    /// `ca_file` replaces the trust anchors and `tls_fingerprint` replaces them with
     /// one certificate; both at once would leave it unclear which applies.
     pub(super) fn trust(
         &self,
@@ -105,6 +105,45 @@ impl Scope<'_> {
             .parse()
             .map_err(|e: BadFingerprint| self.error(raw.span(), key, e.to_string()))?;
         Ok(Trust::Pinned(fingerprint))
+    }
+
+    /// `client_cert` and `client_key` come as a pair; both files are read
+    /// and matched now, so a mistake is reported with its line.
+    pub(super) fn identity(
+        &self,
+        tls: TlsMode,
+        cert: Option<&Spanned<String>>,
+        key: Option<&Spanned<String>>,
+    ) -> Result<Option<ClientIdentity>, ConfigError> {
+        let (cert, key) = match (cert, key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(cert), None) => {
+                let problem = "needs client_key, the file with its private key".to_owned();
+                return Err(self.error(cert.span(), "client_cert", problem));
+            }
+            (None, Some(key)) => {
+                let problem = "needs client_cert, the file with its certificate".to_owned();
+                return Err(self.error(key.span(), "client_key", problem));
+            }
+        };
+        if tls == TlsMode::None {
+            let problem = "has no effect with tls = \"none\": \
+                           set tls = \"implicit\" or \"starttls\""
+                .to_owned();
+            return Err(self.error(cert.span(), "client_cert", problem));
+        }
+        let cert_path = self.path("client_cert", cert)?;
+        let key_path = self.path("client_key", key)?;
+        ClientIdentity::load(&cert_path, &key_path)
+            .map(Some)
+            .map_err(|e| {
+                let (span, key_name) = match e {
+                    IdentityError::ReadCert { .. } => (cert.span(), "client_cert"),
+                    _ => (key.span(), "client_key"),
+                };
+                self.error(span, key_name, e.to_string())
+            })
     }
 
     /// Uses the same parser as delivery, so that an address accepted here is

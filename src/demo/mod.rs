@@ -37,7 +37,7 @@ pub enum DemoError {
     Listen(io::Error),
     #[error("cannot make the demo certificates: {0}")]
     Certificate(#[from] rcgen::Error),
-    #[error("cannot set up the demo TLS server: {0}")]
+    #[error("cannot set up the demo TLS server: {}", crate::tls::describe(.0))]
     Tls(#[from] rustls::Error),
 }
 

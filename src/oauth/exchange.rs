@@ -324,7 +324,7 @@ pub(super) enum HttpError {
 fn http() -> Result<&'static reqwest::Client, HttpError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     let client = CLIENT.get_or_init(|| {
-        let tls = client_config(&Trust::default()).map_err(|e| e.to_string())?;
+        let tls = client_config(&Trust::default(), None).map_err(|e| e.to_string())?;
         reqwest::Client::builder()
             .use_preconfigured_tls(Arc::unwrap_or_clone(tls))
             // RFC 6749 §3.2 endpoints do not redirect; following one could

@@ -4,6 +4,7 @@ use crate::config::SecretError;
 use crate::ledger::LedgerError;
 use crate::oauth::OAuthError;
 use crate::pop3::Pop3Error;
+use crate::smtp::SmtpError;
 use crate::tls::TlsConfigError;
 
 /// Why a poll stopped before QUIT.
@@ -25,6 +26,10 @@ pub enum PollError {
     },
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
+    /// No connection to the relay could be set up; the messages not yet
+    /// delivered stay on the POP3 server.
+    #[error("{source}; undelivered messages stay on the POP3 server")]
+    Relay { source: SmtpError },
     #[error("{peer} does not support UIDL, so popferry cannot tell which messages it already delivered; it will not fetch from this server")]
     NoUidl { peer: String },
     #[error("deliver_to address {address:?} is not valid")]
@@ -34,7 +39,7 @@ pub enum PollError {
 }
 
 impl PollError {
-    /// True when the server refused the credentials: retrying soon will
+    /// True when the POP3 server or the relay refused the credentials: retrying soon will
     /// not help and may get the client's address banned.
     pub fn is_auth_failure(&self) -> bool {
         match self {
@@ -42,6 +47,7 @@ impl PollError {
             // A refused refresh token or client needs a person; asking the
             // token endpoint again soon only gets the client throttled.
             PollError::OAuth { source, .. } => !source.is_temporary(),
+            PollError::Relay { source } => source.is_auth_refusal(),
             _ => false,
         }
     }

@@ -33,7 +33,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
 use super::record::{record, Recorded, ToRecord};
@@ -126,14 +126,39 @@ pub(super) async fn transfer(
         in_memory: 0,
         out: Transferred::default(),
     };
-    let (fetched, (), recorded) = tokio::join!(
-        fetch.run(fetched_tx, outcome_tx.clone(), recorded_rx),
-        deliver(cx, fetched_rx, outcome_tx, &unrecorded),
-        record(cx, plan, outcome_rx, recorded_tx),
+    // A relay that cannot be set up ends the poll: fetching more messages
+    // for it would only download them again next time. Whatever was
+    // already handed to the record stage is still committed.
+    let (relay_down, relay_down_rx) = oneshot::channel();
+    let deleted_tx = outcome_tx.clone();
+    let fetching = async {
+        tokio::select! {
+            fetched = fetch.run(fetched_tx, deleted_tx, recorded_rx) => Some(fetched),
+            Ok(()) = relay_down_rx => None,
+        }
+    };
+    let delivering = async {
+        let delivered = deliver(cx, fetched_rx, outcome_tx, &unrecorded).await;
+        if delivered.is_err() {
+            let _ = relay_down.send(());
+        }
+        delivered
+    };
+    let (fetched, delivered, recorded) = tokio::join!(
+        fetching,
+        delivering,
+        record(cx, plan, outcome_rx, recorded_tx)
     );
     // A ledger failure stops the other stages; it is the cause to report.
     let recorded = recorded?;
-    let mut out = fetched?;
+    delivered?;
+    let mut out = match fetched {
+        Some(fetched) => fetched?,
+        None => Transferred {
+            unsettled: true,
+            ..Transferred::default()
+        },
+    };
     out.delivered = recorded.delivered;
     out.deferred = recorded.deferred;
     out.rejected = recorded.rejected;
@@ -343,7 +368,7 @@ async fn deliver<'a>(
     mut fetched: mpsc::Receiver<Fetched>,
     to_record: mpsc::UnboundedSender<ToRecord<'a>>,
     unrecorded: &'a Semaphore,
-) {
+) -> Result<(), PollError> {
     while let Some(Fetched { step, message }) = fetched.recv().await {
         let Ok(pending) = unrecorded.acquire().await else {
             break;
@@ -354,7 +379,8 @@ async fn deliver<'a>(
         if to_record.is_closed() {
             break;
         }
-        let outcome = cx.relay.deliver(&message, cx.recipients).await;
+        let outcome = (cx.relay.deliver(&message, cx.recipients).await)
+            .map_err(|source| PollError::Relay { source })?;
         let quarantine =
             matches!(outcome, Outcome::Rejected(_)) && cx.account.quarantine_dir.is_some();
         let message = quarantine.then_some(message);
@@ -368,4 +394,5 @@ async fn deliver<'a>(
             break;
         }
     }
+    Ok(())
 }

@@ -24,7 +24,7 @@ use super::command::Command;
 use super::error::Pop3Error;
 use super::pace::{Expired, Pace};
 use super::reply::{Reply, Status};
-use crate::net::{tls_hint, Stream};
+use crate::net::Stream;
 
 /// Where to connect and how.
 #[derive(Debug, Clone)]
@@ -338,7 +338,6 @@ async fn handshake(
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(source)) => Err(Pop3Error::Tls {
             peer: peer.to_owned(),
-            hint: tls_hint(&source),
             source,
         }),
         Err(_) => Err(Pop3Error::Timeout {

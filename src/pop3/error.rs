@@ -14,12 +14,8 @@ use super::reply::{ListingError, Reply};
 pub enum Pop3Error {
     #[error("cannot connect to {peer}: {source}")]
     Connect { peer: String, source: io::Error },
-    #[error("TLS handshake with {peer} failed: {source}{hint}")]
-    Tls {
-        peer: String,
-        source: io::Error,
-        hint: &'static str,
-    },
+    #[error("TLS handshake with {peer} failed: {source}")]
+    Tls { peer: String, source: io::Error },
     #[error("{peer} did not answer {during} within {}", humantime::format_duration(*after))]
     Timeout {
         peer: String,

@@ -27,7 +27,7 @@ use super::ehlo::Extensions;
 use super::error::SmtpError;
 use super::reply::{Reply, ReplyDecoder};
 use crate::config::{Secret, TlsMode};
-use crate::net::{tls_hint, Stream};
+use crate::net::Stream;
 
 /// What the relay's failure happened during; `MAIL_FROM` failures on a
 /// reused connection mean it went stale while idle.
@@ -373,7 +373,6 @@ async fn handshake(
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(source)) => Err(SmtpError::Tls {
             peer: peer.to_owned(),
-            hint: tls_hint(&source),
             source,
         }),
         Err(_) => Err(timed_out(peer, "TLS handshake", limit)),

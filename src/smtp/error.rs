@@ -9,12 +9,8 @@ use super::reply::{Reply, ReplyError};
 pub enum SmtpError {
     #[error("cannot connect to SMTP relay {peer}: {source}")]
     Connect { peer: String, source: io::Error },
-    #[error("TLS handshake with SMTP relay {peer} failed: {source}{hint}")]
-    Tls {
-        peer: String,
-        source: io::Error,
-        hint: &'static str,
-    },
+    #[error("TLS handshake with SMTP relay {peer} failed: {source}")]
+    Tls { peer: String, source: io::Error },
     #[error("SMTP relay {peer}: {during}: {source}")]
     Io {
         peer: String,
@@ -47,6 +43,11 @@ impl SmtpError {
     /// A 5xx reply: the relay will refuse the same message again.
     pub fn is_permanent(&self) -> bool {
         matches!(self, SmtpError::Refused { reply, .. } if reply.is_permanent())
+    }
+
+    /// A 5xx reply to AUTH: the relay refused the credentials.
+    pub fn is_auth_refusal(&self) -> bool {
+        matches!(self, SmtpError::Refused { command, reply, .. } if command.starts_with("AUTH") && reply.is_permanent())
     }
 
     /// The connection was found closed when the transaction began: an

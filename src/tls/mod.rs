@@ -1,11 +1,18 @@
 //! rustls client configuration, shared by the POP3 client and SMTP delivery.
 //!
-//! Verification is always on: the trust anchors are the Mozilla roots
-//! shipped in `webpki-roots`, plus the certificates of an optional `ca_file`
-//! for servers with a private CA; or, for a self-signed certificate, the
-//! one certificate whose fingerprint the account pins (`tls_fingerprint`).
-//! There is no setting that accepts any certificate.
+//! Verification is always on. A certificate is trusted when it chains to an
+//! anchor, when `ca_file` lists it byte for byte (the server's own
+//! self-signed certificate), or when its fingerprint is the one the account
+//! pins (`tls_fingerprint`). The anchors are the operating system's trust
+//! store, or, when `ca_file` is set, the certificates of that file instead
+//! (as with `curl --cacert`). There is no setting that accepts any
+//! certificate.
 
+mod anchors;
+mod explain;
+mod fingerprint;
+mod identity;
+mod refusal;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -14,15 +21,19 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 
-pub use verify::{BadFingerprint, Fingerprint};
+pub use anchors::Origin;
+pub use explain::{describe, plain};
+pub use fingerprint::{BadFingerprint, Fingerprint};
+pub use identity::{ClientIdentity, IdentityError};
 use verify::{Check, Verifier};
 
 /// Which server certificates a connection accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Trust {
-    /// One that chains to a public root or to a certificate of `ca_file`.
+    /// One that chains to the system's trust store, or, with `ca_file`,
+    /// to a certificate of that file or is one of them.
     Roots { ca_file: Option<PathBuf> },
     /// Exactly the certificate with this fingerprint.
     Pinned(Fingerprint),
@@ -37,22 +48,25 @@ impl Default for Trust {
 /// A trust anchor file that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
-    #[error("cannot read ca_file {path}: {source}")]
+    /// Not a `source`: its text is already in the message, once.
+    #[error("cannot read ca_file {}: {}", path.display(), pem_problem(error))]
     Read {
         path: PathBuf,
-        source: rustls::pki_types::pem::Error,
+        error: rustls::pki_types::pem::Error,
     },
-    #[error("ca_file {path} holds no PEM certificate")]
+    #[error("ca_file {} holds no PEM certificate", path.display())]
     Empty { path: PathBuf },
-    #[error("ca_file {path}: certificate not usable as a trust anchor: {source}")]
-    Anchor {
-        path: PathBuf,
-        source: rustls::Error,
-    },
-    #[error("TLS setup failed: {0}")]
+    #[error("ca_file {} holds something that is not an X.509 certificate", path.display())]
+    NotCertificate { path: PathBuf },
+    #[error("TLS setup failed: {}", describe(.0))]
     Rustls(#[from] rustls::Error),
-    #[error("TLS setup failed: {0}")]
-    Verifier(#[from] rustls::client::VerifierBuilderError),
+}
+
+fn pem_problem(error: &rustls::pki_types::pem::Error) -> String {
+    match error {
+        rustls::pki_types::pem::Error::Io(io) => io.to_string(),
+        _ => "it is not a valid PEM file".to_owned(),
+    }
 }
 
 /// The crypto provider every TLS connection in popferry uses.
@@ -62,9 +76,9 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Read every certificate in a PEM file.
 pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let read_error = |source| TlsConfigError::Read {
+    let read_error = |error| TlsConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(read_error)?
@@ -78,43 +92,60 @@ pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
-/// A client configuration that accepts what `trust` says.
-pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsConfigError> {
+/// Which anchors `trust` stands for, for `popferry check`: the system
+/// store with where it was found, a `ca_file`, or the pin.
+pub fn trust_source(trust: &Trust) -> Result<String, TlsConfigError> {
+    Ok(match trust {
+        Trust::Pinned(fingerprint) => format!("pinned SHA-256 {fingerprint}"),
+        Trust::Roots { ca_file: None } => anchors::system().origin.to_string(),
+        Trust::Roots {
+            ca_file: Some(path),
+        } => anchors::ca_file(path)?.origin.to_string(),
+    })
+}
+
+/// A client configuration that accepts what `trust` says and, when the
+/// server asks, presents `identity`.
+pub fn client_config(
+    trust: &Trust,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = provider();
     let check = match trust {
         Trust::Pinned(fingerprint) => Check::Pinned(*fingerprint),
         Trust::Roots { ca_file } => {
-            let roots = roots(ca_file.as_deref())?;
-            let webpki =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()?;
-            Check::Chain(webpki)
+            let anchors = match ca_file {
+                Some(path) => anchors::ca_file(path)?,
+                None => anchors::system().clone(),
+            };
+            // Empty when ca_file lists only certificates that cannot act
+            // as a CA; those are still trusted when presented exactly.
+            let webpki = (!anchors.roots.is_empty())
+                .then(|| {
+                    WebPkiServerVerifier::builder_with_provider(
+                        anchors.roots.clone(),
+                        provider.clone(),
+                    )
+                    .build()
+                })
+                .transpose()
+                .map_err(|_| rustls::Error::General("no usable trust anchors".to_owned()))?;
+            Check::Chain { webpki, anchors }
         }
     };
     let verifier = Verifier {
         check,
         algorithms: provider.signature_verification_algorithms,
     };
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// The public roots plus the certificates of `ca_file`.
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsConfigError> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        for cert in load_certificates(path)? {
-            roots.add(cert).map_err(|source| TlsConfigError::Anchor {
-                path: path.to_owned(),
-                source,
-            })?;
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let config = match identity {
+        Some(identity) => {
+            builder.with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?
         }
-    }
-    Ok(roots)
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
 }

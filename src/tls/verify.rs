@@ -1,120 +1,34 @@
-//! The server certificate check: a CA chain, or one pinned certificate.
+//! The server certificate check: a CA chain, a certificate listed in
+//! `ca_file`, or one pinned certificate.
 //!
-//! Either way a failure names the SHA-256 fingerprint of the certificate the
-//! server presented. An administrator facing a self-signed certificate can
-//! then compare it with what the server's own `openssl x509 -fingerprint
-//! -sha256` prints and pin it, instead of turning verification off.
+//! Every refusal names the SHA-256 fingerprint of the certificate the
+//! server presented, so an administrator facing a self-signed certificate
+//! can compare it with what the server's own `openssl x509 -fingerprint
+//! -sha256` prints, instead of turning verification off.
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 
-/// The SHA-256 digest of a certificate's DER encoding: what `openssl x509
-/// -noout -fingerprint -sha256` prints, and what `tls_fingerprint` holds.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint([u8; 32]);
-
-impl Fingerprint {
-    pub fn of(certificate: &[u8]) -> Self {
-        let digest = ring::digest::digest(&ring::digest::SHA256, certificate);
-        let mut bytes = [0; 32];
-        bytes.copy_from_slice(digest.as_ref());
-        Fingerprint(bytes)
-    }
-}
-
-/// Colon-separated upper-case hex pairs, as OpenSSL prints them.
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, byte) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(":")?;
-            }
-            write!(f, "{byte:02X}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
-
-/// Why a `tls_fingerprint` value is not a SHA-256 fingerprint.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "not a SHA-256 fingerprint: expected 64 hex digits, optionally in colon-separated \
-     pairs and prefixed with \"sha256:\" (e.g. the output of \
-     `openssl x509 -noout -fingerprint -sha256 -in server.pem`)"
-)]
-pub struct BadFingerprint;
-
-/// Accepts `AB:CD:...`, `abcd...` and either with a `sha256:` or OpenSSL's
-/// `sha256 Fingerprint=` in front, so a value can be pasted from wherever
-/// the administrator found it.
-impl FromStr for Fingerprint {
-    type Err = BadFingerprint;
-
-    fn from_str(text: &str) -> Result<Self, BadFingerprint> {
-        let text = text.trim();
-        let lower = text.to_ascii_lowercase();
-        let hex = ["sha256 fingerprint=", "sha256:"]
-            .iter()
-            .find_map(|prefix| lower.strip_prefix(prefix).map(|_| &text[prefix.len()..]))
-            .unwrap_or(text);
-        let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
-        if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
-            return Err(BadFingerprint);
-        }
-        let nibble = |digit: u8| (digit as char).to_digit(16).map_or(0, |n| n as u8);
-        let mut bytes = [0; 32];
-        for (byte, pair) in bytes.iter_mut().zip(digits.chunks(2)) {
-            *byte = nibble(pair[0]) << 4 | nibble(pair[1]);
-        }
-        Ok(Fingerprint(bytes))
-    }
-}
-
-/// A certificate refused, with the fingerprint that would have to be
-/// pinned to accept it. Carried as `rustls::Error::Other` because that is
-/// the one variant whose message rustls prints with `Display`;
-/// [`crate::net::Stream::tls`] unwraps it again.
-#[derive(Debug, thiserror::Error)]
-enum Refused {
-    #[error(
-        "invalid peer certificate: {reason} (the server's certificate has SHA-256 \
-         fingerprint {presented})"
-    )]
-    Unverified {
-        reason: CertificateError,
-        presented: Fingerprint,
-    },
-    #[error("certificate SHA-256 fingerprint {presented} does not match tls_fingerprint {pinned}")]
-    NotPinned {
-        presented: Fingerprint,
-        pinned: Fingerprint,
-    },
-}
-
-impl From<Refused> for rustls::Error {
-    fn from(refused: Refused) -> Self {
-        rustls::Error::Other(OtherError(Arc::new(refused)))
-    }
-}
+use super::anchors::Anchors;
+use super::refusal::{cause, out_of_date, wrong_name, Cause, Refused};
+use super::Fingerprint;
 
 /// How a certificate earns trust.
 #[derive(Debug)]
 pub(super) enum Check {
-    /// A chain to one of the roots, valid now and for the server's name.
-    Chain(Arc<WebPkiServerVerifier>),
+    /// A chain to one of the anchors, or a certificate `ca_file` lists
+    /// byte for byte; either way valid now and for the server's name.
+    /// `webpki` is `None` when no listed certificate can serve as a CA.
+    Chain {
+        webpki: Option<Arc<WebPkiServerVerifier>>,
+        anchors: Anchors,
+    },
     /// Exactly this certificate. The pin replaces the CA, name and date
     /// checks, which is what makes self-signed certificates usable; the
     /// handshake signature is still verified, so only the holder of the
@@ -137,23 +51,44 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let presented = Fingerprint::of(end_entity);
-        match &self.check {
-            Check::Pinned(pinned) if *pinned == presented => Ok(ServerCertVerified::assertion()),
-            Check::Pinned(pinned) => Err(Refused::NotPinned {
-                presented,
-                pinned: *pinned,
+        let refused = |cause| Refused {
+            host: server_name.to_str().into_owned(),
+            presented: Fingerprint::of(end_entity),
+            cause,
+        };
+        let (webpki, anchors) = match &self.check {
+            Check::Pinned(pinned) if *pinned == Fingerprint::of(end_entity) => {
+                return Ok(ServerCertVerified::assertion())
             }
-            .into()),
-            Check::Chain(webpki) => webpki
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                .map_err(|error| match error {
-                    rustls::Error::InvalidCertificate(reason) => {
-                        Refused::Unverified { reason, presented }.into()
-                    }
-                    other => other,
-                }),
+            Check::Pinned(pinned) => {
+                return Err(refuse(refused(Cause::NotPinned { pinned: *pinned })))
+            }
+            Check::Chain { webpki, anchors } => (webpki, anchors),
+        };
+        if anchors.listed.iter().any(|listed| listed == end_entity) {
+            return listed(end_entity, server_name, now)
+                .map(|()| ServerCertVerified::assertion())
+                .map_err(|cause| refuse(refused(cause)));
         }
+        let verdict = match webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+        };
+        verdict.map_err(|error| match error {
+            rustls::Error::InvalidCertificate(reason) => {
+                let cause = cause(&reason, end_entity, intermediates, now, &anchors.origin);
+                refuse(refused(cause))
+            }
+            other => other,
+        })
     }
 
     fn verify_tls12_signature(
@@ -179,51 +114,27 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-    #[test]
-    fn fingerprint_accepts_the_forms_openssl_and_people_write() {
-        let plain: Fingerprint = HEX.parse().unwrap();
-        let colons = plain.to_string();
-        assert_eq!(&colons[..8], "00:11:22");
-        for text in [
-            colons.clone(),
-            format!("sha256:{colons}"),
-            format!("SHA256:{HEX}"),
-            format!("sha256 Fingerprint={colons}"),
-            format!("  {colons}\n"),
-        ] {
-            assert_eq!(text.parse::<Fingerprint>().unwrap(), plain, "{text:?}");
-        }
+/// The checks left for a certificate the administrator listed in
+/// `ca_file` itself: it must be valid now and name the server. Being
+/// listed replaces the chain, so a self-signed `CA:TRUE` certificate
+/// (what `openssl req -x509` makes) is trusted as the server's own.
+fn listed(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), Cause> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(end_entity).map_err(|_| Cause::Malformed)?;
+    if let Some(cause) = out_of_date(&cert, now) {
+        return Err(cause);
     }
+    let parsed = ParsedCertificate::try_from(end_entity).map_err(|_| Cause::Malformed)?;
+    verify_server_name(&parsed, server_name).map_err(|_| wrong_name(&cert))
+}
 
-    #[test]
-    fn fingerprint_refuses_wrong_lengths_and_digits() {
-        let signed = format!("+{}", &HEX[1..]);
-        for text in [
-            "",
-            "00:11",
-            &HEX[2..],
-            &format!("{HEX}00"),
-            &HEX.replace('a', "g"),
-            &signed,
-        ] {
-            assert!(text.parse::<Fingerprint>().is_err(), "{text:?}");
-        }
-        let sha1 = "sha1:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33";
-        assert!(sha1.parse::<Fingerprint>().is_err());
-    }
-
-    #[test]
-    fn fingerprint_is_the_sha256_of_the_der_bytes() {
-        // SHA-256 of the empty input, a well-known value.
-        let empty: Fingerprint = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-            .parse()
-            .unwrap();
-        assert_eq!(Fingerprint::of(b""), empty);
-    }
+/// Carried as `rustls::Error::Other` because that is the one variant whose
+/// message rustls prints with `Display`; [`crate::net::Stream::tls`]
+/// unwraps it again.
+fn refuse(refused: Refused) -> rustls::Error {
+    rustls::Error::Other(OtherError(Arc::new(refused)))
 }

@@ -148,7 +148,14 @@ fn cases() -> Vec<Case> {
                 "",
             )
         },
-        case("relay unreachable", RelayUnreachable, false, n, ""),
+        // The poll fails at the first message instead of deferring each.
+        case(
+            "relay unreachable",
+            RelayUnreachable,
+            true,
+            n,
+            "cannot connect to SMTP relay",
+        ),
     ]
 }
 

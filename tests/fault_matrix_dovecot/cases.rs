@@ -104,7 +104,12 @@ fn cases() -> Vec<Case> {
             left: 0,
             ..relay("relay 554, quarantine_dir set", Relay::Permfail)
         },
-        relay("relay unreachable", Relay::Unreachable),
+        // The run fails at the first message instead of deferring each.
+        Case {
+            fails: true,
+            says: "cannot connect to SMTP relay",
+            ..relay("relay unreachable", Relay::Unreachable)
+        },
     ]
 }
 

@@ -110,7 +110,7 @@ impl World {
     pub fn relay_through_postfix(&mut self, mechanism: &str) {
         let lab = &env().oauth;
         let table = format!(
-            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n\
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n\
              username = \"{}\"\nauth = \"{mechanism}\"\nenvelope_from = \"{}\"\ntimeout = \"30s\"\n{}",
             lab.submission_port,
             lab.selfsigned_cert.display(),
@@ -118,13 +118,13 @@ impl World {
             self.rcpt,
             self.oauth2_table("smtp"),
         );
-        self.config.smtp = Some(table);
+        self.config.smtp_table = Some(table);
     }
 
     /// What reached the accepting sink (or, after
     /// [`World::relay_through_postfix`], Postfix's sink) for this world.
     pub fn dumps(&self) -> Vec<Dump> {
-        match &self.config.smtp {
+        match &self.config.smtp_table {
             None => dumps_in(&env().smtp_dump_dir, &self.rcpt),
             Some(_) => dumps_in(&env().oauth.submission_dump_dir, &self.rcpt),
         }

@@ -4,6 +4,7 @@
 //!
 //! * [`real`]: the test environment, maildirs, smtp-sink dumps.
 //! * [`jwt`]: bearer tokens the OAuth Dovecot accepts.
+//! * [`lab`]: the OAuth2/TLS lab's servers (self-signed, client certificate).
 //! * [`popferry`]: config files, and running the binary with a time limit.
 //! * [`mail`]: generated test messages and byte comparisons.
 //! * [`link_proxy`]: a TCP proxy that cuts the POP3 link at a chosen command.
@@ -15,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod jwt;
+pub mod lab;
 pub mod link_proxy;
 pub mod mail;
 pub mod popferry;

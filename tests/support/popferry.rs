@@ -33,6 +33,8 @@ pub struct AccountConfig {
     pub ca_file: Option<PathBuf>,
     /// `tls_fingerprint`, as written in the file.
     pub tls_fingerprint: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub username: String,
     /// Left out of the file when empty (an OAuth2 account has none).
     pub password: String,
@@ -61,6 +63,8 @@ impl AccountConfig {
             tls: TlsMode::Implicit,
             ca_file: Some(env.ca_file.clone()),
             tls_fingerprint: None,
+            client_cert: None,
+            client_key: None,
             username: mailbox.user.clone(),
             password: env.password.clone(),
             deliver_to: vec![rcpt.to_owned()],
@@ -84,6 +88,8 @@ impl AccountConfig {
             tls: TlsMode::None,
             ca_file: None,
             tls_fingerprint: None,
+            client_cert: None,
+            client_key: None,
             username: username.to_owned(),
             password: password.to_owned(),
             deliver_to: vec![format!("{name}@example.org")],
@@ -129,6 +135,14 @@ impl AccountConfig {
         if let Some(pin) = &self.tls_fingerprint {
             text += &format!("tls_fingerprint = {}\n", quote(pin));
         }
+        for (key, path) in [
+            ("client_cert", &self.client_cert),
+            ("client_key", &self.client_key),
+        ] {
+            if let Some(path) = path {
+                text += &format!("{key} = {}\n", quote(&path.to_string_lossy()));
+            }
+        }
         if let Some(dir) = &self.quarantine_dir {
             text += &format!("quarantine_dir = {}\n", quote(dir));
         }
@@ -158,11 +172,11 @@ fn quote(text: &str) -> String {
 pub struct TestConfig {
     pub dir: tempfile::TempDir,
     pub smtp_port: u16,
+    /// The body of the `[smtp]` table, in place of the one for the sink
+    /// at `smtp_port`.
+    pub smtp_table: Option<String>,
     /// Lines of a `[daemon]` table; none when empty.
     pub daemon: String,
-    /// The whole `[smtp]` table (header included) in place of the one
-    /// relaying to the accepting sink.
-    pub smtp: Option<String>,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -172,8 +186,8 @@ impl TestConfig {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             smtp_port: env().smtp_port,
+            smtp_table: None,
             daemon: String::new(),
-            smtp: None,
             accounts: vec![account],
         }
     }
@@ -187,13 +201,12 @@ impl TestConfig {
     }
 
     pub fn text(&self) -> String {
-        let smtp = self.smtp.clone().unwrap_or_else(|| {
-            format!(
-                "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"30s\"\n",
-                self.smtp_port
-            )
-        });
-        let mut text = format!("state = \"popferry.db\"\n\n{smtp}");
+        let sink = format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"30s\"",
+            self.smtp_port
+        );
+        let smtp = self.smtp_table.as_ref().unwrap_or(&sink);
+        let mut text = format!("state = \"popferry.db\"\n\n[smtp]\n{smtp}\n");
         if !self.daemon.is_empty() {
             text += &format!("\n[daemon]\n{}\n", self.daemon);
         }
@@ -262,7 +275,24 @@ pub fn popferry_command(config: &Path, args: &[&str]) -> Command {
 
 /// Runs popferry to completion; kills it and panics after [`RUN_TIMEOUT`].
 pub fn run_popferry(config: &Path, args: &[&str]) -> RunOutput {
-    let mut child = popferry_command(config, args)
+    run_popferry_with(config, args, &[])
+}
+
+/// [`run_popferry`] with these environment variables set for popferry,
+/// or, where the value is `None`, removed.
+pub fn run_popferry_with(
+    config: &Path,
+    args: &[&str],
+    vars: &[(&str, Option<&Path>)],
+) -> RunOutput {
+    let mut command = popferry_command(config, args);
+    for (name, value) in vars {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -116,6 +116,7 @@ impl Relay {
             tls_config,
             helo: config.helo_name.clone().unwrap_or_else(local_hostname),
             login,
+            auth: (config.credentials.as_ref()).and_then(|creds| creds.auth.mechanism()),
             timeout: config.timeout,
         };
         Ok(Relay {

@@ -15,6 +15,7 @@ use crate::config::{Account, AuthMethod, Secret, TlsMode};
 use crate::poll::PollError;
 use crate::pop3::command::Command;
 use crate::pop3::{Capabilities, Client, Endpoint, Limits, Msg, Pop3Error};
+use crate::sasl::{self, Credentials, Exchange, Mechanism, Protocol, SaslError, SecretKind};
 use crate::tls;
 
 /// The extensions of one server that popferry uses.
@@ -109,18 +110,19 @@ impl Session {
         };
         let password = resolve_password(account).await?;
         let mut client = Client::connect(&endpoint).await?;
-        let mut caps = client.capa().await?.unwrap_or_default();
+        let mut capa = client.capa().await?;
         if let (TlsMode::StartTls, Some(config)) = (server.tls, tls_config) {
-            if !caps.has("STLS") {
+            if !capa.as_ref().is_some_and(|caps| caps.has("STLS")) {
                 return Err(Pop3Error::NoStls {
                     peer: client.peer().to_owned(),
                 }
                 .into());
             }
             client = client.starttls(config).await?;
-            caps = client.capa().await?.unwrap_or_default();
+            capa = client.capa().await?;
         }
-        authenticate(&mut client, account, &caps, password.expose()).await?;
+        authenticate(&mut client, account, capa.as_ref(), password.expose()).await?;
+        let caps = capa.unwrap_or_default();
         let extensions = Extensions::new(&caps, account);
         debug!(?extensions, "logged in");
         Ok(Session {
@@ -223,19 +225,38 @@ impl Session {
     }
 }
 
+/// Logs in as the account says. A server without CAPA, or without a
+/// mechanism `auto` would take, gets USER/PASS.
 async fn authenticate(
     client: &mut Client,
     account: &Account,
-    caps: &Capabilities,
+    capa: Option<&Capabilities>,
     password: &str,
 ) -> Result<(), Pop3Error> {
     let user = &account.username;
-    match account.auth {
-        AuthMethod::Auto if caps.sasl_supports("PLAIN") => client.login_plain(user, password).await,
-        AuthMethod::Auto | AuthMethod::User => client.login_user(user, password).await,
-        AuthMethod::Plain => client.login_plain(user, password).await,
-        AuthMethod::Apop => client.login_apop(user, password).await,
-    }
+    let wanted = match account.auth {
+        AuthMethod::User => return client.login_user(user, password).await,
+        AuthMethod::Apop => return client.login_apop(user, password).await,
+        AuthMethod::Auto => None,
+        AuthMethod::Plain => Some(Mechanism::Plain),
+        AuthMethod::CramMd5 => Some(Mechanism::CramMd5),
+        AuthMethod::ScramSha256 => Some(Mechanism::ScramSha256),
+    };
+    let offered = capa.map(|caps| caps.args("SASL").unwrap_or_default());
+    let tls = client.is_tls();
+    let mechanism = match sasl::choose(wanted, offered, SecretKind::Password, tls, Protocol::Pop3) {
+        Ok(mechanism) => mechanism,
+        Err(SaslError::NothingUsable { .. }) => return client.login_user(user, password).await,
+        Err(source) => return Err(client.sasl_error(source)),
+    };
+    let credentials = Credentials {
+        username: user,
+        secret: password,
+        host: &account.pop3.host,
+        port: account.pop3.port,
+    };
+    let exchange = Exchange::new(mechanism, &credentials).map_err(|e| client.sasl_error(e))?;
+    client.authenticate(exchange).await
 }
 
 /// Password sources may read files or run commands: off the reactor.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use popferry::config::{AuthMethod, Config, PasswordSource, TlsMode, Trust};
+use popferry::config::{AuthMethod, Config, PasswordSource, SmtpAuth, TlsMode, Trust};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config");
 
@@ -139,6 +139,34 @@ fn relative_paths_resolve_against_the_config_folder() {
     let elsewhere = Config::from_toml(&text, Path::new("/etc/popferry/popferry.toml"))
         .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(elsewhere.state, Path::new("/etc/popferry/data/ledger.db"));
+}
+
+#[test]
+fn sasl_mechanisms_are_named_as_in_capa_and_ehlo() {
+    let load = |account_auth: &str, smtp_auth: &str| {
+        let text = one_account(
+            &format!("password_env = \"X\"\nauth = \"{account_auth}\""),
+            &format!(
+                "host = \"relay\"\nusername = \"relay\"\npassword_env = \"Y\"\n\
+                 auth = \"{smtp_auth}\""
+            ),
+        );
+        let config =
+            Config::from_toml(&text, Path::new("p.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let account = &config.accounts[0];
+        let smtp = account.smtp.credentials.as_ref().expect("SMTP login");
+        (account.auth, smtp.auth)
+    };
+    assert_eq!(
+        load("scram-sha-256", "cram-md5"),
+        (AuthMethod::ScramSha256, SmtpAuth::CramMd5)
+    );
+    assert_eq!(
+        load("cram-md5", "scram-sha-256"),
+        (AuthMethod::CramMd5, SmtpAuth::ScramSha256)
+    );
+    assert_eq!(load("auto", "auto"), (AuthMethod::Auto, SmtpAuth::Auto));
+    assert_eq!(load("plain", "login"), (AuthMethod::Plain, SmtpAuth::Login));
 }
 
 #[test]

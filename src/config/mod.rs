@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::sasl::Mechanism;
 pub use crate::tls::Trust;
 pub use daemon::Daemon;
 pub use secret::{PasswordSource, Secret, SecretError};
@@ -110,6 +111,7 @@ pub struct SmtpConfig {
 pub struct SmtpCredentials {
     pub username: String,
     pub password: PasswordSource,
+    pub auth: SmtpAuth,
 }
 
 /// How a connection is secured.
@@ -128,14 +130,49 @@ pub enum TlsMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
-    /// SASL PLAIN if the server advertises it, USER/PASS otherwise.
+    /// The strongest SASL mechanism the server offers (see
+    /// [`crate::sasl::choose`]), USER/PASS if it offers none of them.
     Auto,
     /// USER/PASS.
     User,
     /// SASL PLAIN.
     Plain,
+    /// SASL CRAM-MD5.
+    #[serde(rename = "cram-md5")]
+    CramMd5,
+    /// SASL SCRAM-SHA-256.
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
     /// APOP, for old servers that offer nothing else.
     Apop,
+}
+
+/// How to log in to the SMTP relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpAuth {
+    /// The strongest mechanism the relay offers (see [`crate::sasl::choose`]).
+    #[default]
+    Auto,
+    Plain,
+    Login,
+    #[serde(rename = "cram-md5")]
+    CramMd5,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+impl SmtpAuth {
+    /// The configured mechanism; `None` for `auto`.
+    pub fn mechanism(self) -> Option<Mechanism> {
+        match self {
+            SmtpAuth::Auto => None,
+            SmtpAuth::Plain => Some(Mechanism::Plain),
+            SmtpAuth::Login => Some(Mechanism::Login),
+            SmtpAuth::CramMd5 => Some(Mechanism::CramMd5),
+            SmtpAuth::ScramSha256 => Some(Mechanism::ScramSha256),
+        }
+    }
 }
 
 /// Why a configuration could not be loaded.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::daemon::RawDaemon;
-use super::{AuthMethod, TlsMode};
+use super::{AuthMethod, SmtpAuth, TlsMode};
 
 /// The whole file.
 #[derive(Deserialize)]
@@ -67,6 +67,7 @@ pub(super) struct RawSmtp {
     pub password_file: Option<Spanned<String>>,
     pub password_env: Option<Spanned<String>>,
     pub password_command: Option<Spanned<String>>,
+    pub auth: Option<Spanned<SmtpAuth>>,
     pub ca_file: Option<Spanned<String>>,
     pub tls_fingerprint: Option<Spanned<String>>,
     pub envelope_from: Option<Spanned<String>>,

@@ -14,8 +14,8 @@ use toml::Spanned;
 use super::raw::{PasswordKey, PasswordKeys, RawAccount, RawConfig, RawSmtp};
 use super::Daemon;
 use super::{
-    Account, AuthMethod, Config, ConfigError, PasswordSource, Pop3Server, Secret, SmtpConfig,
-    SmtpCredentials, TlsMode,
+    Account, AuthMethod, Config, ConfigError, PasswordSource, Pop3Server, Secret, SmtpAuth,
+    SmtpConfig, SmtpCredentials, TlsMode,
 };
 
 const DEFAULT_STATE: &str = "popferry.db";
@@ -263,8 +263,18 @@ impl Scope<'_> {
             (Some(username), Some(password)) => Some(SmtpCredentials {
                 username: self.non_empty("username", username)?,
                 password: password.into_inner(),
+                auth: raw
+                    .auth
+                    .as_ref()
+                    .map_or(SmtpAuth::Auto, |auth| *auth.get_ref()),
             }),
-            (None, None) => None,
+            (None, None) => {
+                if let Some(auth) = &raw.auth {
+                    let problem = "is set but there is no `username` and password to log in with";
+                    return Err(self.error(auth.span(), "auth", problem.to_owned()));
+                }
+                None
+            }
             (Some(username), None) => {
                 let problem = format!("needs a password: set one of {PASSWORD_KEYS_HINT}");
                 return Err(self.error(username.span(), "username", problem));

@@ -146,3 +146,9 @@ pub enum SaslError {
 fn saslname(name: &str) -> String {
     name.replace('=', "=3D").replace(',', "=2C")
 }
+
+/// ` (OAuth status "401")`, the suffix of a refusal that followed an OAuth
+/// failure challenge; empty otherwise.
+pub(crate) fn oauth_note(status: Option<&str>) -> String {
+    status.map_or_else(String::new, |status| format!(" (OAuth status {status:?})"))
+}

@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,11 +27,15 @@ use super::error::SmtpError;
 use super::reply::{Reply, ReplyDecoder};
 use crate::config::{Secret, TlsMode};
 use crate::net::{tls_hint, Stream};
+use crate::sasl::{self, Credentials, Exchange, Mechanism, Protocol, SaslError, SecretKind};
 
 /// What the relay's failure happened during; `MAIL_FROM` failures on a
 /// reused connection mean it went stale while idle.
 pub(super) const MAIL_FROM: &str = "MAIL FROM";
 const END_OF_DATA: &str = "end of DATA";
+/// The longest AUTH command line, CRLF included (RFC 4954 §4, RFC 5321's
+/// 512-octet command line).
+const MAX_AUTH_LINE: usize = 512;
 
 /// How to reach and greet the relay, resolved once from the config.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ pub struct Settings {
     pub tls_config: Option<Arc<ClientConfig>>,
     pub helo: String,
     pub login: Option<(String, Secret)>,
+    /// The configured mechanism; `None` for the strongest offered.
+    pub auth: Option<Mechanism>,
     pub timeout: Duration,
 }
 
@@ -101,7 +106,7 @@ impl Connection {
             conn = conn.starttls(settings).await?;
         }
         if let Some((user, password)) = &settings.login {
-            conn.login(user, password).await?;
+            conn.login(settings, user, password).await?;
         }
         Ok(conn)
     }
@@ -247,27 +252,77 @@ impl Connection {
         Ok(self)
     }
 
-    async fn login(&mut self, user: &str, password: &Secret) -> Result<(), SmtpError> {
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        if self.ext.auth_plain {
-            let token = b64(format!("\0{user}\0{}", password.expose()).as_bytes());
-            return self
-                .command("AUTH PLAIN", &format!("AUTH PLAIN {token}"), 235)
-                .await
-                .map(drop);
+    async fn login(
+        &mut self,
+        settings: &Settings,
+        user: &str,
+        password: &Secret,
+    ) -> Result<(), SmtpError> {
+        let tls = self.stream.is_tls();
+        let offered = Some(self.ext.auth.as_slice());
+        let mechanism = sasl::choose(
+            settings.auth,
+            offered,
+            SecretKind::Password,
+            tls,
+            Protocol::Smtp,
+        )
+        .map_err(|e| self.sasl_error(e))?;
+        let credentials = Credentials {
+            username: user,
+            secret: password.expose(),
+            host: &settings.host,
+            port: settings.port,
+        };
+        let exchange = Exchange::new(mechanism, &credentials).map_err(|e| self.sasl_error(e))?;
+        self.authenticate(exchange).await
+    }
+
+    /// AUTH (RFC 4954) with one SASL exchange: the initial response on the
+    /// command line when it fits, then one line per 334 challenge until the
+    /// final reply. A challenge the exchange cannot answer is cancelled
+    /// with `*`, and its error is the one reported. Every read is bounded
+    /// by the timeout and the exchange answers a bounded number of
+    /// challenges, so a relay that never finishes cannot hold delivery.
+    async fn authenticate(&mut self, mut exchange: Exchange) -> Result<(), SmtpError> {
+        let mechanism = exchange.mechanism();
+        let mut line = format!("AUTH {mechanism}");
+        if let Some(initial) = exchange.initial_response(MAX_AUTH_LINE) {
+            line = format!("{line} {initial}");
         }
-        if self.ext.auth_login {
-            self.command("AUTH LOGIN", "AUTH LOGIN", 334).await?;
-            self.command("AUTH LOGIN", &b64(user.as_bytes()), 334)
-                .await?;
-            return self
-                .command("AUTH LOGIN", &b64(password.expose().as_bytes()), 235)
-                .await
-                .map(drop);
+        let mut abandoned = None;
+        loop {
+            self.write("AUTH", format!("{line}\r\n").as_bytes()).await?;
+            let reply = self.read("AUTH").await?;
+            if let Some(source) = abandoned.take() {
+                return Err(self.sasl_error(source));
+            }
+            match reply.code {
+                235 => return exchange.finish().map_err(|e| self.sasl_error(e)),
+                334 => {
+                    let challenge = reply.lines.first().map_or("", String::as_str);
+                    line = exchange.answer(challenge).unwrap_or_else(|e| {
+                        abandoned = Some(e);
+                        "*".to_owned()
+                    });
+                }
+                _ => {
+                    return Err(SmtpError::AuthRefused {
+                        peer: self.peer.clone(),
+                        mechanism,
+                        reply,
+                        oauth_status: exchange.oauth_status().map(str::to_owned),
+                    })
+                }
+            }
         }
-        Err(SmtpError::NoAuth {
+    }
+
+    fn sasl_error(&self, source: SaslError) -> SmtpError {
+        SmtpError::Sasl {
             peer: self.peer.clone(),
-        })
+            source,
+        }
     }
 
     /// One command, one reply, which must carry `code`. The command text

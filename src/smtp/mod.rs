@@ -1,5 +1,6 @@
 //! The SMTP client that hands messages to the relay (RFC 5321, with
-//! PIPELINING, STARTTLS, 8BITMIME, SMTPUTF8, SIZE and AUTH PLAIN/LOGIN).
+//! PIPELINING, STARTTLS, 8BITMIME, SMTPUTF8, SIZE and AUTH with the
+//! mechanisms of [`crate::sasl`]).
 //!
 //! popferry has its own client rather than lettre's transport because the
 //! relay leg is where its time goes, and lettre (0.11) neither sets

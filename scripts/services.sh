@@ -229,7 +229,7 @@ $dh
 
 # Tests log in with USER/PASS on the plain port too.
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login cram-md5 scram-sha-256
 # Any username, password "$PASSWORD"; a wrong password fails.
 passdb {
   driver = static

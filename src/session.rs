@@ -244,7 +244,8 @@ async fn authenticate(
     };
     let offered = capa.map(|caps| caps.args("SASL").unwrap_or_default());
     let tls = client.is_tls();
-    let mechanism = match sasl::choose(wanted, offered, SecretKind::Password, tls, Protocol::Pop3) {
+    let secret = SecretKind::of_password(password);
+    let mechanism = match sasl::choose(wanted, offered, secret, tls, Protocol::Pop3) {
         Ok(mechanism) => mechanism,
         Err(SaslError::NothingUsable { .. }) => return client.login_user(user, password).await,
         Err(source) => return Err(client.sasl_error(source)),

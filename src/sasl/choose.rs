@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Mechanism, SaslError};
+use super::{scram, Mechanism, SaslError};
 
 /// The protocol a login is for. POP3's last resort is USER/PASS, so `auto`
 /// never picks SASL LOGIN there; SMTP has nothing below LOGIN.
@@ -16,14 +16,28 @@ pub enum Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretKind {
     Password,
+    /// A password beyond printable ASCII, which popferry cannot prepare for
+    /// SCRAM-SHA-256 (SASLprep), so `auto` passes SCRAM over.
+    UnpreparedPassword,
     /// An OAuth 2.0 access token.
     Token,
+}
+
+impl SecretKind {
+    /// The kind of `password`.
+    pub fn of_password(password: &str) -> SecretKind {
+        if scram::sasl_prep(password).is_ok() {
+            SecretKind::Password
+        } else {
+            SecretKind::UnpreparedPassword
+        }
+    }
 }
 
 impl fmt::Display for SecretKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SecretKind::Password => "password",
+            SecretKind::Password | SecretKind::UnpreparedPassword => "password",
             SecretKind::Token => "OAuth access token",
         })
     }
@@ -37,7 +51,8 @@ impl fmt::Display for SecretKind {
 /// mechanism is simply tried.
 ///
 /// `auto` takes the strongest offered mechanism that works with the
-/// secret: SCRAM-SHA-256 first, as it proves the server too; then over TLS
+/// secret: SCRAM-SHA-256 first, as it proves the server too (for a
+/// password [`SecretKind::of_password`] finds it can prepare); then over TLS
 /// PLAIN, CRAM-MD5, LOGIN, and without TLS CRAM-MD5 before PLAIN, since it
 /// keeps the password itself off an unencrypted link. Its
 /// [`SaslError::NothingUsable`] is where POP3 falls back to USER/PASS.
@@ -63,13 +78,13 @@ pub fn choose(
     }
     let ranking: &[Mechanism] = match (secret, tls) {
         (SecretKind::Token, _) => &[Mechanism::XOAuth2, Mechanism::OAuthBearer],
-        (SecretKind::Password, true) => &[
+        (_, true) => &[
             Mechanism::ScramSha256,
             Mechanism::Plain,
             Mechanism::CramMd5,
             Mechanism::Login,
         ],
-        (SecretKind::Password, false) => &[
+        (_, false) => &[
             Mechanism::ScramSha256,
             Mechanism::CramMd5,
             Mechanism::Plain,
@@ -78,6 +93,7 @@ pub fn choose(
     };
     (ranking.iter().copied())
         .filter(|&m| !(protocol == Protocol::Pop3 && m == Mechanism::Login))
+        .filter(|&m| !(secret == SecretKind::UnpreparedPassword && m == Mechanism::ScramSha256))
         .find(|&m| offers(m))
         .ok_or_else(|| SaslError::NothingUsable {
             secret,
@@ -137,6 +153,18 @@ mod tests {
         assert!(err.to_string().contains("LOGIN XOAUTH2"), "{err}");
         let none = choose(None, None, SecretKind::Password, true, Protocol::Pop3);
         assert!(matches!(none, Err(SaslError::NothingUsable { .. })));
+    }
+
+    #[test]
+    fn auto_passes_scram_over_for_a_password_it_cannot_prepare() {
+        let offered = names("SCRAM-SHA-256 PLAIN");
+        let secret = SecretKind::of_password("pässword");
+        assert_eq!(secret, SecretKind::UnpreparedPassword);
+        let chosen = choose(None, Some(&offered), secret, true, Protocol::Smtp);
+        assert_eq!(chosen, Ok(Plain));
+        let secret = SecretKind::of_password("password");
+        let chosen = choose(None, Some(&offered), secret, true, Protocol::Smtp);
+        assert_eq!(chosen, Ok(ScramSha256));
     }
 
     #[test]

@@ -166,7 +166,7 @@ fn verify(server_final: &str, expected: &hmac::Tag) -> Result<(), SaslError> {
 /// SASLprep (RFC 4013) maps and forbids only characters outside printable
 /// ASCII, so on printable ASCII it changes nothing; anything else is
 /// refused rather than half-prepared into a proof the server rejects.
-fn sasl_prep(password: &str) -> Result<&str, SaslError> {
+pub(super) fn sasl_prep(password: &str) -> Result<&str, SaslError> {
     if password.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         Ok(password)
     } else {

@@ -27,15 +27,12 @@ use super::error::SmtpError;
 use super::reply::{Reply, ReplyDecoder};
 use crate::config::{Secret, TlsMode};
 use crate::net::{tls_hint, Stream};
-use crate::sasl::{self, Credentials, Exchange, Mechanism, Protocol, SaslError, SecretKind};
+use crate::sasl::Mechanism;
 
 /// What the relay's failure happened during; `MAIL_FROM` failures on a
 /// reused connection mean it went stale while idle.
 pub(super) const MAIL_FROM: &str = "MAIL FROM";
 const END_OF_DATA: &str = "end of DATA";
-/// The longest AUTH command line, CRLF included (RFC 4954 §4, RFC 5321's
-/// 512-octet command line).
-const MAX_AUTH_LINE: usize = 512;
 
 /// How to reach and greet the relay, resolved once from the config.
 #[derive(Debug, Clone)]
@@ -54,11 +51,11 @@ pub struct Settings {
 
 /// An open, greeted (and, if configured, encrypted and logged-in) session.
 pub struct Connection {
-    stream: Stream,
+    pub(super) stream: Stream,
     decoder: ReplyDecoder,
     chunk: Vec<u8>,
-    ext: Extensions,
-    peer: String,
+    pub(super) ext: Extensions,
+    pub(super) peer: String,
     timeout: Duration,
 }
 
@@ -252,79 +249,6 @@ impl Connection {
         Ok(self)
     }
 
-    async fn login(
-        &mut self,
-        settings: &Settings,
-        user: &str,
-        password: &Secret,
-    ) -> Result<(), SmtpError> {
-        let tls = self.stream.is_tls();
-        let offered = Some(self.ext.auth.as_slice());
-        let mechanism = sasl::choose(
-            settings.auth,
-            offered,
-            SecretKind::Password,
-            tls,
-            Protocol::Smtp,
-        )
-        .map_err(|e| self.sasl_error(e))?;
-        let credentials = Credentials {
-            username: user,
-            secret: password.expose(),
-            host: &settings.host,
-            port: settings.port,
-        };
-        let exchange = Exchange::new(mechanism, &credentials).map_err(|e| self.sasl_error(e))?;
-        self.authenticate(exchange).await
-    }
-
-    /// AUTH (RFC 4954) with one SASL exchange: the initial response on the
-    /// command line when it fits, then one line per 334 challenge until the
-    /// final reply. A challenge the exchange cannot answer is cancelled
-    /// with `*`, and its error is the one reported. Every read is bounded
-    /// by the timeout and the exchange answers a bounded number of
-    /// challenges, so a relay that never finishes cannot hold delivery.
-    async fn authenticate(&mut self, mut exchange: Exchange) -> Result<(), SmtpError> {
-        let mechanism = exchange.mechanism();
-        let mut line = format!("AUTH {mechanism}");
-        if let Some(initial) = exchange.initial_response(MAX_AUTH_LINE) {
-            line = format!("{line} {initial}");
-        }
-        let mut abandoned = None;
-        loop {
-            self.write("AUTH", format!("{line}\r\n").as_bytes()).await?;
-            let reply = self.read("AUTH").await?;
-            if let Some(source) = abandoned.take() {
-                return Err(self.sasl_error(source));
-            }
-            match reply.code {
-                235 => return exchange.finish().map_err(|e| self.sasl_error(e)),
-                334 => {
-                    let challenge = reply.lines.first().map_or("", String::as_str);
-                    line = exchange.answer(challenge).unwrap_or_else(|e| {
-                        abandoned = Some(e);
-                        "*".to_owned()
-                    });
-                }
-                _ => {
-                    return Err(SmtpError::AuthRefused {
-                        peer: self.peer.clone(),
-                        mechanism,
-                        reply,
-                        oauth_status: exchange.oauth_status().map(str::to_owned),
-                    })
-                }
-            }
-        }
-    }
-
-    fn sasl_error(&self, source: SaslError) -> SmtpError {
-        SmtpError::Sasl {
-            peer: self.peer.clone(),
-            source,
-        }
-    }
-
     /// One command, one reply, which must carry `code`. The command text
     /// is never logged: it can hold credentials.
     async fn command(
@@ -347,7 +271,11 @@ impl Connection {
         }
     }
 
-    async fn write(&mut self, during: &'static str, bytes: &[u8]) -> Result<(), SmtpError> {
+    pub(super) async fn write(
+        &mut self,
+        during: &'static str,
+        bytes: &[u8],
+    ) -> Result<(), SmtpError> {
         match timeout(self.timeout, self.stream.write_all(bytes)).await {
             Ok(Ok(())) => self.flush(during).await,
             Ok(Err(source)) => Err(self.io_error(during, source)),
@@ -363,7 +291,7 @@ impl Connection {
         }
     }
 
-    async fn read(&mut self, during: &'static str) -> Result<Reply, SmtpError> {
+    pub(super) async fn read(&mut self, during: &'static str) -> Result<Reply, SmtpError> {
         loop {
             match self.decoder.next_reply() {
                 Ok(Some(reply)) => {

@@ -7,8 +7,10 @@
 //! TCP_NODELAY nor pipelines a transaction, and stuffs a whole message into
 //! a second buffer; see [`client`] for what each of those costs.
 //!
-//! [`reply`] and [`data`] are sans-IO; [`client`] drives them over a socket.
+//! [`reply`] and [`data`] are sans-IO; [`client`] drives them over a socket,
+//! and `auth` drives a [`crate::sasl`] exchange to log in.
 
+mod auth;
 pub mod client;
 pub mod data;
 mod ehlo;

@@ -45,7 +45,7 @@ async fn main() {
     let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).expect("config");
     let account = &config.accounts[0];
     let ledger = Ledger::open(&config.state).expect("ledger");
-    let relay = Relay::new(&account.smtp).expect("relay");
+    let relay = Relay::new(&account.smtp, &account.name).expect("relay");
     let options = PollOptions::default();
 
     let fresh = measure(|| async {

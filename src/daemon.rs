@@ -109,7 +109,7 @@ struct Running {
 
 impl Running {
     fn start(&mut self, account: Account, predecessor: Option<AccountTask>) {
-        match self.relays.get(&account.smtp) {
+        match self.relays.get(&account.smtp, &account.name) {
             Ok(relay) => {
                 let name = account.name.clone();
                 let task =

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::{SecretError, SmtpConfig, TlsMode};
-use crate::smtp::{self, Connection, Settings, SmtpError};
+use crate::config::{SmtpConfig, TlsMode};
+use crate::smtp::{self, Connection, Login, Settings, SmtpError};
 use crate::tls::{client_config, TlsConfigError};
 
 /// Idle connections kept per relay; as many as polls usually run at once.
@@ -45,8 +45,6 @@ pub enum RelayError {
         relay: String,
         source: TlsConfigError,
     },
-    #[error("SMTP relay {relay}: password: {source}")]
-    Password { relay: String, source: SecretError },
 }
 
 /// One connection pool per distinct `[smtp]` table, shared by every
@@ -57,12 +55,13 @@ pub struct Relays {
 }
 
 impl Relays {
-    /// The relay for `config`, built on first use.
-    pub fn get(&mut self, config: &Arc<SmtpConfig>) -> Result<Relay, RelayError> {
+    /// The relay for `config`, built on first use; `account` is the first
+    /// account to use it, named in hints about its OAuth2 sign-in.
+    pub fn get(&mut self, config: &Arc<SmtpConfig>, account: &str) -> Result<Relay, RelayError> {
         if let Some(relay) = self.relays.get(config) {
             return Ok(relay.clone());
         }
-        let relay = Relay::new(config)?;
+        let relay = Relay::new(config, account)?;
         self.relays.insert(config.clone(), relay.clone());
         Ok(relay)
     }
@@ -88,7 +87,7 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    pub fn new(config: &SmtpConfig) -> Result<Relay, RelayError> {
+    pub fn new(config: &SmtpConfig, account: &str) -> Result<Relay, RelayError> {
         let relay = format!("{}:{}", config.host, config.port);
         let tls_config = match config.tls {
             TlsMode::None => None,
@@ -101,16 +100,13 @@ impl Relay {
                 )?,
             ),
         };
-        let login = match &config.credentials {
-            Some(creds) => {
-                let password = creds
-                    .password
-                    .resolve()
-                    .map_err(|source| RelayError::Password { relay, source })?;
-                Some((creds.username.clone(), password))
-            }
-            None => None,
-        };
+        // Fetched at each login, so a rotated password file or a refreshed
+        // token is used by the next connection.
+        let login = (config.credentials.as_ref()).map(|creds| Login {
+            username: creds.username.clone(),
+            credential: creds.credential.clone(),
+            sign_in: format!("{account} --smtp"),
+        });
         let settings = Settings {
             host: config.host.clone(),
             port: config.port,
@@ -118,6 +114,7 @@ impl Relay {
             tls_config,
             helo: config.helo_name.clone().unwrap_or_else(local_hostname),
             login,
+            auth: (config.credentials.as_ref()).and_then(|creds| creds.auth.mechanism()),
             timeout: config.timeout,
         };
         Ok(Relay {

@@ -14,6 +14,8 @@
 //!   thin async driver); [`deliver`] pools its connections per relay.
 //! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
 //! * [`quarantine`]: durable copies of messages the relay rejected.
+//! * [`sasl`]: the SASL mechanisms of POP3 and SMTP AUTH, sans-IO, and the
+//!   rule that picks one.
 //! * [`demo`]: a POP3 server and SMTP receiver on loopback for `popferry
 //!   demo` (the tests' SMTP relay is the same receiver).
 //! * [`cli`]: the command line, the only place that uses `anyhow`.
@@ -26,6 +28,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod credential;
 pub mod daemon;
 pub mod deliver;
 pub mod demo;
@@ -36,6 +39,7 @@ pub mod poll;
 pub mod pool;
 pub mod pop3;
 pub mod quarantine;
+pub mod sasl;
 pub mod scheduler;
 pub mod session;
 pub mod smtp;

@@ -11,10 +11,17 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use crate::config::{Account, AuthMethod, Secret, TlsMode};
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+
+use crate::config::{Account, AuthMethod, TlsMode};
+use crate::credential::LoginSecret;
 use crate::poll::PollError;
 use crate::pop3::command::Command;
 use crate::pop3::{Capabilities, Client, Endpoint, Limits, Msg, Pop3Error};
+use crate::sasl::Refusal;
+use crate::sasl::{self, Credentials, Exchange, Mechanism, Protocol, SaslError, SecretKind};
 use crate::tls;
 
 /// The extensions of one server that popferry uses.
@@ -110,20 +117,45 @@ impl Session {
                 ..Limits::default()
             },
         };
-        let password = resolve_password(account).await?;
-        let mut client = Client::connect(&endpoint).await?;
-        let mut caps = client.capa().await?.unwrap_or_default();
+        let mut secret = login_secret(account).await?;
+        let mut retried = false;
+        loop {
+            match Session::log_in(account, &endpoint, tls_config.clone(), &secret).await {
+                Err(PollError::Pop3(e))
+                    if !retried
+                        && e.auth_refusal() == Some(Refusal::Rejected)
+                        && secret.refused(&account.name).await =>
+                {
+                    debug!(error = %e, "the server refused a cached OAuth2 token; refreshing");
+                    secret = login_secret(account).await?;
+                    retried = true;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn log_in(
+        account: &Account,
+        endpoint: &Endpoint,
+        tls_config: Option<Arc<ClientConfig>>,
+        secret: &LoginSecret,
+    ) -> Result<Session, PollError> {
+        let server = &account.pop3;
+        let mut client = Client::connect(endpoint).await?;
+        let mut capa = client.capa().await?;
         if let (TlsMode::StartTls, Some(config)) = (server.tls, tls_config) {
-            if !caps.has("STLS") {
+            if !capa.as_ref().is_some_and(|caps| caps.has("STLS")) {
                 return Err(Pop3Error::NoStls {
                     peer: client.peer().to_owned(),
                 }
                 .into());
             }
             client = client.starttls(config).await?;
-            caps = client.capa().await?.unwrap_or_default();
+            capa = client.capa().await?;
         }
-        authenticate(&mut client, account, &caps, password.expose()).await?;
+        authenticate(&mut client, account, capa.as_ref(), secret).await?;
+        let caps = capa.unwrap_or_default();
         let extensions = Extensions::new(&caps, account);
         debug!(?extensions, "logged in");
         Ok(Session {
@@ -226,29 +258,51 @@ impl Session {
     }
 }
 
+/// Logs in as the account says. A server without CAPA, or without a
+/// mechanism `auto` would take, gets USER/PASS.
 async fn authenticate(
     client: &mut Client,
     account: &Account,
-    caps: &Capabilities,
-    password: &str,
+    capa: Option<&Capabilities>,
+    secret: &LoginSecret,
 ) -> Result<(), Pop3Error> {
     let user = &account.username;
-    match account.auth {
-        AuthMethod::Auto if caps.sasl_supports("PLAIN") => client.login_plain(user, password).await,
-        AuthMethod::Auto | AuthMethod::User => client.login_user(user, password).await,
-        AuthMethod::Plain => client.login_plain(user, password).await,
-        AuthMethod::Apop => client.login_apop(user, password).await,
-    }
+    let password = secret.expose();
+    let wanted = match account.auth {
+        AuthMethod::User => return client.login_user(user, password).await,
+        AuthMethod::Apop => return client.login_apop(user, password).await,
+        AuthMethod::Auto => None,
+        AuthMethod::Plain => Some(Mechanism::Plain),
+        AuthMethod::CramMd5 => Some(Mechanism::CramMd5),
+        AuthMethod::ScramSha256 => Some(Mechanism::ScramSha256),
+        AuthMethod::XOAuth2 => Some(Mechanism::XOAuth2),
+        AuthMethod::OAuthBearer => Some(Mechanism::OAuthBearer),
+    };
+    let offered = capa.map(|caps| caps.args("SASL").unwrap_or_default());
+    let tls = client.is_tls();
+    let kind = secret.kind();
+    let mechanism = match sasl::choose(wanted, offered, kind, tls, Protocol::Pop3) {
+        Ok(mechanism) => mechanism,
+        Err(SaslError::NothingUsable { .. }) if kind != SecretKind::Token => {
+            return client.login_user(user, password).await
+        }
+        Err(source) => return Err(client.sasl_error(source)),
+    };
+    let credentials = Credentials {
+        username: user,
+        secret: password,
+        host: &account.pop3.host,
+        port: account.pop3.port,
+    };
+    let exchange = Exchange::new(mechanism, &credentials).map_err(|e| client.sasl_error(e))?;
+    client.authenticate(exchange).await
 }
 
-/// Password sources may read files or run commands: off the reactor.
-async fn resolve_password(account: &Account) -> Result<Secret, PollError> {
-    let source = account.password.clone();
-    let resolved = tokio::task::spawn_blocking(move || source.resolve())
+async fn login_secret(account: &Account) -> Result<LoginSecret, PollError> {
+    LoginSecret::fetch(&account.credential, &account.name)
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    resolved.map_err(|source| PollError::Password {
-        account: account.name.clone(),
-        source,
-    })
+        .map_err(|source| PollError::Credential {
+            account: account.name.clone(),
+            source,
+        })
 }

@@ -7,7 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use popferry::config::{AuthMethod, Config, PasswordSource, TlsMode, Trust};
+use popferry::config::{
+    Account, AuthMethod, Config, Credential, PasswordSource, SmtpAuth, TlsMode, Trust,
+};
+
+/// The password source of an account that has one.
+fn password(account: &Account) -> &PasswordSource {
+    match &account.credential {
+        Credential::Password(source) => source,
+        Credential::OAuth2(_) => panic!("account {} logs in with OAuth2", account.name),
+    }
+}
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config");
 
@@ -84,7 +94,7 @@ fn example_config_loads() {
     assert_eq!(support.pop3.port, 110);
     assert_eq!(support.smtp.port, 465);
     assert_eq!(
-        alice.password,
+        *password(alice),
         PasswordSource::File("/etc/popferry/alice.pass".into())
     );
     assert!(config.account("nobody").is_none());
@@ -132,13 +142,41 @@ fn relative_paths_resolve_against_the_config_folder() {
     let alice = &config.accounts[0];
     assert_eq!(alice.quarantine_dir, Some(dir.path().join("q")));
     let secret = dir.path().join("secrets/alice.pass");
-    assert_eq!(alice.password, PasswordSource::File(secret));
+    assert_eq!(*password(alice), PasswordSource::File(secret));
     let ca_file = Some(PathBuf::from("/abs/ca.pem"));
     assert_eq!(alice.smtp.trust, Trust::Roots { ca_file });
 
     let elsewhere = Config::from_toml(&text, Path::new("/etc/popferry/popferry.toml"))
         .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(elsewhere.state, Path::new("/etc/popferry/data/ledger.db"));
+}
+
+#[test]
+fn sasl_mechanisms_are_named_as_in_capa_and_ehlo() {
+    let load = |account_auth: &str, smtp_auth: &str| {
+        let text = one_account(
+            &format!("password_env = \"X\"\nauth = \"{account_auth}\""),
+            &format!(
+                "host = \"relay\"\nusername = \"relay\"\npassword_env = \"Y\"\n\
+                 auth = \"{smtp_auth}\""
+            ),
+        );
+        let config =
+            Config::from_toml(&text, Path::new("p.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let account = &config.accounts[0];
+        let smtp = account.smtp.credentials.as_ref().expect("SMTP login");
+        (account.auth, smtp.auth)
+    };
+    assert_eq!(
+        load("scram-sha-256", "cram-md5"),
+        (AuthMethod::ScramSha256, SmtpAuth::CramMd5)
+    );
+    assert_eq!(
+        load("cram-md5", "scram-sha-256"),
+        (AuthMethod::CramMd5, SmtpAuth::ScramSha256)
+    );
+    assert_eq!(load("auto", "auto"), (AuthMethod::Auto, SmtpAuth::Auto));
+    assert_eq!(load("plain", "login"), (AuthMethod::Plain, SmtpAuth::Login));
 }
 
 #[test]
@@ -201,7 +239,7 @@ fn inline_password_needs_a_private_file() {
 
     write_with_mode(&path, &text, 0o600);
     let config = Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
-    let password = config.accounts[0].password.resolve().expect("inline");
+    let password = password(&config.accounts[0]).resolve().expect("inline");
     assert_eq!(password.expose(), "hunter2");
 
     // The rule also covers the relay's password, and a file without inline
@@ -238,7 +276,9 @@ fn password_env_resolves() {
     // environment of a multi-threaded process.
     let text = one_account("password_env = \"PATH\"", "host = \"h\"");
     let config = Config::from_toml(&text, Path::new("p.toml")).expect("valid");
-    let secret = config.accounts[0].password.resolve().expect("PATH is set");
+    let secret = password(&config.accounts[0])
+        .resolve()
+        .expect("PATH is set");
     assert_eq!(secret.expose(), std::env::var("PATH").expect("PATH"));
 }
 
@@ -246,7 +286,9 @@ fn password_env_resolves() {
 fn password_command_resolves() {
     let text = one_account(r#"password_command = "printf 'pw%s\n' 42""#, "host = \"h\"");
     let config = Config::from_toml(&text, Path::new("p.toml")).expect("valid");
-    let secret = config.accounts[0].password.resolve().expect("command runs");
+    let secret = password(&config.accounts[0])
+        .resolve()
+        .expect("command runs");
     assert_eq!(secret.expose(), "pw42");
 }
 

@@ -41,11 +41,15 @@ fn a_revoked_refresh_token_fails_the_account_once_and_says_how_to_sign_in_again(
 #[test]
 fn an_endpoint_that_is_down_or_failing_is_a_temporary_failure_and_the_mail_stays() {
     let world = World::new("odown", "xoauth2", Settings::default(), 1);
-    world.endpoint.fail_next(1, 503, r#"{"error":"temporarily_unavailable"}"#);
+    world
+        .endpoint
+        .fail_next(1, 503, r#"{"error":"temporarily_unavailable"}"#);
     let out = world.config.fetch();
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.text().contains("not available"), "{out}");
-    world.endpoint.fail_next(1, 502, "<html><body>502 Bad Gateway</body></html>");
+    world
+        .endpoint
+        .fail_next(1, 502, "<html><body>502 Bad Gateway</body></html>");
     let out = world.config.fetch();
     assert!(out.text().contains("HTTP 502"), "{out}");
     world.endpoint.stop();
@@ -83,7 +87,10 @@ fn a_rotated_refresh_token_survives_sigkill_right_after_the_refresh() {
         .filter_map(|r| r.refresh_token)
         .collect();
     assert_eq!(issued, [before.trim()], "one refresh, with the first token");
-    assert!(!after.trim().is_empty() && after.ends_with('\n'), "written whole: {after:?}");
+    assert!(
+        !after.trim().is_empty() && after.ends_with('\n'),
+        "written whole: {after:?}"
+    );
     // Strict rotation voided the old token: only the new one on disk can
     // refresh now. Expire the cached access token so the next run must.
     std::fs::remove_file(world.refresh_token_file.with_extension("refresh.cache")).unwrap();

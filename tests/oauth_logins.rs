@@ -58,10 +58,16 @@ fn a_refused_cached_token_is_refreshed_once_and_the_login_retried() {
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
     json["access_token"] = serde_json::Value::String("not-a-jwt".into());
     std::fs::write(&cache, json.to_string()).unwrap();
-    world.mailbox.add_all(&support::mail::messages_of_size("ostale-2", 1, 500));
+    world
+        .mailbox
+        .add_all(&support::mail::messages_of_size("ostale-2", 1, 500));
     let out = world.config.fetch();
     assert_eq!(out.code, Some(0), "{out}");
-    assert_eq!(world.endpoint.refresh_grants(), 2, "one refresh for the refused token:\n{out}");
+    assert_eq!(
+        world.endpoint.refresh_grants(),
+        2,
+        "one refresh for the refused token:\n{out}"
+    );
     assert_eq!(world.mailbox.count(), 0, "{out}");
 }
 
@@ -75,7 +81,11 @@ fn a_server_that_refuses_even_a_fresh_token_fails_clearly_after_one_retry() {
     let text = out.text();
     assert!(text.contains("refused"), "{out}");
     assert!(text.contains("owrong"), "names the account:\n{out}");
-    assert_eq!(world.endpoint.refresh_grants(), 1, "a fresh token is not refreshed again:\n{out}");
+    assert_eq!(
+        world.endpoint.refresh_grants(),
+        1,
+        "a fresh token is not refreshed again:\n{out}"
+    );
     assert_eq!(world.mailbox.count(), 2, "nothing deleted:\n{out}");
     assert!(world.dumps().is_empty(), "nothing delivered:\n{out}");
 }

@@ -26,7 +26,11 @@ fn an_expired_token_is_refreshed_and_the_next_fetch_succeeds() {
     assert_eq!(out.code, Some(0), "{out}");
     let again = world.config.fetch();
     assert_eq!(again.code, Some(0), "{again}");
-    assert_eq!(world.endpoint.refresh_grants(), 1, "a valid cached token is reused:\n{again}");
+    assert_eq!(
+        world.endpoint.refresh_grants(),
+        1,
+        "a valid cached token is reused:\n{again}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     world.mailbox.add_all(&messages_of_size("oexp-2", 1, 500));
     let later = world.config.fetch();
@@ -39,7 +43,10 @@ fn an_expired_token_is_refreshed_and_the_next_fetch_succeeds() {
         .filter_map(|r| r.refresh_token)
         .collect();
     assert_eq!(used.len(), 2);
-    assert_ne!(used[0], used[1], "the rotated token was used the second time");
+    assert_ne!(
+        used[0], used[1],
+        "the rotated token was used the second time"
+    );
 }
 
 #[test]
@@ -114,6 +121,9 @@ fn a_daemon_refreshes_once_per_token_lifetime_whatever_the_number_of_accounts() 
          {refreshes} refreshes (at most {most} allowed); with Microsoft's 60-90 min tokens \
          that is one refresh every 48-72 min, about 1 an hour, for any number of accounts"
     );
-    assert!(refreshes >= 3, "tokens were refreshed as they aged: {refreshes}");
+    assert!(
+        refreshes >= 3,
+        "tokens were refreshed as they aged: {refreshes}"
+    );
     assert!(refreshes <= most, "{refreshes} refreshes in {elapsed:?}");
 }

@@ -48,7 +48,10 @@ fn no_oauth_secret_is_printed_or_stored_in_the_ledger() {
     }
 
     let mut printed = traced(&world, &["fetch"]);
-    assert!(printed.contains("refreshed"), "the run did refresh:\n{printed}");
+    assert!(
+        printed.contains("refreshed"),
+        "the run did refresh:\n{printed}"
+    );
     printed += &traced(&world, &["oauth", "status"]);
     printed += &traced(&world, &["status"]);
     // A refused token, then a refused refresh token.
@@ -58,20 +61,40 @@ fn no_oauth_secret_is_printed_or_stored_in_the_ledger() {
     world.endpoint.revoke_all();
     std::fs::remove_file(world.refresh_token_file.with_extension("refresh.cache")).unwrap();
     printed += &traced(&world, &["fetch"]);
-    assert!(printed.contains("invalid_grant"), "the refusal was provoked:\n{printed}");
+    assert!(
+        printed.contains("invalid_grant"),
+        "the refusal was provoked:\n{printed}"
+    );
 
     let ledger = std::fs::read(world.config.dir.path().join("popferry.db")).unwrap();
     let ledger = String::from_utf8_lossy(&ledger);
     let mut needles: Vec<String> = world.minted.lock().unwrap().clone();
     assert!(needles.len() >= 2, "tokens were issued");
-    needles.extend(world.endpoint.requests().into_iter().filter_map(|r| r.refresh_token));
-    needles.push(std::fs::read_to_string(&world.refresh_token_file).unwrap().trim().to_owned());
+    needles.extend(
+        world
+            .endpoint
+            .requests()
+            .into_iter()
+            .filter_map(|r| r.refresh_token),
+    );
+    needles.push(
+        std::fs::read_to_string(&world.refresh_token_file)
+            .unwrap()
+            .trim()
+            .to_owned(),
+    );
     needles.push(CLIENT_SECRET.to_owned());
     for needle in &needles {
         // A JWT's header is the same for every token; its signature part
         // is what makes it secret.
         let secret_part = needle.rsplit('.').next().unwrap_or(needle);
-        assert!(!printed.contains(secret_part), "printed a secret: {secret_part}");
-        assert!(!ledger.contains(secret_part), "ledger holds a secret: {secret_part}");
+        assert!(
+            !printed.contains(secret_part),
+            "printed a secret: {secret_part}"
+        );
+        assert!(
+            !ledger.contains(secret_part),
+            "ledger holds a secret: {secret_part}"
+        );
     }
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use oauth_world::World;
 use support::popferry::popferry_command;
-use token_endpoint::{browse, Settings};
+use token_endpoint::client::browse;
+use token_endpoint::Settings;
 
 fn signed_out(name: &str) -> World {
     let world = World::new(name, "xoauth2", Settings::default(), 1);
@@ -38,10 +39,15 @@ fn the_device_flow_writes_a_refresh_token_that_the_next_fetch_uses() {
     let codes = world.endpoint.pending_user_codes();
     assert_eq!(codes.len(), 1, "{prompt}");
     assert!(prompt.contains(&codes[0]), "the code is shown: {prompt}");
-    assert!(prompt.contains("http://127.0.0.1"), "the URL is shown: {prompt}");
+    assert!(
+        prompt.contains("http://127.0.0.1"),
+        "the URL is shown: {prompt}"
+    );
     // The user takes a moment: popferry polls, pending, until approval.
     std::thread::sleep(Duration::from_millis(1500));
-    world.endpoint.approve_device(&codes[0], &world.mailbox.user);
+    world
+        .endpoint
+        .approve_device(&codes[0], &world.mailbox.user);
     let status = login.wait().unwrap();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(status.success(), "{prompt}\n{rest:?}");
@@ -50,7 +56,11 @@ fn the_device_flow_writes_a_refresh_token_that_the_next_fetch_uses() {
     let out = world.config.fetch();
     assert_eq!(out.code, Some(0), "{out}");
     world.assert_all_moved_once(&out);
-    assert_eq!(world.endpoint.refresh_grants(), 0, "the sign-in's access token is used:\n{out}");
+    assert_eq!(
+        world.endpoint.refresh_grants(),
+        0,
+        "the sign-in's access token is used:\n{out}"
+    );
 }
 
 #[test]

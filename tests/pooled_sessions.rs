@@ -237,7 +237,7 @@ async fn with_more_accounts_than_slots_the_session_due_soonest_stays_parked() {
         let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).expect("config");
         let ledger = Ledger::open(&dir.path().join("ledger.db")).expect("ledger");
         let shared = Shared::new(ledger, config.daemon);
-        let relay = Relay::new(&config.accounts[0].smtp).expect("relay");
+        let relay = Relay::new(&config.accounts[0].smtp, "test").expect("relay");
         let rounds = 4;
         for _ in 0..rounds {
             for account in &config.accounts {

@@ -107,7 +107,7 @@ async fn transactions_are_pipelined_and_never_start_before_the_final_reply() {
              username = \"a\"\npassword = \"p\"\ndeliver_to = [\"a@example.org\", \"b@example.org\"]\n"
         );
         let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).unwrap();
-        let relay = Relay::new(&config.accounts[0].smtp).unwrap();
+        let relay = Relay::new(&config.accounts[0].smtp, "test").unwrap();
         let recipients = config.accounts[0].deliver_to.clone();
         for i in 0..4 {
             let message = harness::message(&format!("t{i}"), "");

@@ -94,7 +94,7 @@ async fn relay_without_starttls_gets_no_credentials_and_no_message() {
     })
     .await;
     let config = config(1, peer.port());
-    let relay = Relay::new(&config.accounts[0].smtp).expect("relay");
+    let relay = Relay::new(&config.accounts[0].smtp, "test").expect("relay");
     let message = b"From: a@example.net\r\nSubject: x\r\n\r\nsecret body\r\n";
     let outcome = tokio::time::timeout(
         Duration::from_secs(10),

@@ -122,7 +122,7 @@ async fn connect(config: &Config) -> anyhow::Result<bool> {
             continue;
         }
         let relay = format!("{}:{}", smtp.host, smtp.port);
-        let probed = match Relay::new(smtp) {
+        let probed = match Relay::new(smtp, &account.name) {
             Ok(handle) => handle.probe().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };

@@ -42,7 +42,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         if !args.accounts.is_empty() && !args.accounts.contains(&account.name) {
             continue;
         }
-        let relay = relays.get(&account.smtp)?;
+        let relay = relays.get(&account.smtp, &account.name)?;
         let (account, ledger, options) = (account.clone(), ledger.clone(), options.clone());
         let span = tracing::info_span!("poll", account = %account.name);
         polls.spawn(

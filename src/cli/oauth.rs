@@ -67,7 +67,11 @@ async fn login(
 ) -> anyhow::Result<ExitCode> {
     let Some(account) = config.account(name) else {
         let names: Vec<_> = config.accounts.iter().map(|a| a.name.as_str()).collect();
-        bail!("no account {name:?} in {} (it has: {})", config.path.display(), names.join(", "));
+        bail!(
+            "no account {name:?} in {} (it has: {})",
+            config.path.display(),
+            names.join(", ")
+        );
     };
     let credential = if smtp {
         account.smtp.credentials.as_ref().map(|c| &c.credential)

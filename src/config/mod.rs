@@ -27,6 +27,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use crate::oauth::OAuth2;
+use crate::sasl::Mechanism;
 pub use crate::tls::{ClientIdentity, Trust};
 pub use daemon::Daemon;
 pub use secret::{PasswordSource, Secret, SecretError};
@@ -116,6 +117,7 @@ pub struct SmtpConfig {
 pub struct SmtpCredentials {
     pub username: String,
     pub credential: Credential,
+    pub auth: SmtpAuth,
 }
 
 /// What an account or a relay logs in with: a password, or OAuth2 bearer
@@ -142,12 +144,19 @@ pub enum TlsMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
-    /// SASL PLAIN if the server advertises it, USER/PASS otherwise.
+    /// The strongest SASL mechanism the server offers (see
+    /// [`crate::sasl::choose`]), USER/PASS if it offers none of them.
     Auto,
     /// USER/PASS.
     User,
     /// SASL PLAIN.
     Plain,
+    /// SASL CRAM-MD5.
+    #[serde(rename = "cram-md5")]
+    CramMd5,
+    /// SASL SCRAM-SHA-256.
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
     /// APOP, for old servers that offer nothing else.
     Apop,
     /// SASL XOAUTH2 (Google's and Microsoft's bearer-token format).
@@ -162,6 +171,45 @@ impl AuthMethod {
     /// Whether the method logs in with an OAuth2 token (else a password).
     pub fn uses_oauth2(self) -> bool {
         matches!(self, AuthMethod::XOAuth2 | AuthMethod::OAuthBearer)
+    }
+}
+
+/// How to log in to the SMTP relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpAuth {
+    /// The strongest mechanism the relay offers (see [`crate::sasl::choose`]).
+    #[default]
+    Auto,
+    Plain,
+    Login,
+    #[serde(rename = "cram-md5")]
+    CramMd5,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    #[serde(rename = "xoauth2")]
+    XOAuth2,
+    #[serde(rename = "oauthbearer")]
+    OAuthBearer,
+}
+
+impl SmtpAuth {
+    /// The configured mechanism; `None` for `auto`.
+    pub fn mechanism(self) -> Option<Mechanism> {
+        match self {
+            SmtpAuth::Auto => None,
+            SmtpAuth::Plain => Some(Mechanism::Plain),
+            SmtpAuth::Login => Some(Mechanism::Login),
+            SmtpAuth::CramMd5 => Some(Mechanism::CramMd5),
+            SmtpAuth::ScramSha256 => Some(Mechanism::ScramSha256),
+            SmtpAuth::XOAuth2 => Some(Mechanism::XOAuth2),
+            SmtpAuth::OAuthBearer => Some(Mechanism::OAuthBearer),
+        }
+    }
+
+    /// Whether the mechanism logs in with an OAuth2 token.
+    pub fn uses_oauth2(self) -> bool {
+        self.mechanism().is_some_and(Mechanism::uses_token)
     }
 }
 

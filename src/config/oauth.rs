@@ -63,14 +63,17 @@ impl Scope<'_> {
             );
             self.table_error(table.span(), &problem)
         };
-        let url = |key: &str, raw: Option<&Spanned<String>>, preset: Option<&str>| {
-            match (raw, preset) {
+        let url =
+            |key: &str, raw: Option<&Spanned<String>>, preset: Option<&str>| match (raw, preset) {
                 (Some(raw), _) => self.endpoint(key, raw).map(Some),
                 (None, preset) => Ok(preset.map(str::to_owned)),
-            }
-        };
-        let token_url = url("token_url", raw.token_url.as_ref(), provider.map(Provider::token_url))?
-            .ok_or_else(|| missing("token_url"))?;
+            };
+        let token_url = url(
+            "token_url",
+            raw.token_url.as_ref(),
+            provider.map(Provider::token_url),
+        )?
+        .ok_or_else(|| missing("token_url"))?;
         let client_id = match &raw.client_id {
             Some(id) => self.non_empty("client_id", id)?,
             None => return Err(missing("client_id")),
@@ -80,7 +83,10 @@ impl Scope<'_> {
             None => return Err(missing("refresh_token_file")),
         };
         let client_secret = (raw.client_secret_file.as_ref())
-            .map(|path| self.path("client_secret_file", path).map(PasswordSource::File))
+            .map(|path| {
+                self.path("client_secret_file", path)
+                    .map(PasswordSource::File)
+            })
             .transpose()?;
         let registration = Registration {
             provider,

@@ -15,7 +15,7 @@ use toml::Spanned;
 
 use super::daemon::RawDaemon;
 use super::oauth::RawOAuth2;
-use super::{AuthMethod, TlsMode};
+use super::{AuthMethod, SmtpAuth, TlsMode};
 
 /// The whole file.
 #[derive(Deserialize)]
@@ -72,6 +72,7 @@ pub(super) struct RawSmtp {
     pub password_env: Option<Spanned<String>>,
     pub password_command: Option<Spanned<String>>,
     pub oauth2: Option<Spanned<RawOAuth2>>,
+    pub auth: Option<Spanned<SmtpAuth>>,
     pub ca_file: Option<Spanned<String>>,
     pub tls_fingerprint: Option<Spanned<String>>,
     pub client_cert: Option<Spanned<String>>,

@@ -15,7 +15,7 @@ use super::raw::{PasswordKey, PasswordKeys, RawAccount, RawConfig, RawSmtp};
 use super::{oauth, Daemon};
 use super::{
     Account, AuthMethod, Config, ConfigError, Credential, PasswordSource, Pop3Server, Secret,
-    SmtpConfig, SmtpCredentials, TlsMode,
+    SmtpAuth, SmtpConfig, SmtpCredentials, TlsMode,
 };
 use crate::oauth::Use;
 
@@ -155,12 +155,16 @@ impl Document<'_> {
                 Credential::OAuth2(oauth2) => Some((oauth2, format!("account {:?}", account.name))),
                 Credential::Password(_) => None,
             };
-            let relay = account.smtp.credentials.as_ref().and_then(|c| match &c.credential {
-                Credential::OAuth2(oauth2) => {
-                    Some((oauth2, format!("the relay of account {:?}", account.name)))
-                }
-                Credential::Password(_) => None,
-            });
+            let relay = account
+                .smtp
+                .credentials
+                .as_ref()
+                .and_then(|c| match &c.credential {
+                    Credential::OAuth2(oauth2) => {
+                        Some((oauth2, format!("the relay of account {:?}", account.name)))
+                    }
+                    Credential::Password(_) => None,
+                });
             own.into_iter().chain(relay)
         });
         oauth::check_shared_files(registrations).map_err(|message| ConfigError::Incomplete {
@@ -285,26 +289,50 @@ impl Scope<'_> {
                 let problem = "set either a password or an [smtp.oauth2] table, not both";
                 return Err(self.table_error(password.span(), problem));
             }
-            (Some(password), None) => Some((
-                password.span(),
-                Credential::Password(password.into_inner()),
-            )),
+            (Some(password), None) => {
+                Some((password.span(), Credential::Password(password.into_inner())))
+            }
             (None, Some(table)) => Some((
                 table.span(),
                 Credential::OAuth2(self.oauth2(table, Use::Smtp)?),
             )),
             (None, None) => None,
         };
+        let auth = raw
+            .auth
+            .as_ref()
+            .map_or(SmtpAuth::Auto, |auth| *auth.get_ref());
+        if let (Some(raw_auth), Some((_, credential))) = (&raw.auth, &credential) {
+            let oauth = matches!(credential, Credential::OAuth2(_));
+            let problem = match (auth.uses_oauth2(), oauth) {
+                (true, false) => Some(
+                    "logs in with OAuth2 tokens: replace the password with an [smtp.oauth2] table",
+                ),
+                (false, true) if auth != SmtpAuth::Auto => {
+                    Some("an [smtp.oauth2] table needs auth = \"xoauth2\" or \"oauthbearer\"")
+                }
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                return Err(self.error(raw_auth.span(), "auth", problem.to_owned()));
+            }
+        }
         let credentials = match (&raw.username, credential) {
             (Some(username), Some((_, credential))) => Some(SmtpCredentials {
                 username: self.non_empty("username", username)?,
                 credential,
+                auth,
             }),
-            (None, None) => None,
+            (None, None) => {
+                if let Some(auth) = &raw.auth {
+                    let problem = "is set but there is no `username` and password to log in with";
+                    return Err(self.error(auth.span(), "auth", problem.to_owned()));
+                }
+                None
+            }
             (Some(username), None) => {
-                let problem = format!(
-                    "needs a password ({PASSWORD_KEYS_HINT}) or an [smtp.oauth2] table"
-                );
+                let problem =
+                    format!("needs a password ({PASSWORD_KEYS_HINT}) or an [smtp.oauth2] table");
                 return Err(self.error(username.span(), "username", problem));
             }
             (None, Some((span, _))) => {
@@ -353,9 +381,9 @@ impl Scope<'_> {
                 Err(self.table_error(password.span(), problem))
             }
             (Some(password), None) => Ok(Credential::Password(password.into_inner())),
-            (None, Some(oauth2)) if auth.uses_oauth2() || auth == AuthMethod::Auto => Ok(
-                Credential::OAuth2(self.oauth2(oauth2, Use::Pop3)?),
-            ),
+            (None, Some(oauth2)) if auth.uses_oauth2() || auth == AuthMethod::Auto => {
+                Ok(Credential::OAuth2(self.oauth2(oauth2, Use::Pop3)?))
+            }
             (None, Some(oauth2)) => {
                 let problem = "an [account.oauth2] table needs auth = \"xoauth2\" or \
                                \"oauthbearer\"";

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
-    DeviceCodeErrorResponse, DeviceCodeErrorResponseType, AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse, RefreshToken, RequestTokenError,
-    Scope, TokenResponse, TokenUrl,
+    AuthType, ClientId, ClientSecret, DeviceCodeErrorResponse, DeviceCodeErrorResponseType,
+    HttpRequest, HttpResponse, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 
 use super::store::{digest, Cached, Store};
@@ -341,7 +341,8 @@ fn http() -> Result<&'static reqwest::Client, HttpError> {
 /// The HTTP function handed to `oauth2`.
 pub(super) async fn send(request: HttpRequest) -> Result<HttpResponse, HttpError> {
     let client = http()?;
-    let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Setup(error_chain(&e)))?;
+    let request =
+        reqwest::Request::try_from(request).map_err(|e| HttpError::Setup(error_chain(&e)))?;
     let response = client
         .execute(request)
         .await

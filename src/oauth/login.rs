@@ -24,8 +24,8 @@ use oauth2::basic::BasicClient;
 use oauth2::url::form_urlencoded;
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    DeviceAuthorizationUrl, PkceCodeChallenge, RedirectUrl, Scope, StandardDeviceAuthorizationResponse,
-    TokenUrl,
+    DeviceAuthorizationUrl, PkceCodeChallenge, RedirectUrl, Scope,
+    StandardDeviceAuthorizationResponse, TokenUrl,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -83,9 +83,12 @@ pub async fn sign_in(
     let classify_here = |e| classify(e, registration, &store, login);
     let response = match flow {
         Flow::Device => {
-            let url = registration.device_authorization_url.clone().ok_or_else(|| {
-                OAuthError::SignIn("no device_authorization_url is configured".to_owned())
-            })?;
+            let url = registration
+                .device_authorization_url
+                .clone()
+                .ok_or_else(|| {
+                    OAuthError::SignIn("no device_authorization_url is configured".to_owned())
+                })?;
             let url = DeviceAuthorizationUrl::new(url)
                 .map_err(|e| setup("device_authorization_url", &e))?;
             let client = client.set_device_authorization_url(url);
@@ -220,7 +223,12 @@ fn read_redirect(query: Option<&str>, state: &str) -> Option<Redirect> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query?.as_bytes())
         .into_owned()
         .collect();
-    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     if get("state").as_deref() != Some(state) {
         return None;
     }
@@ -229,7 +237,9 @@ fn read_redirect(query: Option<&str>, state: &str) -> Option<Redirect> {
     }
     let error = get("error")?;
     let description = get("error_description").unwrap_or_default();
-    Some(Redirect::Refused(format!("{error} {description}").trim().to_owned()))
+    Some(Redirect::Refused(
+        format!("{error} {description}").trim().to_owned(),
+    ))
 }
 
 #[cfg(test)]

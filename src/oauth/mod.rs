@@ -84,10 +84,7 @@ impl OAuth2 {
     pub async fn access_token(&self, account: &str) -> Result<AccessToken, OAuthError> {
         match self {
             OAuth2::Refresh(registration) => {
-                tokens()
-                    .file(registration, account)
-                    .access_token()
-                    .await
+                tokens().file(registration, account).access_token().await
             }
             OAuth2::Command(command) => {
                 let source = PasswordSource::Command(command.clone());

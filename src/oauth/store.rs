@@ -215,7 +215,10 @@ impl Store {
             expires_at: cache.access_token.as_ref().and(cache.expires_at).map(at),
             refreshed_at: cache.refreshed_at.map(at),
             refreshes: cache.refreshes,
-            last_error: cache.last_error.zip(cache.last_error_at.map(at)).map(|(e, t)| (t, e)),
+            last_error: cache
+                .last_error
+                .zip(cache.last_error_at.map(at))
+                .map(|(e, t)| (t, e)),
         }
     }
 
@@ -274,14 +277,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(&dir.path().join("alice.refresh"));
         assert!(store.read_refresh_token().unwrap().is_none());
-        store.write_refresh_token(&Secret::new("one".into())).unwrap();
-        store.write_refresh_token(&Secret::new("two".into())).unwrap();
+        store
+            .write_refresh_token(&Secret::new("one".into()))
+            .unwrap();
+        store
+            .write_refresh_token(&Secret::new("two".into()))
+            .unwrap();
         let token = store.read_refresh_token().unwrap().unwrap();
         assert_eq!(token.expose(), "two");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(store.refresh_token_path()).unwrap().permissions().mode();
+            let mode = fs::metadata(store.refresh_token_path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let names: Vec<_> = fs::read_dir(dir.path())

@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::config::{AuthMethod, PasswordSource, Pop3Server, Secret, SmtpConfig, TlsMode, Trust};
+use crate::config::{
+    AuthMethod, Credential, PasswordSource, Pop3Server, Secret, SmtpConfig, TlsMode, Trust,
+};
 
 fn account(keep: bool) -> Account {
     Account {
@@ -15,7 +17,7 @@ fn account(keep: bool) -> Account {
             client_identity: None,
         },
         username: "alice".into(),
-        password: PasswordSource::Inline(Secret::new("pw".into())),
+        credential: Credential::Password(PasswordSource::Inline(Secret::new("pw".into()))),
         auth: AuthMethod::Auto,
         deliver_to: vec!["alice@example.org".into()],
         keep,

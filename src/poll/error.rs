@@ -1,8 +1,7 @@
 //! Why a poll stopped.
 
-use crate::config::SecretError;
+use crate::credential::CredentialError;
 use crate::ledger::LedgerError;
-use crate::oauth::OAuthError;
 use crate::pop3::Pop3Error;
 use crate::smtp::SmtpError;
 use crate::tls::TlsConfigError;
@@ -14,15 +13,10 @@ pub enum PollError {
     Pop3(#[from] Pop3Error),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("password for account {account}: {source}")]
-    Password {
+    #[error("account {account}: {source}")]
+    Credential {
         account: String,
-        source: SecretError,
-    },
-    #[error("OAuth2 for account {account}: {source}")]
-    OAuth {
-        account: String,
-        source: OAuthError,
+        source: CredentialError,
     },
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
@@ -46,8 +40,11 @@ impl PollError {
             PollError::Pop3(e) => e.is_auth_failure(),
             // A refused refresh token or client needs a person; asking the
             // token endpoint again soon only gets the client throttled.
-            PollError::OAuth { source, .. } => !source.is_temporary(),
-            PollError::Relay { source } => source.is_auth_refusal(),
+            PollError::Credential {
+                source: CredentialError::OAuth(e),
+                ..
+            } => !e.is_temporary(),
+            PollError::Relay { source } => source.is_auth_failure(),
             _ => false,
         }
     }
@@ -92,11 +89,11 @@ mod tests {
             "ledger /var/lib/popferry/popferry.db: cannot record deliveries: \
              database disk image is malformed"
         );
-        let quoted = PollError::Password {
+        let quoted = PollError::Credential {
             account: "alice".into(),
-            source: SecretError::EnvMissing {
+            source: CredentialError::Password(crate::config::SecretError::EnvMissing {
                 name: "ALICE_PASSWORD".into(),
-            },
+            }),
         };
         assert_eq!(quoted.with_causes(), quoted.to_string());
     }

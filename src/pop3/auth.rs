@@ -1,15 +1,19 @@
-//! Logging in: USER/PASS, APOP and SASL PLAIN.
+//! Logging in: USER/PASS, APOP and SASL (the mechanisms are in
+//! [`crate::sasl`]; this drives one of their exchanges).
 //!
 //! Kept apart from the driver because this is the only code that touches
 //! passwords; none of it logs an argument (see [`Command`]'s `Debug`).
 
-use base64::Engine as _;
 use md5::{Digest as _, Md5};
 
 use super::client::Client;
 use super::command::Command;
 use super::error::Pop3Error;
 use super::reply::Status;
+use crate::sasl::{Exchange, SaslError};
+
+/// The longest AUTH command line, CRLF included (RFC 5034 §4).
+const MAX_AUTH_LINE: usize = 255;
 
 impl Client {
     /// USER and PASS (RFC 1939).
@@ -39,33 +43,52 @@ impl Client {
         Ok(())
     }
 
-    /// AUTH PLAIN (RFC 5034, RFC 4616). The credentials go in the initial
-    /// response when the command fits the 255-octet line limit of RFC 5034,
-    /// otherwise after the server's `+` continuation.
-    pub async fn login_plain(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("\0{user}\0{password}").as_bytes());
-        let fits = "AUTH PLAIN ".len() + token.len() + 2 <= 255;
+    /// AUTH (RFC 5034) with one SASL exchange: the initial response on
+    /// the command line when it fits, then one line per `+` challenge until
+    /// `+OK` or `-ERR`. A challenge the exchange cannot answer is cancelled
+    /// with `*`, and its error is the one reported. Every read is bounded
+    /// by the session timeout and the exchange answers a bounded number of
+    /// challenges, so a server that never finishes cannot hold the poll.
+    pub async fn authenticate(&mut self, mut exchange: Exchange) -> Result<(), Pop3Error> {
+        let mechanism = exchange.mechanism();
+        let initial = exchange.initial_response(MAX_AUTH_LINE);
         self.send(Command::Auth {
-            mechanism: "PLAIN",
-            initial: fits.then_some(token.as_str()),
+            mechanism: mechanism.name(),
+            initial: initial.as_deref(),
         })?;
         self.flush().await?;
-        let mut sent = fits;
+        let mut abandoned = None;
         loop {
             let reply = self.read_reply("AUTH").await?;
+            if let Some(source) = abandoned.take() {
+                return Err(self.sasl_error(source));
+            }
             match reply.status {
-                Status::Ok => return Ok(()),
-                Status::Err => return Err(self.refused("AUTH", reply)),
-                // A second challenge for PLAIN means the server did not like
-                // the exchange; `*` cancels it (RFC 5034 §4).
+                Status::Ok => return exchange.finish().map_err(|e| self.sasl_error(e)),
+                Status::Err => {
+                    return Err(Pop3Error::AuthRefused {
+                        peer: self.peer().to_owned(),
+                        mechanism,
+                        reply,
+                        oauth_status: exchange.oauth_status().map(str::to_owned),
+                    })
+                }
                 Status::Continue => {
-                    let line = if sent { "*" } else { token.as_str() };
-                    sent = true;
-                    self.send(Command::AuthResponse(line))?;
+                    let line = exchange.answer(&reply.text).unwrap_or_else(|e| {
+                        abandoned = Some(e);
+                        "*".to_owned()
+                    });
+                    self.send(Command::AuthResponse(&line))?;
                     self.flush().await?;
                 }
             }
+        }
+    }
+
+    pub(crate) fn sasl_error(&self, source: SaslError) -> Pop3Error {
+        Pop3Error::Sasl {
+            peer: self.peer().to_owned(),
+            source,
         }
     }
 }

@@ -9,6 +9,7 @@ use super::command::EncodeError;
 use super::listing::Duplicate;
 use super::pace::MIN_RATE;
 use super::reply::{ListingError, Reply};
+use crate::sasl::{oauth_note, Mechanism, Refusal, SaslError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Pop3Error {
@@ -67,21 +68,52 @@ pub enum Pop3Error {
     NoStls { peer: String },
     #[error("{peer} sent data right after accepting STLS, before the TLS handshake; dropped the connection (RFC 2595 forbids this; it can be an injection attack)")]
     StlsInjection { peer: String },
+    #[error("{peer} refused AUTH {mechanism}: {reply}{}", oauth_note(oauth_status.as_deref()))]
+    AuthRefused {
+        peer: String,
+        mechanism: Mechanism,
+        /// The `-ERR` line; its RFC 3206 code tells a refused secret
+        /// (`[AUTH]`) from a server that cannot check it now (`[SYS/TEMP]`).
+        reply: Reply,
+        /// The `status` of an OAuth failure challenge, if one came.
+        oauth_status: Option<String>,
+    },
+    #[error("{peer}: {source}")]
+    Sasl { peer: String, source: SaslError },
     #[error("{peer} offers no APOP timestamp in its greeting; use auth = \"user\" or \"plain\"")]
     NoApopTimestamp { peer: String },
 }
 
 impl Pop3Error {
-    /// True when the server refused the credentials: retrying immediately
-    /// will not help and may get the client's address banned.
+    /// True when the login cannot succeed as configured: the server
+    /// refused the credentials, or the SASL exchange cannot work with this
+    /// server. Retrying immediately will not help and may get the client's
+    /// address banned. A temporary refusal ([`Refusal::Temporary`]) is not
+    /// one.
     pub fn is_auth_failure(&self) -> bool {
-        matches!(
-            self,
-            Pop3Error::Refused {
-                command: "PASS" | "APOP" | "AUTH" | "USER",
+        matches!(self, Pop3Error::Sasl { .. }) || self.auth_refusal() == Some(Refusal::Rejected)
+    }
+
+    /// How to take the server's refusal of a login, if this is one.
+    /// `[SYS/TEMP]`, `[IN-USE]` and `[LOGIN-DELAY]` (RFC 2449, RFC 3206)
+    /// say the same credentials may work later; anything else, `[AUTH]` or
+    /// no code at all, counts as a refusal of the credentials.
+    pub fn auth_refusal(&self) -> Option<Refusal> {
+        let reply = match self {
+            Pop3Error::AuthRefused { reply, .. }
+            | Pop3Error::Refused {
+                command: "PASS" | "APOP" | "USER",
+                reply,
                 ..
-            }
-        )
+            } => reply,
+            _ => return None,
+        };
+        let temporary = ["SYS/TEMP", "IN-USE", "LOGIN-DELAY"];
+        Some(if temporary.iter().any(|code| reply.has_code(code)) {
+            Refusal::Temporary
+        } else {
+            Refusal::Rejected
+        })
     }
 
     /// True when the server says the message addressed by `UID:` is not

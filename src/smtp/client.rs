@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,8 +25,9 @@ use super::data::DataChunks;
 use super::ehlo::Extensions;
 use super::error::SmtpError;
 use super::reply::{Reply, ReplyDecoder};
-use crate::config::{Secret, TlsMode};
+use crate::config::{Credential, TlsMode};
 use crate::net::Stream;
+use crate::sasl::Mechanism;
 
 /// What the relay's failure happened during; `MAIL_FROM` failures on a
 /// reused connection mean it went stale while idle.
@@ -43,17 +43,28 @@ pub struct Settings {
     /// Present unless `tls` is [`TlsMode::None`].
     pub tls_config: Option<Arc<ClientConfig>>,
     pub helo: String,
-    pub login: Option<(String, Secret)>,
+    pub login: Option<Login>,
+    /// The configured mechanism; `None` for the strongest offered.
+    pub auth: Option<Mechanism>,
     pub timeout: Duration,
+}
+
+/// Who logs in to the relay, and with what.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub username: String,
+    pub credential: Credential,
+    /// The `popferry oauth login` arguments that renew an OAuth2 sign-in.
+    pub sign_in: String,
 }
 
 /// An open, greeted (and, if configured, encrypted and logged-in) session.
 pub struct Connection {
-    stream: Stream,
+    pub(super) stream: Stream,
     decoder: ReplyDecoder,
     chunk: Vec<u8>,
-    ext: Extensions,
-    peer: String,
+    pub(super) ext: Extensions,
+    pub(super) peer: String,
     timeout: Duration,
 }
 
@@ -100,8 +111,8 @@ impl Connection {
         if settings.tls == TlsMode::StartTls {
             conn = conn.starttls(settings).await?;
         }
-        if let Some((user, password)) = &settings.login {
-            conn.login(user, password).await?;
+        if let Some(login) = &settings.login {
+            conn.login(settings, login).await?;
         }
         Ok(conn)
     }
@@ -247,29 +258,6 @@ impl Connection {
         Ok(self)
     }
 
-    async fn login(&mut self, user: &str, password: &Secret) -> Result<(), SmtpError> {
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        if self.ext.auth_plain {
-            let token = b64(format!("\0{user}\0{}", password.expose()).as_bytes());
-            return self
-                .command("AUTH PLAIN", &format!("AUTH PLAIN {token}"), 235)
-                .await
-                .map(drop);
-        }
-        if self.ext.auth_login {
-            self.command("AUTH LOGIN", "AUTH LOGIN", 334).await?;
-            self.command("AUTH LOGIN", &b64(user.as_bytes()), 334)
-                .await?;
-            return self
-                .command("AUTH LOGIN", &b64(password.expose().as_bytes()), 235)
-                .await
-                .map(drop);
-        }
-        Err(SmtpError::NoAuth {
-            peer: self.peer.clone(),
-        })
-    }
-
     /// One command, one reply, which must carry `code`. The command text
     /// is never logged: it can hold credentials.
     async fn command(
@@ -292,7 +280,11 @@ impl Connection {
         }
     }
 
-    async fn write(&mut self, during: &'static str, bytes: &[u8]) -> Result<(), SmtpError> {
+    pub(super) async fn write(
+        &mut self,
+        during: &'static str,
+        bytes: &[u8],
+    ) -> Result<(), SmtpError> {
         match timeout(self.timeout, self.stream.write_all(bytes)).await {
             Ok(Ok(())) => self.flush(during).await,
             Ok(Err(source)) => Err(self.io_error(during, source)),
@@ -308,7 +300,7 @@ impl Connection {
         }
     }
 
-    async fn read(&mut self, during: &'static str) -> Result<Reply, SmtpError> {
+    pub(super) async fn read(&mut self, during: &'static str) -> Result<Reply, SmtpError> {
         loop {
             match self.decoder.next_reply() {
                 Ok(Some(reply)) => {

@@ -10,8 +10,8 @@ pub(super) struct Extensions {
     pub eight_bit: bool,
     pub smtputf8: bool,
     pub size: bool,
-    pub auth_plain: bool,
-    pub auth_login: bool,
+    /// The SASL mechanisms of the AUTH keyword, as the relay spells them.
+    pub auth: Vec<String>,
 }
 
 impl Extensions {
@@ -26,12 +26,9 @@ impl Extensions {
                 "8BITMIME" => ext.eight_bit = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
                 "SIZE" => ext.size = true,
-                "AUTH" => {
-                    for mechanism in words {
-                        ext.auth_plain |= mechanism.eq_ignore_ascii_case("PLAIN");
-                        ext.auth_login |= mechanism.eq_ignore_ascii_case("LOGIN");
-                    }
-                }
+                "AUTH" => ext
+                    .auth
+                    .extend(words.filter(|w| !w.is_empty()).map(str::to_owned)),
                 _ => {}
             }
         }
@@ -51,15 +48,16 @@ mod tests {
                 "relay.example",
                 "pipelining",
                 "SIZE 10240000",
-                "AUTH=LOGIN",
+                "AUTH=LOGIN CRAM-MD5",
                 "8BITMIME",
             ]
             .map(String::from)
             .to_vec(),
         };
         let ext = Extensions::from_ehlo(&reply);
-        assert!(ext.pipelining && ext.size && ext.eight_bit && ext.auth_login);
-        assert!(!ext.starttls && !ext.smtputf8 && !ext.auth_plain);
+        assert!(ext.pipelining && ext.size && ext.eight_bit);
+        assert_eq!(ext.auth, ["LOGIN", "CRAM-MD5"]);
+        assert!(!ext.starttls && !ext.smtputf8);
         let greeting_only = Reply {
             code: 250,
             lines: vec!["STARTTLS".into()],

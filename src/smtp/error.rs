@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use super::client::MAIL_FROM;
 use super::reply::{Reply, ReplyError};
+use crate::credential::CredentialError;
+use crate::sasl::{oauth_note, Mechanism, Refusal, SaslError};
 
 /// Why a message did not reach the relay.
 #[derive(Debug, thiserror::Error)]
@@ -35,19 +37,56 @@ pub enum SmtpError {
     },
     #[error("SMTP relay {peer} does not offer STARTTLS; refusing to send mail in clear text (set tls = \"none\" only for a relay on a trusted link)")]
     NoStartTls { peer: String },
-    #[error("SMTP relay {peer} offers no login method popferry knows (AUTH PLAIN or LOGIN); refusing to send the password")]
-    NoAuth { peer: String },
+    #[error("SMTP relay {peer} refused AUTH {mechanism}: {reply}{}", oauth_note(oauth_status.as_deref()))]
+    AuthRefused {
+        peer: String,
+        mechanism: Mechanism,
+        /// The final reply: its code and enhanced code tell a refused
+        /// secret (535 5.7.8) from a relay that cannot check it now (454, 4xx).
+        reply: Reply,
+        /// The `status` of an OAuth failure challenge, if one came.
+        oauth_status: Option<String>,
+    },
+    #[error("SMTP relay {peer}: AUTH: {source}")]
+    Sasl { peer: String, source: SaslError },
+    #[error("SMTP relay {peer}: {source}")]
+    Credential {
+        peer: String,
+        source: CredentialError,
+    },
 }
 
 impl SmtpError {
-    /// A 5xx reply: the relay will refuse the same message again.
+    /// How to take the relay's refusal of the login, if this is one: 4xx
+    /// is temporary, anything else refuses the credentials.
+    pub fn auth_refusal(&self) -> Option<Refusal> {
+        match self {
+            SmtpError::AuthRefused { reply, .. } if (400..500).contains(&reply.code) => {
+                Some(Refusal::Temporary)
+            }
+            SmtpError::AuthRefused { .. } => Some(Refusal::Rejected),
+            _ => None,
+        }
+    }
+
+    /// A 5xx reply: the relay will refuse the same message again. A
+    /// refused login is not one: it says nothing about the message.
     pub fn is_permanent(&self) -> bool {
         matches!(self, SmtpError::Refused { reply, .. } if reply.is_permanent())
     }
 
-    /// A 5xx reply to AUTH: the relay refused the credentials.
-    pub fn is_auth_refusal(&self) -> bool {
-        matches!(self, SmtpError::Refused { command, reply, .. } if command.starts_with("AUTH") && reply.is_permanent())
+    /// The relay refused the credentials, or no login could be made with
+    /// them (a mechanism it lacks, a refused refresh token): the daemon
+    /// backs off as after a wrong password.
+    pub fn is_auth_failure(&self) -> bool {
+        match self {
+            SmtpError::Sasl { .. } => true,
+            SmtpError::Credential {
+                source: CredentialError::OAuth(e),
+                ..
+            } => !e.is_temporary(),
+            _ => self.auth_refusal() == Some(Refusal::Rejected),
+        }
     }
 
     /// The connection was found closed when the transaction began: an

@@ -1,20 +1,23 @@
 //! The SMTP client that hands messages to the relay (RFC 5321, with
-//! PIPELINING, STARTTLS, 8BITMIME, SMTPUTF8, SIZE and AUTH PLAIN/LOGIN).
+//! PIPELINING, STARTTLS, 8BITMIME, SMTPUTF8, SIZE and AUTH with the
+//! mechanisms of [`crate::sasl`]).
 //!
 //! popferry has its own client rather than lettre's transport because the
 //! relay leg is where its time goes, and lettre (0.11) neither sets
 //! TCP_NODELAY nor pipelines a transaction, and stuffs a whole message into
 //! a second buffer; see [`client`] for what each of those costs.
 //!
-//! [`reply`] and [`data`] are sans-IO; [`client`] drives them over a socket.
+//! [`reply`] and [`data`] are sans-IO; [`client`] drives them over a socket,
+//! and `auth` drives a [`crate::sasl`] exchange to log in.
 
+mod auth;
 pub mod client;
 pub mod data;
 mod ehlo;
 mod error;
 pub mod reply;
 
-pub use client::{Connection, Settings};
+pub use client::{Connection, Login, Settings};
 pub use error::SmtpError;
 pub use reply::Reply;
 

@@ -41,6 +41,16 @@ impl Reply {
     pub fn is_permanent(&self) -> bool {
         (500..600).contains(&self.code)
     }
+
+    /// The RFC 3463 enhanced status code (`5.7.8`) that starts the text,
+    /// if the relay sent one (RFC 2034).
+    pub fn enhanced_code(&self) -> Option<&str> {
+        let word = self.lines.first()?.split(' ').next()?;
+        let parts: Vec<&str> = word.split('.').collect();
+        let numeric =
+            |part: &&str| (1..=3).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit());
+        (parts.len() == 3 && parts.iter().all(numeric)).then_some(word)
+    }
 }
 
 impl fmt::Display for Reply {

@@ -206,7 +206,7 @@ async fn unreachable_relay(rig: &Rig) -> Relay {
     drop(listener);
     let mut config = (*rig.account.smtp).clone();
     config.port = port;
-    Relay::new(&config).expect("relay")
+    Relay::new(&config, "test").expect("relay")
 }
 
 async fn run(case: Case) -> Row {

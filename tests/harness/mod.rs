@@ -62,7 +62,7 @@ impl Rig {
         let pop3 = Pop3Server::start(options).await;
         let smtp = SmtpReceiver::start().await;
         let account = account(&pop3, &smtp, &user, password, extra, dir.path());
-        let relay = Relay::new(&account.smtp).expect("relay");
+        let relay = Relay::new(&account.smtp, "test").expect("relay");
         let ledger = Ledger::open(&dir.path().join("ledger.db")).expect("ledger");
         Rig {
             pop3,

@@ -4,7 +4,9 @@
 //! configuration whose account signs in with tokens from that endpoint.
 //!
 //! A test file using it declares `mod support; mod token_endpoint; mod
-//! oauth_world;`.
+//! oauth_world;`. Each uses only part of this, hence the `dead_code`
+//! allowance.
+#![allow(dead_code)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -134,7 +136,8 @@ impl World {
     pub fn assert_all_moved_once(&self, output: &dyn std::fmt::Display) {
         let mut ids: Vec<String> = self.dumps().iter().filter_map(Dump::message_id).collect();
         ids.sort();
-        let mut expected: Vec<String> = self.messages.iter().map(|m| m.message_id.clone()).collect();
+        let mut expected: Vec<String> =
+            self.messages.iter().map(|m| m.message_id.clone()).collect();
         expected.sort();
         assert_eq!(ids, expected, "each message once:\n{output}");
         assert_eq!(self.mailbox.count(), 0, "all deleted:\n{output}");

@@ -97,8 +97,8 @@ fn the_browser_flow_with_pkce_writes_a_refresh_token() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = BufReader::new(login.stdout.take().unwrap()).lines();
-    let url = lines
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let url = (&mut lines)
         .map_while(Result::ok)
         .find(|line| line.starts_with("http"))
         .expect("an authorization URL");
@@ -106,7 +106,9 @@ fn the_browser_flow_with_pkce_writes_a_refresh_token() {
     let (status, page) = browse(&url);
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("signed in"), "{page}");
-    assert!(login.wait().unwrap().success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(login.wait().unwrap().success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("Signed in")), "{rest:?}");
 
     let out = world.config.fetch();
     assert_eq!(out.code, Some(0), "{out}");

@@ -42,15 +42,6 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 6] = [
-        Mechanism::Plain,
-        Mechanism::Login,
-        Mechanism::CramMd5,
-        Mechanism::ScramSha256,
-        Mechanism::XOAuth2,
-        Mechanism::OAuthBearer,
-    ];
-
     /// The name on the wire (`AUTH <name>`, CAPA's `SASL`, EHLO's `AUTH`).
     pub fn name(self) -> &'static str {
         match self {
@@ -61,19 +52,6 @@ impl Mechanism {
             Mechanism::XOAuth2 => "XOAUTH2",
             Mechanism::OAuthBearer => "OAUTHBEARER",
         }
-    }
-
-    /// The mechanism a server names, compared case-blind as RFC 4422 asks.
-    pub fn from_name(name: &str) -> Option<Mechanism> {
-        Mechanism::ALL
-            .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(name))
-    }
-
-    /// True for the mechanisms whose secret is an OAuth access token
-    /// rather than a password.
-    pub fn uses_token(self) -> bool {
-        matches!(self, Mechanism::XOAuth2 | Mechanism::OAuthBearer)
     }
 
     /// Whether the first message may ride on the AUTH line. The OAuth

@@ -209,7 +209,7 @@ impl SmtpAuth {
 
     /// Whether the mechanism logs in with an OAuth2 token.
     pub fn uses_oauth2(self) -> bool {
-        self.mechanism().is_some_and(Mechanism::uses_token)
+        matches!(self, SmtpAuth::XOAuth2 | SmtpAuth::OAuthBearer)
     }
 }
 

@@ -124,7 +124,13 @@ fn server_demanding_a_client_certificate_logs_in_only_with_one() {
     config.account().ca_file = Some(support::real::env().ca_file.clone());
     let without = config.run(&["check", "--connect"]);
     assert_eq!(without.code, Some(1), "{without}");
-    assert!(without.stdout.contains("client certificate"), "{without}");
+    // Dovecot completes the handshake and refuses the login in its words:
+    // "-ERR [AUTH] Client didn't present valid SSL certificate".
+    let said = without.stdout.to_lowercase();
+    assert!(
+        said.contains("client") && said.contains("certificate"),
+        "{without}"
+    );
     for jargon in ["CertificateRequired", "HandshakeFailure", "AlertReceived"] {
         assert!(!without.text().contains(jargon), "{without}");
     }

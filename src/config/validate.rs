@@ -331,12 +331,19 @@ impl Scope<'_> {
                 None
             }
             (Some(username), None) => {
-                let problem =
-                    format!("needs a password ({PASSWORD_KEYS_HINT}) or an [smtp.oauth2] table");
+                let problem = format!(
+                    "needs a password: set one of {PASSWORD_KEYS_HINT}, or an [smtp.oauth2] table"
+                );
                 return Err(self.error(username.span(), "username", problem));
             }
-            (None, Some((span, _))) => {
-                let problem = "a password or oauth2 table is set but `username` is missing";
+            (None, Some((span, credential))) => {
+                let problem = match credential {
+                    Credential::Password(_) => "a password is set but `username` is missing",
+                    Credential::OAuth2(_) => {
+                        "an [smtp.oauth2] table is set but `username` (the address to log in \
+                         as) is missing"
+                    }
+                };
                 return Err(self.table_error(span, problem));
             }
         };

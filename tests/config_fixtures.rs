@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use popferry::config::{
-    Account, AuthMethod, Config, Credential, PasswordSource, SmtpAuth, TlsMode, Trust,
+    Account, AuthMethod, Config, Credential, OAuth2, PasswordSource, SmtpAuth, TlsMode, Trust,
 };
 
 /// The password source of an account that has one.
@@ -87,7 +87,7 @@ fn invalid_fixtures_fail_with_the_expected_message() {
 fn example_config_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
     let config = Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(config.accounts.len(), 2);
+    assert_eq!(config.accounts.len(), 3);
     let alice = config.account("alice").expect("alice");
     let support = config.account("shared-support").expect("shared-support");
     assert!(!alice.keep && support.keep);
@@ -98,6 +98,16 @@ fn example_config_loads() {
         PasswordSource::File("/etc/popferry/alice.pass".into())
     );
     assert!(config.account("nobody").is_none());
+    let m365 = config.account("m365").expect("m365");
+    let Credential::OAuth2(OAuth2::Refresh(registration)) = &m365.credential else {
+        panic!("m365 signs in with OAuth2: {:?}", m365.credential);
+    };
+    assert_eq!(m365.auth, AuthMethod::XOAuth2);
+    assert!(registration
+        .token_url
+        .starts_with("https://login.microsoftonline.com/"));
+    assert!(registration.device_authorization_url.is_some());
+    assert!(registration.scopes.iter().any(|s| s == "offline_access"));
 }
 
 #[test]

@@ -89,3 +89,29 @@ fn auto_logs_in_with_scram_sha_256_where_dovecot_offers_it() {
     assert_fetched(&s, &out, "auto");
     assert_eq!(login_method(&s.mailbox.user), "SCRAM-SHA-256");
 }
+
+/// The relay side: the real Postfix submission server, whose SASL is the
+/// OAuth lab's Dovecot (any user, password "pw"), takes SCRAM-SHA-256 and
+/// CRAM-MD5 logins and relays what they send.
+#[test]
+fn scram_sha_256_and_cram_md5_log_in_to_the_real_postfix_relay() {
+    let lab = &env().oauth;
+    for auth in ["scram-sha-256", "cram-md5"] {
+        let mut s = Scenario::new("sasl-relay", |tag| mixed_messages(tag, 2));
+        s.config.smtp_table = Some(format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = {:?}\n\
+             username = \"relay-user\"\npassword = \"pw\"\nauth = \"{auth}\"\ntimeout = \"30s\"",
+            lab.submission_port,
+            lab.selfsigned_cert.display().to_string(),
+        ));
+        let out = s.config.fetch();
+        assert_eq!(out.code, Some(0), "{auth}\n{out}");
+        let dumped = support::real::dumps_in(&lab.submission_dump_dir, &s.rcpt);
+        assert_eq!(
+            dumped.len(),
+            2,
+            "{auth}: both relayed through Postfix\n{out}"
+        );
+        assert_eq!(s.mailbox.count(), 0, "{auth}\n{out}");
+    }
+}

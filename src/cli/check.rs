@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use super::EXIT_FAILED;
 use crate::config::{ClientIdentity, Config, SmtpConfig, TlsMode, Trust};
 use crate::deliver::Relay;
+use crate::oauth::OAuth2;
 use crate::session::Session;
 use crate::tls;
 
@@ -54,6 +55,22 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
                     failed = true;
                     println!("{}: {what} {host}:{port}: FAILED: {e}", account.name);
                 }
+            }
+        }
+        for (what, oauth2, flag) in super::oauth::tables(account) {
+            let signed_in = match oauth2 {
+                OAuth2::Refresh(registration) => crate::oauth::status(registration).signed_in,
+                OAuth2::Command(_) => true,
+            };
+            let state = super::oauth::describe(oauth2);
+            if signed_in {
+                println!("{}: OAuth2 ({what}): {state}", account.name);
+            } else {
+                failed = true;
+                println!(
+                    "{}: OAuth2 ({what}): FAILED: {state}; sign in with `popferry oauth login {}{flag}`",
+                    account.name, account.name
+                );
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::config::{Config, Credential};
+use crate::config::{Account, Config, Credential};
 use crate::oauth::login::{sign_in, Flow};
 use crate::oauth::{OAuth2, Registration};
 
@@ -119,16 +119,29 @@ fn table(smtp: bool) -> &'static str {
 
 fn status(config: &Config) {
     for account in &config.accounts {
-        let relay = account.smtp.credentials.as_ref().map(|c| &c.credential);
-        for (what, credential) in [("mailbox", Some(&account.credential)), ("relay", relay)] {
-            if let Some(Credential::OAuth2(oauth2)) = credential {
-                println!("{} ({what}): {}", account.name, describe(oauth2));
-            }
+        for (what, oauth2, _) in tables(account) {
+            println!("{} ({what}): {}", account.name, describe(oauth2));
         }
     }
 }
 
-fn describe(oauth2: &OAuth2) -> String {
+/// The account's `oauth2` tables: what each is for, and the flag that
+/// picks it for `popferry oauth login`.
+pub(super) fn tables(account: &Account) -> Vec<(&'static str, &OAuth2, &'static str)> {
+    let relay = account.smtp.credentials.as_ref().map(|c| &c.credential);
+    [
+        ("mailbox", Some(&account.credential), ""),
+        ("relay", relay, " --smtp"),
+    ]
+    .into_iter()
+    .filter_map(|(what, credential, flag)| match credential {
+        Some(Credential::OAuth2(oauth2)) => Some((what, oauth2, flag)),
+        _ => None,
+    })
+    .collect()
+}
+
+pub(super) fn describe(oauth2: &OAuth2) -> String {
     match oauth2 {
         OAuth2::Command(command) => format!("tokens from access_token_command `{command}`"),
         OAuth2::Refresh(registration) => describe_file(registration),

@@ -10,7 +10,8 @@ mod token_endpoint;
 use std::time::{Duration, Instant};
 
 use oauth_world::World;
-use support::popferry::spawn_popferry;
+use support::link_proxy::{Cut, CutAt, LinkProxy};
+use support::popferry::{spawn_popferry, TlsMode};
 use token_endpoint::{Rotation, Settings};
 
 #[test]
@@ -104,4 +105,34 @@ fn a_rotated_refresh_token_survives_sigkill_right_after_the_refresh() {
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(world.endpoint.refresh_grants(), 2, "{out}");
     assert_eq!(world.mailbox.count(), 0, "{out}");
+}
+
+/// Gmail closes an OAuth session when its token expires, even in the
+/// middle of a message. Here the link drops halfway through the second
+/// RETR and the token has expired by the next poll: that poll refreshes,
+/// logs in afresh and moves the rest; nothing is lost or delivered twice.
+#[test]
+fn a_session_closed_mid_message_at_token_expiry_loses_and_duplicates_nothing() {
+    let settings = Settings {
+        lifetime: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    let mut world = World::new("omidpoll", "xoauth2", settings, 3);
+    let cut = CutAt::new("RETR", 2, Cut::MidReply);
+    let proxy = LinkProxy::start(support::real::env().oauth.pop3_port, Some(cut));
+    let account = world.config.account();
+    account.tls = TlsMode::None;
+    account.ca_file = None;
+    account.port = proxy.port();
+    let cut_short = world.config.fetch();
+    assert_eq!(cut_short.code, Some(1), "{cut_short}");
+    std::thread::sleep(Duration::from_secs(2));
+    let next = world.config.fetch();
+    assert_eq!(next.code, Some(0), "{next}");
+    assert_eq!(
+        world.endpoint.refresh_grants(),
+        2,
+        "the next poll refreshed:\n{next}"
+    );
+    world.assert_all_moved_once(&next);
 }

@@ -89,3 +89,40 @@ fn a_server_that_refuses_even_a_fresh_token_fails_clearly_after_one_retry() {
     assert_eq!(world.mailbox.count(), 2, "nothing deleted:\n{out}");
     assert!(world.dumps().is_empty(), "nothing delivered:\n{out}");
 }
+
+#[test]
+fn the_relay_refreshes_a_refused_cached_token_once_and_sends() {
+    let mut world = World::new("osmtpstale", "xoauth2", Settings::default(), 1);
+    world.relay_through_postfix("xoauth2");
+    // The relay signs in with a refresh token of its own.
+    let relay_file = world.config.dir.path().join("relay.refresh");
+    let token = world.endpoint.issue_refresh_token(&world.mailbox.user);
+    std::fs::write(&relay_file, format!("{token}\n")).unwrap();
+    let table = world.config.smtp_table.take().unwrap();
+    let own = world.refresh_token_file.display().to_string();
+    world.config.smtp_table = Some(table.replace(&own, &relay_file.display().to_string()));
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        world.endpoint.refresh_grants(),
+        2,
+        "one per token file:\n{out}"
+    );
+
+    let cache = relay_file.with_extension("refresh.cache");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    json["access_token"] = serde_json::Value::String("not-a-jwt".into());
+    std::fs::write(&cache, json.to_string()).unwrap();
+    world
+        .mailbox
+        .add_all(&support::mail::messages_of_size("osmtpstale-2", 1, 500));
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        world.endpoint.refresh_grants(),
+        3,
+        "one refresh for the relay:\n{out}"
+    );
+    assert_eq!(world.dumps().len(), 2, "{out}");
+}

@@ -50,6 +50,29 @@ fn an_expired_token_is_refreshed_and_the_next_fetch_succeeds() {
 }
 
 #[test]
+fn without_rotation_the_refresh_token_file_is_kept_as_it_is() {
+    // Google returns no new refresh token: the one on file stays valid.
+    let settings = Settings {
+        lifetime: Duration::from_secs(2),
+        rotation: Rotation::None,
+        ..Settings::default()
+    };
+    let world = World::new("ogoogle", "xoauth2", settings, 1);
+    let before = std::fs::read_to_string(&world.refresh_token_file).unwrap();
+    assert_eq!(world.config.fetch().code, Some(0));
+    std::thread::sleep(Duration::from_secs(2));
+    world
+        .mailbox
+        .add_all(&messages_of_size("ogoogle-2", 1, 500));
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(world.endpoint.refresh_grants(), 2, "{out}");
+    let after = std::fs::read_to_string(&world.refresh_token_file).unwrap();
+    assert_eq!(before, after, "the file is untouched");
+    assert_eq!(world.mailbox.count(), 0, "{out}");
+}
+
+#[test]
 fn accounts_sharing_a_refresh_token_refresh_it_once() {
     let mut world = World::new("oshare", "xoauth2", Settings::default(), 1);
     let mut second = world.config.accounts[0].clone();

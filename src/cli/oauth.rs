@@ -155,7 +155,10 @@ fn describe_file(registration: &Arc<Registration>) -> String {
         return format!("not signed in ({file} is missing or empty)");
     }
     let now = SystemTime::now();
-    let mut line = format!("refresh token in {file}");
+    let mut line = match registration.provider {
+        Some(provider) => format!("{}, refresh token in {file}", provider.name()),
+        None => format!("refresh token in {file}"),
+    };
     match status.expires_at {
         Some(at) if at > now => line += &format!(", access token valid until {}", stamp(at)),
         Some(at) => line += &format!(", access token expired at {}", stamp(at)),

@@ -55,8 +55,6 @@ pub enum OAuthError {
     Command(SecretError),
     #[error("sign-in did not complete: {0}")]
     SignIn(String),
-    #[error("cannot set up HTTPS for the token endpoint: {0}")]
-    Http(String),
 }
 
 impl OAuthError {

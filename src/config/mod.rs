@@ -9,6 +9,7 @@
 //!
 //! See `config/example.toml` for every key with its default.
 
+mod credentials;
 mod daemon;
 mod oauth;
 mod raw;

@@ -122,10 +122,11 @@ impl Session {
         loop {
             match Session::log_in(account, &endpoint, tls_config.clone(), &secret).await {
                 Err(PollError::Pop3(e))
-                    if !retried
-                        && e.auth_refusal() == Some(Refusal::Rejected)
-                        && secret.refused(&account.name).await =>
+                    if secret.is_token() && e.auth_refusal() == Some(Refusal::Rejected) =>
                 {
+                    if retried || !secret.refused(&account.name).await {
+                        return Err(PollError::TokenRefused { source: e });
+                    }
                     debug!(error = %e, "the server refused a cached OAuth2 token; refreshing");
                     secret = login_secret(account).await?;
                     retried = true;

@@ -364,11 +364,16 @@ pub(super) async fn send(request: HttpRequest) -> Result<HttpResponse, HttpError
         .map_err(|e| HttpError::Transport(e.to_string()))
 }
 
-/// reqwest's errors say little at the top ("error sending request") and
-/// the useful part ("Connection refused") in their sources.
+/// reqwest's errors say little at the top ("error sending request for url
+/// (...)", and the caller names the URL already) and the useful part
+/// ("tcp connect error: Connection refused") in their sources, so the top
+/// is left out when there is anything under it.
 fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
+    let Some(first) = error.source() else {
+        return error.to_string();
+    };
+    let mut text = first.to_string();
+    let mut cause = first.source();
     while let Some(inner) = cause {
         let part = inner.to_string();
         if !text.contains(&part) {

@@ -1,6 +1,6 @@
 //! Why a poll stopped.
 
-use crate::credential::CredentialError;
+use crate::credential::{CredentialError, FRESH_TOKEN_REFUSED};
 use crate::ledger::LedgerError;
 use crate::pop3::Pop3Error;
 use crate::smtp::SmtpError;
@@ -18,6 +18,8 @@ pub enum PollError {
         account: String,
         source: CredentialError,
     },
+    #[error("{source}; {}", FRESH_TOKEN_REFUSED)]
+    TokenRefused { source: Pop3Error },
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
     /// No connection to the relay could be set up; the messages not yet
@@ -38,6 +40,7 @@ impl PollError {
     pub fn is_auth_failure(&self) -> bool {
         match self {
             PollError::Pop3(e) => e.is_auth_failure(),
+            PollError::TokenRefused { .. } => true,
             // A refused refresh token or client needs a person; asking the
             // token endpoint again soon only gets the client throttled.
             PollError::Credential {

@@ -21,15 +21,18 @@ impl Connection {
         login: &Login,
     ) -> Result<(), SmtpError> {
         let mut secret = self.secret(login).await?;
-        let first = self.login_with(settings, login, &secret).await;
-        match first {
-            Err(e)
-                if e.auth_refusal() == Some(Refusal::Rejected)
-                    && secret.refused(&login.sign_in).await =>
-            {
-                tracing::debug!(error = %e, "the relay refused a cached OAuth2 token; refreshing");
-                secret = self.secret(login).await?;
-                self.login_with(settings, login, &secret).await
+        let mut outcome = self.login_with(settings, login, &secret).await;
+        let rejected = |outcome: &Result<(), SmtpError>| matches!(outcome, Err(e) if e.auth_refusal() == Some(Refusal::Rejected));
+        if secret.is_token() && rejected(&outcome) && secret.refused(&login.sign_in).await {
+            tracing::debug!("the relay refused a cached OAuth2 token; refreshing");
+            secret = self.secret(login).await?;
+            outcome = self.login_with(settings, login, &secret).await;
+        }
+        match outcome {
+            Err(e) if secret.is_token() && e.auth_refusal() == Some(Refusal::Rejected) => {
+                Err(SmtpError::TokenRefused {
+                    source: Box::new(e),
+                })
             }
             other => other,
         }

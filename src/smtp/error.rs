@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::client::MAIL_FROM;
 use super::reply::{Reply, ReplyError};
-use crate::credential::CredentialError;
+use crate::credential::{CredentialError, FRESH_TOKEN_REFUSED};
 use crate::sasl::{oauth_note, Mechanism, Refusal, SaslError};
 
 /// Why a message did not reach the relay.
@@ -49,6 +49,8 @@ pub enum SmtpError {
     },
     #[error("SMTP relay {peer}: AUTH: {source}")]
     Sasl { peer: String, source: SaslError },
+    #[error("{source}; {}", FRESH_TOKEN_REFUSED)]
+    TokenRefused { source: Box<SmtpError> },
     #[error("SMTP relay {peer}: {source}")]
     Credential {
         peer: String,
@@ -80,7 +82,7 @@ impl SmtpError {
     /// backs off as after a wrong password.
     pub fn is_auth_failure(&self) -> bool {
         match self {
-            SmtpError::Sasl { .. } => true,
+            SmtpError::Sasl { .. } | SmtpError::TokenRefused { .. } => true,
             SmtpError::Credential {
                 source: CredentialError::OAuth(e),
                 ..

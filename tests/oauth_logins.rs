@@ -81,7 +81,10 @@ fn a_server_that_refuses_even_a_fresh_token_fails_clearly_after_one_retry() {
     let text = out.text();
     assert!(text.contains("refused"), "{out}");
     assert!(text.contains("owrong"), "names the account:\n{out}");
-    assert!(text.contains("is the mailbox address"), "says what to check:\n{out}");
+    assert!(
+        text.contains("is the mailbox address"),
+        "says what to check:\n{out}"
+    );
     assert_eq!(
         world.endpoint.refresh_grants(),
         1,

@@ -124,19 +124,23 @@ pub fn tokens() -> &'static Tokens {
 impl Tokens {
     /// The one [`TokenFile`] for `registration`'s refresh token. The
     /// configuration makes sure every table naming a file agrees on the
-    /// rest of the registration.
+    /// rest of the registration; a reloaded configuration that changed it
+    /// (a new client_id, other scopes) starts the file afresh.
     pub fn file(&self, registration: &Arc<Registration>, account: &str) -> Arc<TokenFile> {
         let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
-        let file = files
-            .entry(registration.refresh_token_file.clone())
-            .or_insert_with(|| {
-                Arc::new(TokenFile {
+        let path = &registration.refresh_token_file;
+        match files.get(path) {
+            Some(file) if file.registration == *registration => file.clone(),
+            _ => {
+                let file = Arc::new(TokenFile {
                     registration: registration.clone(),
                     login: account.to_owned(),
                     current: tokio::sync::Mutex::new(None),
-                })
-            });
-        file.clone()
+                });
+                files.insert(path.clone(), file.clone());
+                file
+            }
+        }
     }
 }
 
@@ -190,4 +194,45 @@ pub fn status(registration: &Registration) -> Status {
 /// finishes before the server sees it expire (Gmail closes the session).
 pub(crate) fn margin(lifetime: Duration) -> Duration {
     (lifetime / 5).min(Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(client_id: &str) -> Arc<Registration> {
+        Arc::new(Registration {
+            provider: None,
+            token_url: "https://login.example.com/token".into(),
+            client_id: client_id.into(),
+            client_secret: None,
+            refresh_token_file: "/var/lib/popferry/registry-test.refresh".into(),
+            scopes: Vec::new(),
+            device_authorization_url: None,
+            authorization_url: None,
+        })
+    }
+
+    #[test]
+    fn one_token_file_per_path_until_its_settings_change() {
+        let tokens = Tokens::default();
+        let first = tokens.file(&registration("one"), "alice");
+        let again = tokens.file(&registration("one"), "bob");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "shared by every account naming the file"
+        );
+        let reloaded = tokens.file(&registration("two"), "alice");
+        assert!(
+            !Arc::ptr_eq(&first, &reloaded),
+            "a changed registration starts afresh"
+        );
+        assert_eq!(reloaded.registration.client_id, "two");
+    }
+
+    #[test]
+    fn tokens_are_replaced_a_fifth_of_their_life_early_at_most_five_minutes() {
+        assert_eq!(margin(Duration::from_secs(10)), Duration::from_secs(2));
+        assert_eq!(margin(Duration::from_secs(3600)), Duration::from_secs(300));
+    }
 }

@@ -251,16 +251,8 @@ gen_dovecot_conf() {   # gen_dovecot_conf UID GID: writes $DOVECOT_CONF.new
 ssl_cert = <$TLS/server.pem
 ssl_key = <$TLS/server.key
 auth_mechanisms = plain login cram-md5 scram-sha-256
-# Any username, password "$PASSWORD"; a wrong password fails.  The
-# plaintext password also serves CRAM-MD5 and SCRAM-SHA-256.
-passdb {
-  driver = static
-  args = password=$PASSWORD
-}
-service auth {
-  client_limit = 2048
-}
 EOF
+        dovecot_password_auth
         dovecot_login_service "$POP3_PORT" "$POP3S_PORT"
     } >"$DOVECOT_CONF.new"
 }

@@ -242,47 +242,6 @@ cmd_install() {
 
 # --------------------------------------------------------------- generate --
 
-TLS_CHANGED=
-gen_tls() {   # sets TLS_CHANGED=1 if the server certificate was (re)made
-    mkdir -p "$TLS"
-    chmod 755 "$TLS"
-    if [[ ! -s $TLS/ca.pem || ! -s $TLS/ca.key ]]; then
-        say "generating test CA"
-        # rustls/webpki want a real CA: basicConstraints CA:TRUE + keyCertSign.
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-            -nodes -days 3650 -subj "/CN=popferry test CA" \
-            -addext "basicConstraints=critical,CA:TRUE" \
-            -addext "keyUsage=critical,keyCertSign,cRLSign" \
-            -keyout "$TLS/ca.key" -out "$TLS/ca.pem" 2>/dev/null
-        chmod 600 "$TLS/ca.key"
-        chmod 644 "$TLS/ca.pem"
-        rm -f "$TLS/server.pem"
-    fi
-    if [[ -s $TLS/server.pem && -s $TLS/server.key ]] &&
-        openssl verify -CAfile "$TLS/ca.pem" "$TLS/server.pem" >/dev/null 2>&1 &&
-        openssl x509 -in "$TLS/server.pem" -noout -checkend 86400 >/dev/null; then
-        return 0
-    fi
-    say "generating server certificate (localhost, 127.0.0.1, ::1)"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -subj "/CN=localhost" -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>/dev/null
-    # End-entity extensions: not a CA, TLS server only, names it is valid for.
-    cat >"$TLS/server.ext" <<'EOF'
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-    openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
-        -set_serial "0x$(openssl rand -hex 15)" -days 3650 \
-        -extfile "$TLS/server.ext" -out "$TLS/server.pem" 2>/dev/null
-    chmod 600 "$TLS/server.key"
-    rm -f "$TLS/server.csr"
-    TLS_CHANGED=1
-}
-
 gen_dovecot_conf() {   # gen_dovecot_conf UID GID: writes $DOVECOT_CONF.new
     mkdir -p "$DIR/dovecot"
     {
@@ -292,16 +251,8 @@ gen_dovecot_conf() {   # gen_dovecot_conf UID GID: writes $DOVECOT_CONF.new
 ssl_cert = <$TLS/server.pem
 ssl_key = <$TLS/server.key
 auth_mechanisms = plain login cram-md5 scram-sha-256
-# Any username, password "$PASSWORD"; a wrong password fails.  The
-# plaintext password also serves CRAM-MD5 and SCRAM-SHA-256.
-passdb {
-  driver = static
-  args = password=$PASSWORD
-}
-service auth {
-  client_limit = 2048
-}
 EOF
+        dovecot_password_auth
         dovecot_login_service "$POP3_PORT" "$POP3S_PORT"
     } >"$DOVECOT_CONF.new"
 }

@@ -8,7 +8,7 @@ mod oauth_world;
 mod support;
 mod token_endpoint;
 
-use oauth_world::{World, BIG_TOKEN};
+use oauth_world::{spoil_cached_token, World, BIG_TOKEN};
 use token_endpoint::Settings;
 
 fn big_tokens() -> Settings {
@@ -53,11 +53,7 @@ fn a_refused_cached_token_is_refreshed_once_and_the_login_retried() {
     // it (as after an early revocation): the cache must not be trusted.
     let out = world.config.fetch();
     assert_eq!(out.code, Some(0), "{out}");
-    let cache = world.refresh_token_file.with_extension("refresh.cache");
-    let text = std::fs::read_to_string(&cache).expect("cache file");
-    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["access_token"] = serde_json::Value::String("not-a-jwt".into());
-    std::fs::write(&cache, json.to_string()).unwrap();
+    spoil_cached_token(&world.refresh_token_file);
     world
         .mailbox
         .add_all(&support::mail::messages_of_size("ostale-2", 1, 500));
@@ -113,11 +109,7 @@ fn the_relay_refreshes_a_refused_cached_token_once_and_sends() {
         "one per token file:\n{out}"
     );
 
-    let cache = relay_file.with_extension("refresh.cache");
-    let mut json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
-    json["access_token"] = serde_json::Value::String("not-a-jwt".into());
-    std::fs::write(&cache, json.to_string()).unwrap();
+    spoil_cached_token(&relay_file);
     world
         .mailbox
         .add_all(&support::mail::messages_of_size("osmtpstale-2", 1, 500));

@@ -11,16 +11,13 @@ mod hostile_peer;
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
+use hostile_peer::sasl::{
+    b64, forging_scram_challenge, refused_xoauth2_lines, sasl_cause, unb64, xoauth2_failure_status,
+};
 use hostile_peer::{Peer, Reply};
 use popferry::config::{Credential, PasswordSource, Secret, TlsMode};
 use popferry::sasl::{Mechanism, Refusal, SaslError};
 use popferry::smtp::{Connection, Login, Settings, SmtpError};
-
-fn b64(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
-}
 
 /// A relay that offers `auth` in EHLO and answers AUTH lines with `auth_reply`.
 async fn relay(
@@ -67,7 +64,7 @@ fn auth_lines(peer: &Peer) -> Vec<String> {
 
 #[tokio::test]
 async fn xoauth2_is_two_step_and_keeps_the_code_enhanced_code_and_oauth_status() {
-    let status = b64(br#"{"status":"401","schemes":"bearer","scope":"mail"}"#);
+    let status = xoauth2_failure_status();
     let peer = relay("PLAIN XOAUTH2", move |line| match line {
         "AUTH XOAUTH2" => Reply::text("334 \r\n"),
         "" => Reply::text("535 5.7.8 Authentication failed\r\n"),
@@ -79,15 +76,7 @@ async fn xoauth2_is_two_step_and_keeps_the_code_enhanced_code_and_oauth_status()
         .await
         .unwrap_err();
 
-    let message = format!("user=alice@example.org\x01auth=Bearer {token}\x01\x01");
-    assert_eq!(
-        auth_lines(&peer),
-        [
-            "AUTH XOAUTH2".to_owned(),
-            b64(message.as_bytes()),
-            String::new()
-        ]
-    );
+    assert_eq!(auth_lines(&peer), refused_xoauth2_lines(&token));
     let SmtpError::AuthRefused {
         mechanism,
         reply,
@@ -174,7 +163,7 @@ async fn auto_takes_cram_md5_on_a_clear_link_and_login_when_it_is_all_there_is()
     open(&peer, None, settings_secret).await.expect("CRAM-MD5");
     let lines = auth_lines(&peer);
     assert_eq!(lines[0], "AUTH CRAM-MD5");
-    let response = String::from_utf8(STANDARD.decode(&lines[1]).unwrap()).unwrap();
+    let response = unb64(&lines[1]);
     assert!(response.starts_with("alice@example.org "), "{response}");
     assert_eq!(response.len(), "alice@example.org ".len() + 32);
 
@@ -202,13 +191,7 @@ async fn a_mechanism_the_relay_does_not_offer_is_an_error_naming_what_it_offers(
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            SmtpError::Sasl {
-                source: SaslError::NotOffered { .. },
-                ..
-            }
-        ),
+        matches!(sasl_cause(&err), SaslError::NotOffered { .. }),
         "{err:?}"
     );
     let shown = err.to_string();
@@ -226,45 +209,21 @@ async fn a_mechanism_the_relay_does_not_offer_is_an_error_naming_what_it_offers(
 #[tokio::test]
 async fn a_forged_scram_signature_is_cancelled_and_a_relay_that_never_ends_cannot_hold_the_login() {
     let peer = relay("SCRAM-SHA-256", |line| {
-        if let Some(first) = line.strip_prefix("AUTH SCRAM-SHA-256 ") {
-            let first = String::from_utf8(STANDARD.decode(first).unwrap()).unwrap();
-            let nonce = first.rsplit("r=").next().unwrap().to_owned();
-            let server_first = format!("r={nonce}x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
-            return Reply::text(&format!("334 {}\r\n", b64(server_first.as_bytes())));
-        }
-        match line {
-            "*" => Reply::text("501 5.7.0 cancelled\r\n"),
-            _ => Reply::text(&format!(
-                "334 {}\r\n",
-                b64(format!("v={}", b64(&[1; 32])).as_bytes())
-            )),
+        match forging_scram_challenge(line) {
+            Some(challenge) => Reply::text(&format!("334 {challenge}\r\n")),
+            None => Reply::text("501 5.7.0 cancelled\r\n"),
         }
     })
     .await;
     let err = open(&peer, None, "pencil").await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SmtpError::Sasl {
-                source: SaslError::ServerSignature,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(sasl_cause(&err), &SaslError::ServerSignature);
     assert_eq!(auth_lines(&peer).len(), 3);
     assert_eq!(auth_lines(&peer)[2], "*");
 
     let endless = relay("LOGIN", |_| Reply::text("334 \r\n")).await;
     let err = open(&endless, None, "secret").await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            SmtpError::Sasl {
-                source: SaslError::UnexpectedChallenge { .. },
-                ..
-            }
-        ),
+        matches!(sasl_cause(&err), SaslError::UnexpectedChallenge { .. }),
         "{err:?}"
     );
     assert_eq!(auth_lines(&endless).len(), 4, "{:?}", endless.commands());

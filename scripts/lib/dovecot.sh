@@ -130,6 +130,31 @@ service pop3-login {
 EOF
 }
 
+# dovecot_password_auth [MECHANISMS] [AUTH_PORT]: the passdb that lets any
+# user in with password $PASSWORD, for MECHANISMS only when given, and the
+# auth service, with an inet listener on 127.0.0.1:AUTH_PORT for Postfix's
+# Dovecot SASL when given.
+dovecot_password_auth() {
+    local mechanisms=${1:-} port=${2:-}
+    echo "# Any username, password \"$PASSWORD\"; a wrong password fails.  The"
+    echo "# plaintext password also serves CRAM-MD5 and SCRAM-SHA-256."
+    echo "passdb {"
+    echo "  driver = static"
+    [[ -z $mechanisms ]] || echo "  mechanisms = $mechanisms"
+    echo "  args = password=$PASSWORD"
+    echo "}"
+    echo "service auth {"
+    echo "  client_limit = 2048"
+    [[ -z $port ]] || cat <<EOF
+  # Postfix's smtpd_sasl_type = dovecot connects here.
+  inet_listener auth-postfix {
+    address = 127.0.0.1
+    port = $port
+  }
+EOF
+    echo "}"
+}
+
 # gen_oauth_dovecot_conf UID GID: writes $DIR/dovecot-oauth/dovecot.conf.new
 # and the oauth2 passdb's settings beside it.
 gen_oauth_dovecot_conf() {
@@ -155,20 +180,8 @@ passdb {
   mechanisms = xoauth2 oauthbearer
   args = $d/oauth2.conf.ext
 }
-passdb {
-  driver = static
-  mechanisms = plain login cram-md5 scram-sha-256
-  args = password=$PASSWORD
-}
-service auth {
-  client_limit = 2048
-  # Postfix's smtpd_sasl_type = dovecot connects here.
-  inet_listener auth-postfix {
-    address = 127.0.0.1
-    port = $OAUTH_AUTH_PORT
-  }
-}
 EOF
+        dovecot_password_auth "plain login cram-md5 scram-sha-256" "$OAUTH_AUTH_PORT"
         dovecot_login_service "$OAUTH_POP3_PORT" "$OAUTH_POP3S_PORT"
     } >"$d/dovecot.conf.new"
 }
@@ -188,14 +201,8 @@ ssl_verify_client_cert = yes
 ssl_require_crl = no
 auth_ssl_require_client_cert = yes
 auth_mechanisms = plain login
-passdb {
-  driver = static
-  args = password=$PASSWORD
-}
-service auth {
-  client_limit = 2048
-}
 EOF
+        dovecot_password_auth
         dovecot_login_service "" "$CLIENTCERT_POP3S_PORT"
     } >"$DIR/dovecot-cert/dovecot.conf.new"
 }

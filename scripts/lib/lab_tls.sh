@@ -1,13 +1,17 @@
 # shellcheck shell=bash
-# lab_tls.sh - the certificates and the JWT key of the OAuth / client
-# certificate / submission servers of scripts/services.sh (sourced by it).
-# Each file is made once and kept while it is valid, so a restart keeps the
-# running servers; the caller restarts a server when a flag below is set.
+# lab_tls.sh - the certificates and the JWT key of the servers of
+# scripts/services.sh (sourced by it).  Each file is made once and kept
+# while it is valid, so a restart keeps the running servers; the caller
+# restarts a server when a flag below is set.
 #
 # The caller sets TLS (the certificate folder), JWT_KEY_DIR, JWT_AZP and
 # JWT_KID, and defines say and die.
 #
 # Files (all in $TLS unless said otherwise):
+#   ca.pem/.key           the test CA (EC P-256) that POPFERRY_TEST_CA_FILE
+#                         names.
+#   server.pem/.key       the servers' certificate it signed: CN localhost,
+#                         SAN localhost, 127.0.0.1, ::1, serverAuth.
 #   selfsigned.pem/.key   made exactly as an administrator makes one:
 #                         `openssl req -x509 -newkey rsa:2048 -nodes ...`.
 #                         OpenSSL 3 gives such a certificate
@@ -27,13 +31,74 @@
 #                         read this same file (mode 0644: Dovecot's auth
 #                         process runs as user dovecot).
 
-# shellcheck disable=SC2034 # read by services.sh
-SELFSIGNED_CHANGED=
+# The flags services.sh reads; before the first command, this directive
+# holds for the whole file, where they are set.
+# shellcheck disable=SC2034
+TLS_CHANGED='' SELFSIGNED_CHANGED='' CLIENT_CA_CHANGED=''
+
+# tls_valid NAME [CA]: $TLS/NAME.pem and .key exist, the certificate is
+# valid for another day and, given CA, $TLS/CA.pem signed it.
+tls_valid() {
+    local pem=$TLS/$1.pem
+    [[ -s $pem && -s $TLS/$1.key ]] || return 1
+    [[ -z ${2:-} ]] || openssl verify -CAfile "$TLS/$2.pem" "$pem" >/dev/null 2>&1 || return 1
+    openssl x509 -in "$pem" -noout -checkend 86400 >/dev/null
+}
+
+# tls_ca NAME CN: $TLS/NAME.pem/.key, a CA (EC P-256) named CN, unless a
+# valid one is there.  Sets TLS_MADE=1 if it made one, else empty.
+tls_ca() {
+    local name=$1 cn=$2
+    TLS_MADE=
+    tls_valid "$name" && return 0
+    say "generating $cn"
+    # rustls/webpki want a real CA: basicConstraints CA:TRUE + keyCertSign.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -days 3650 -subj "/CN=$cn" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$TLS/$name.key" -out "$TLS/$name.pem" 2>/dev/null
+    chmod 600 "$TLS/$name.key"
+    chmod 644 "$TLS/$name.pem"
+    TLS_MADE=1
+}
+
+# tls_leaf NAME CA CN KEY_MODE EXTENSION...: $TLS/NAME.pem/.key, an
+# end-entity certificate (EC P-256) named CN that CA signed, with the
+# EXTENSIONs (openssl x509v3 config lines) besides "not a CA, signatures
+# only", unless a valid one CA signed is there.  Sets TLS_MADE like tls_ca.
+tls_leaf() {
+    local name=$1 ca=$2 cn=$3 key_mode=$4
+    shift 4
+    TLS_MADE=
+    tls_valid "$name" "$ca" && return 0
+    say "generating $name certificate (CN $cn)"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=$cn" -keyout "$TLS/$name.key" -out "$TLS/$name.csr" 2>/dev/null
+    printf '%s\n' "basicConstraints = critical, CA:FALSE" \
+        "keyUsage = critical, digitalSignature" "$@" \
+        "subjectKeyIdentifier = hash" "authorityKeyIdentifier = keyid" >"$TLS/$name.ext"
+    openssl x509 -req -in "$TLS/$name.csr" -CA "$TLS/$ca.pem" -CAkey "$TLS/$ca.key" \
+        -set_serial "0x$(openssl rand -hex 15)" -days 3650 \
+        -extfile "$TLS/$name.ext" -out "$TLS/$name.pem" 2>/dev/null
+    chmod "$key_mode" "$TLS/$name.key"
+    chmod 644 "$TLS/$name.pem"
+    rm -f "$TLS/$name.csr"
+    TLS_MADE=1
+}
+
+gen_tls() {   # sets TLS_CHANGED=1 if the server certificate was (re)made
+    mkdir -p "$TLS"
+    chmod 755 "$TLS"
+    tls_ca ca "popferry test CA"
+    tls_leaf server ca localhost 600 "extendedKeyUsage = serverAuth" \
+        "subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1"
+    TLS_CHANGED=$TLS_MADE
+}
+
 gen_selfsigned() {   # sets SELFSIGNED_CHANGED=1 if (re)made
     local pem=$TLS/selfsigned.pem key=$TLS/selfsigned.key
-    if [[ -s $pem && -s $key ]] && openssl x509 -in "$pem" -noout -checkend 86400 >/dev/null; then
-        return 0
-    fi
+    tls_valid selfsigned && return 0
     say "generating self-signed certificate the way admins do (openssl req -x509)"
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
         -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
@@ -45,42 +110,10 @@ gen_selfsigned() {   # sets SELFSIGNED_CHANGED=1 if (re)made
     SELFSIGNED_CHANGED=1
 }
 
-# shellcheck disable=SC2034 # read by services.sh
-CLIENT_CA_CHANGED=
 gen_client_cert() {   # sets CLIENT_CA_CHANGED=1 if the client CA was (re)made
-    if [[ ! -s $TLS/client-ca.pem || ! -s $TLS/client-ca.key ]] ||
-        ! openssl x509 -in "$TLS/client-ca.pem" -noout -checkend 86400 >/dev/null; then
-        say "generating client CA"
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-            -nodes -days 3650 -subj "/CN=popferry test client CA" \
-            -addext "basicConstraints=critical,CA:TRUE" \
-            -addext "keyUsage=critical,keyCertSign,cRLSign" \
-            -keyout "$TLS/client-ca.key" -out "$TLS/client-ca.pem" 2>/dev/null
-        chmod 600 "$TLS/client-ca.key"
-        chmod 644 "$TLS/client-ca.pem"
-        rm -f "$TLS/client.pem"
-        CLIENT_CA_CHANGED=1
-    fi
-    if [[ -s $TLS/client.pem && -s $TLS/client.key ]] &&
-        openssl verify -CAfile "$TLS/client-ca.pem" "$TLS/client.pem" >/dev/null 2>&1 &&
-        openssl x509 -in "$TLS/client.pem" -noout -checkend 86400 >/dev/null; then
-        return 0
-    fi
-    say "generating client certificate"
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -subj "/CN=popferry-test-client" -keyout "$TLS/client.key" -out "$TLS/client.csr" 2>/dev/null
-    cat >"$TLS/client.ext" <<'EOF'
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-    openssl x509 -req -in "$TLS/client.csr" -CA "$TLS/client-ca.pem" -CAkey "$TLS/client-ca.key" \
-        -set_serial "0x$(openssl rand -hex 15)" -days 3650 \
-        -extfile "$TLS/client.ext" -out "$TLS/client.pem" 2>/dev/null
-    chmod 644 "$TLS/client.key" "$TLS/client.pem"
-    rm -f "$TLS/client.csr"
+    tls_ca client-ca "popferry test client CA"
+    CLIENT_CA_CHANGED=$TLS_MADE
+    tls_leaf client client-ca popferry-test-client 644 "extendedKeyUsage = clientAuth"
 }
 
 jwt_key_file() { echo "$JWT_KEY_DIR/$JWT_AZP/HS256/$JWT_KID"; }

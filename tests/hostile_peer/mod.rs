@@ -6,7 +6,8 @@
 //! [`Reply`] — canned bytes, an endless stream, a trickle, silence, a
 //! closed socket. [`mailbox`] scripts a plausible server around a list of
 //! messages whose LIST sizes may lie, and every command line received is
-//! kept so a test can prove what was (not) deleted.
+//! kept so a test can prove what was (not) deleted. [`sasl`] has what the
+//! scripted SASL exchanges of POP3 and SMTP peers share.
 //!
 //! Several test crates include this module and each uses a subset of it,
 //! hence the `dead_code` allowance.
@@ -19,6 +20,8 @@ use popferry::pop3::codec::dot_stuff;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+pub mod sasl;
 
 /// What the peer sends, as a greeting or in answer to one command line.
 #[derive(Debug, Clone)]

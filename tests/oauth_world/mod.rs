@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::support::jwt::JwtSigner;
@@ -147,4 +147,15 @@ impl World {
 fn world_with(mut world: World, change: impl FnOnce(&mut World)) -> World {
     change(&mut world);
     world
+}
+
+/// Replaces the access token popferry cached beside `refresh_token_file`
+/// with one no server accepts, as an early revocation leaves it: the next
+/// login is refused and must refresh.
+pub fn spoil_cached_token(refresh_token_file: &Path) {
+    let cache = refresh_token_file.with_extension("refresh.cache");
+    let text = fs::read_to_string(&cache).expect("cache file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("cache JSON");
+    json["access_token"] = serde_json::Value::String("not-a-jwt".into());
+    fs::write(&cache, json.to_string()).expect("write cache file");
 }

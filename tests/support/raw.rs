@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WantsClientCert;
-use rustls::crypto::{self, CryptoProvider};
+use rustls::crypto::{self, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
@@ -101,7 +101,7 @@ pub fn pem_cert(path: &Path) -> CertificateDer<'static> {
 #[derive(Debug)]
 struct ExactCert {
     cert: CertificateDer<'static>,
-    provider: Arc<CryptoProvider>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl ServerCertVerifier for ExactCert {
@@ -126,8 +126,7 @@ impl ServerCertVerifier for ExactCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        crypto::verify_tls12_signature(message, cert, dss, algs)
+        crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -136,14 +135,11 @@ impl ServerCertVerifier for ExactCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = &self.provider.signature_verification_algorithms;
-        crypto::verify_tls13_signature(message, cert, dss, algs)
+        crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -165,7 +161,7 @@ pub fn roots_of(pem: &Path) -> ConfigBuilder<ClientConfig, WantsClientCert> {
 pub fn pinned_on(pem: &Path) -> Arc<ClientConfig> {
     let verifier = ExactCert {
         cert: pem_cert(pem),
-        provider: provider(),
+        algorithms: provider().signature_verification_algorithms,
     };
     builder()
         .dangerous()

@@ -133,3 +133,41 @@ fn oauth_status_shows_the_token_file_expiry_last_refresh_and_last_error() {
     assert!(failed.text().contains("last error"), "{failed}");
     assert!(failed.text().contains("invalid_grant"), "{failed}");
 }
+
+#[test]
+fn a_sign_in_whose_token_could_not_be_kept_fails_before_anyone_consents() {
+    let mut world = signed_out("onofolder");
+    let missing = world.config.dir.path().join("missing");
+    let unreachable = missing.join("onofolder.refresh");
+    let account = world.config.account();
+    account.extra = account.extra.replace(
+        &world.refresh_token_file.display().to_string(),
+        &unreachable.display().to_string(),
+    );
+    // A user who would consent at once if asked.
+    let endpoint = &world.endpoint;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for code in endpoint.pending_user_codes() {
+                    endpoint.approve_device(&code, "onofolder");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let out = (world.config).run(&["oauth", "login", "onofolder", "--flow", "device"]);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    });
+    assert_eq!(out.code, Some(1), "{out}");
+    let text = out.text();
+    assert!(text.contains(&missing.display().to_string()), "{out}");
+    assert!(text.contains("must exist"), "says what to fix:\n{out}");
+    assert_eq!(text.matches("No such file").count(), 1, "once:\n{out}");
+    assert!(
+        !text.contains("enter the code"),
+        "no sign-in offered:\n{out}"
+    );
+    assert!(endpoint.requests().is_empty(), "{out}");
+}

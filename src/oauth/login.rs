@@ -30,7 +30,8 @@ use oauth2::{
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::exchange::{blocking, classify, keep_sign_in, send};
+use super::exchange::{blocking, classify, keep_sign_in};
+use super::http::send;
 use super::store::Store;
 use super::{OAuthError, Provider, Registration};
 

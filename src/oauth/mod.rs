@@ -13,12 +13,13 @@
 //! * `store`: the files beside the refresh token: the rotated token itself
 //!   (replaced atomically), the access-token cache and the lock that keeps
 //!   two processes from refreshing at once.
-//! * `exchange`: the token endpoint, through the `oauth2` crate over
-//!   reqwest with popferry's own rustls configuration.
+//! * `exchange`: the token endpoint, through the `oauth2` crate.
+//! * `http`: reqwest with popferry's own rustls configuration.
 //! * [`login`]: the first consent, for `popferry oauth login`.
 
 mod error;
 mod exchange;
+mod http;
 pub mod login;
 mod provider;
 mod store;

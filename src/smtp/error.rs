@@ -4,7 +4,7 @@ use std::time::Duration;
 use super::client::MAIL_FROM;
 use super::reply::{Reply, ReplyError};
 use crate::credential::CredentialError;
-use crate::sasl::{oauth_note, Mechanism, Refusal, SaslError};
+use crate::sasl::{refusal_note, Mechanism, Refusal, SaslError};
 
 /// Why a message did not reach the relay.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,12 @@ pub enum SmtpError {
     },
     #[error("SMTP relay {peer} does not offer STARTTLS; refusing to send mail in clear text (set tls = \"none\" only for a relay on a trusted link)")]
     NoStartTls { peer: String },
-    #[error("SMTP relay {peer} refused AUTH {mechanism}: {reply}{}", oauth_note(oauth_status.as_deref()))]
+    #[error("SMTP relay {peer} refused AUTH {mechanism}: {reply}{}", refusal_note(
+        *mechanism,
+        oauth_status.as_deref(),
+        (400..500).contains(&reply.code),
+        "SMTP AUTH",
+    ))]
     AuthRefused {
         peer: String,
         mechanism: Mechanism,

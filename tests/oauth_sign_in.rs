@@ -171,3 +171,27 @@ fn a_sign_in_whose_token_could_not_be_kept_fails_before_anyone_consents() {
     );
     assert!(endpoint.requests().is_empty(), "{out}");
 }
+
+#[test]
+fn oauth_login_for_an_account_without_a_token_table_is_a_usage_error_and_status_says_how_to_sign_in(
+) {
+    let world = signed_out("ousage");
+    let unknown = world.config.run(&["oauth", "login", "nosuch"]);
+    assert_eq!(unknown.code, Some(2), "{unknown}");
+    assert!(unknown.text().contains("(it has: ousage)"), "{unknown}");
+    let no_table = world.config.run(&["oauth", "login", "ousage", "--smtp"]);
+    assert_eq!(no_table.code, Some(2), "{no_table}");
+    assert!(
+        no_table.text().contains("has no [smtp.oauth2] table"),
+        "{no_table}"
+    );
+    let status = world.config.run(&["oauth", "status"]);
+    assert_eq!(status.code, Some(0), "{status}");
+    assert!(
+        status
+            .text()
+            .contains("sign in with `popferry oauth login ousage`"),
+        "{status}"
+    );
+    assert!(world.endpoint.requests().is_empty());
+}

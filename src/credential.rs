@@ -77,13 +77,6 @@ impl LoginSecret {
     }
 }
 
-/// What to check when a server refuses a newly issued token: the token is
-/// good, so the account or its permissions are not.
-pub const FRESH_TOKEN_REFUSED: &str = "the token was newly issued, so check \
-    that `username` is the mailbox address, that the app's scopes cover this protocol \
-    (Microsoft: POP.AccessAsUser.All or SMTP.Send; Google: https://mail.google.com/), and that \
-    POP or SMTP AUTH is enabled for the mailbox";
-
 /// Password sources may read files or run commands: off the reactor.
 async fn resolve(source: PasswordSource) -> Result<Secret, SecretError> {
     tokio::task::spawn_blocking(move || source.resolve())

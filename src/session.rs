@@ -125,7 +125,7 @@ impl Session {
                     if secret.is_token() && e.auth_refusal() == Some(Refusal::Rejected) =>
                 {
                     if retried || !secret.refused(&account.name).await {
-                        return Err(PollError::TokenRefused { source: e });
+                        return Err(e.into());
                     }
                     debug!(error = %e, "the server refused a cached OAuth2 token; refreshing");
                     secret = login_secret(account).await?;

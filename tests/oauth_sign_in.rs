@@ -133,3 +133,65 @@ fn oauth_status_shows_the_token_file_expiry_last_refresh_and_last_error() {
     assert!(failed.text().contains("last error"), "{failed}");
     assert!(failed.text().contains("invalid_grant"), "{failed}");
 }
+
+#[test]
+fn a_sign_in_whose_token_could_not_be_kept_fails_before_anyone_consents() {
+    let mut world = signed_out("onofolder");
+    let missing = world.config.dir.path().join("missing");
+    let unreachable = missing.join("onofolder.refresh");
+    let account = world.config.account();
+    account.extra = account.extra.replace(
+        &world.refresh_token_file.display().to_string(),
+        &unreachable.display().to_string(),
+    );
+    // A user who would consent at once if asked.
+    let endpoint = &world.endpoint;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let out = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for code in endpoint.pending_user_codes() {
+                    endpoint.approve_device(&code, "onofolder");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let out = (world.config).run(&["oauth", "login", "onofolder", "--flow", "device"]);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    });
+    assert_eq!(out.code, Some(1), "{out}");
+    let text = out.text();
+    assert!(text.contains(&missing.display().to_string()), "{out}");
+    assert!(text.contains("must exist"), "says what to fix:\n{out}");
+    assert_eq!(text.matches("No such file").count(), 1, "once:\n{out}");
+    assert!(
+        !text.contains("enter the code"),
+        "no sign-in offered:\n{out}"
+    );
+    assert!(endpoint.requests().is_empty(), "{out}");
+}
+
+#[test]
+fn oauth_login_for_an_account_without_a_token_table_is_a_usage_error_and_status_says_how_to_sign_in(
+) {
+    let world = signed_out("ousage");
+    let unknown = world.config.run(&["oauth", "login", "nosuch"]);
+    assert_eq!(unknown.code, Some(2), "{unknown}");
+    assert!(unknown.text().contains("(it has: ousage)"), "{unknown}");
+    let no_table = world.config.run(&["oauth", "login", "ousage", "--smtp"]);
+    assert_eq!(no_table.code, Some(2), "{no_table}");
+    assert!(
+        no_table.text().contains("has no [smtp.oauth2] table"),
+        "{no_table}"
+    );
+    let status = world.config.run(&["oauth", "status"]);
+    assert_eq!(status.code, Some(0), "{status}");
+    assert!(
+        status
+            .text()
+            .contains("sign in with `popferry oauth login ousage`"),
+        "{status}"
+    );
+    assert!(world.endpoint.requests().is_empty());
+}

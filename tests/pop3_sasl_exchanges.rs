@@ -82,6 +82,10 @@ async fn xoauth2_waits_for_the_continuation_and_answers_the_failure_challenge_em
         shown.contains("[AUTH]") && shown.contains("\"401\""),
         "{shown}"
     );
+    assert!(
+        shown.contains("username is the mailbox address") && shown.contains("POP is enabled"),
+        "says what to check: {shown}"
+    );
     assert!(!shown.contains(&token[..20]), "{shown}");
 }
 
@@ -116,6 +120,10 @@ async fn oauthbearer_answers_the_failure_challenge_with_0x01_and_sys_temp_is_tem
         "a temporary refusal backs off normally"
     );
     assert!(err.to_string().contains("invalid_token"), "{err}");
+    assert!(
+        !err.to_string().contains("mailbox address"),
+        "a temporary refusal says nothing is wrong with the settings: {err}"
+    );
 }
 
 #[tokio::test]

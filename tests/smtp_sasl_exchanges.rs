@@ -95,6 +95,11 @@ async fn xoauth2_is_two_step_and_keeps_the_code_enhanced_code_and_oauth_status()
         "a refused login does not reject the message"
     );
     assert!(!err.to_string().contains(&token[..20]), "{err}");
+    assert!(
+        err.to_string()
+            .contains("SMTP AUTH is enabled for the mailbox"),
+        "says what to check: {err}"
+    );
 }
 
 #[tokio::test]

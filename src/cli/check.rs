@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use super::EXIT_FAILED;
 use crate::config::{ClientIdentity, Config, SmtpConfig, TlsMode, Trust};
 use crate::deliver::Relay;
-use crate::oauth::OAuth2;
 use crate::session::Session;
 use crate::tls;
 
@@ -58,12 +57,8 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         }
         for (what, oauth2, flag) in super::oauth::tables(account) {
-            let signed_in = match oauth2 {
-                OAuth2::Refresh(registration) => crate::oauth::status(registration).signed_in,
-                OAuth2::Command(_) => true,
-            };
             let state = super::oauth::describe(oauth2);
-            if signed_in {
+            if super::oauth::signed_in(oauth2) {
                 println!("{}: OAuth2 ({what}): {state}", account.name);
             } else {
                 failed = true;

@@ -86,7 +86,7 @@ impl Cli {
                 ExitCode::from(EXIT_USAGE)
             }
             Err(e) => {
-                eprintln!("popferry: {e:#}");
+                eprintln!("popferry: {}", crate::poll::line_with_causes(e.as_ref()));
                 ExitCode::from(EXIT_FAILED)
             }
         }

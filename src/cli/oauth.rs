@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+
+use super::EXIT_USAGE;
 
 use crate::config::{Account, Config, Credential};
 use crate::oauth::login::{sign_in, Flow};
@@ -65,13 +67,18 @@ async fn login(
     smtp: bool,
     flow: Option<FlowArg>,
 ) -> anyhow::Result<ExitCode> {
+    // Nothing was tried: like an unknown account for `fetch`, a usage error.
+    let usage = |problem: String| {
+        eprintln!("popferry: {problem}");
+        Ok(ExitCode::from(EXIT_USAGE))
+    };
     let Some(account) = config.account(name) else {
         let names: Vec<_> = config.accounts.iter().map(|a| a.name.as_str()).collect();
-        bail!(
+        return usage(format!(
             "no account {name:?} in {} (it has: {})",
             config.path.display(),
             names.join(", ")
-        );
+        ));
     };
     let credential = if smtp {
         account.smtp.credentials.as_ref().map(|c| &c.credential)
@@ -80,23 +87,34 @@ async fn login(
     };
     let registration = match credential {
         Some(Credential::OAuth2(OAuth2::Refresh(registration))) => registration,
-        Some(Credential::OAuth2(OAuth2::Command(_))) => bail!(
-            "{} of account {name:?} gets its tokens from access_token_command: sign in with \
-             that tool instead",
-            table(smtp)
-        ),
-        _ => bail!("account {name:?} has no {} table", table(smtp)),
+        Some(Credential::OAuth2(OAuth2::Command(_))) => {
+            return usage(format!(
+                "{} of account {name:?} gets its tokens from access_token_command: sign in \
+                 with that tool instead",
+                table(smtp)
+            ))
+        }
+        _ => {
+            return usage(format!(
+                "account {name:?} has no {} table, so there is nothing to sign in to; see \
+                 the README's Microsoft 365 and Gmail sections",
+                table(smtp)
+            ))
+        }
     };
     let flow = match flow {
         Some(FlowArg::Device) => Flow::Device,
         Some(FlowArg::Browser) => Flow::Browser,
-        None => Flow::preferred(registration).with_context(|| {
-            format!(
-                "{} of account {name:?} has neither device_authorization_url nor \
-                 authorization_url (a provider preset sets them)",
-                table(smtp)
-            )
-        })?,
+        None => match Flow::preferred(registration) {
+            Some(flow) => flow,
+            None => {
+                return usage(format!(
+                    "{} of account {name:?} has neither device_authorization_url nor \
+                     authorization_url (a provider preset sets them)",
+                    table(smtp)
+                ))
+            }
+        },
     };
     let tell = |text: String| println!("{text}");
     sign_in(registration, name, flow, &tell)
@@ -118,10 +136,33 @@ fn table(smtp: bool) -> &'static str {
 }
 
 fn status(config: &Config) {
+    let mut any = false;
     for account in &config.accounts {
-        for (what, oauth2, _) in tables(account) {
-            println!("{} ({what}): {}", account.name, describe(oauth2));
+        for (what, oauth2, flag) in tables(account) {
+            any = true;
+            let mut line = describe(oauth2);
+            if !signed_in(oauth2) {
+                line += &format!(
+                    "; sign in with `popferry oauth login {}{flag}`",
+                    account.name
+                );
+            }
+            println!("{} ({what}): {line}", account.name);
         }
+    }
+    if !any {
+        println!(
+            "no account in {} logs in with OAuth2 (an [account.oauth2] or [smtp.oauth2] table)",
+            config.path.display()
+        );
+    }
+}
+
+/// False while the refresh-token file is missing or empty.
+pub(super) fn signed_in(oauth2: &OAuth2) -> bool {
+    match oauth2 {
+        OAuth2::Refresh(registration) => crate::oauth::status(registration).signed_in,
+        OAuth2::Command(_) => true,
     }
 }
 

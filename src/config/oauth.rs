@@ -56,10 +56,28 @@ impl Scope<'_> {
             ));
         }
         let provider = raw.provider;
+        let name = match used_for {
+            Use::Pop3 => "[account.oauth2]",
+            Use::Smtp => "[smtp.oauth2]",
+        };
         let missing = |key: &str| {
+            let what = match key {
+                "token_url" => {
+                    "the token endpoint, or `provider = \"microsoft\"` or \
+                                `\"google\"` to fill it in"
+                }
+                "client_id" => {
+                    "the application (client) ID of your app registration; a \
+                                provider preset cannot fill it in"
+                }
+                _ => {
+                    "the file where popferry keeps the refresh token, for example \
+                      \"/var/lib/popferry/NAME.refresh\""
+                }
+            };
             let problem = format!(
-                "[oauth2] needs `{key}` (or `provider = \"microsoft\"` / `\"google\"` to fill in \
-                 the endpoints), or `access_token_command`"
+                "{name} needs `{key}`: {what} (or only `access_token_command`, if another tool \
+                 gets the tokens)"
             );
             self.table_error(table.span(), &problem)
         };

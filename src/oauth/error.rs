@@ -43,7 +43,13 @@ pub enum OAuthError {
     Unavailable { url: String, reason: String },
     #[error("no refresh token yet in {}: sign in first with `popferry oauth login {login}`", file.display())]
     NotSignedIn { file: PathBuf, login: String },
-    #[error("cannot {action} {}: {source}", path.display())]
+    /// The refresh token or a file beside it. The usual cause is a folder
+    /// that does not exist or belongs to another user.
+    #[error(
+        "cannot {action} {}: {source} (the folder of refresh_token_file must exist, and the \
+         user popferry runs as must be able to read and write in it)",
+        path.display()
+    )]
     Store {
         action: &'static str,
         path: PathBuf,

@@ -1,7 +1,7 @@
 //! The token endpoint: the refresh grant (RFC 6749 §6) and the decision of
 //! when to use it.
 //!
-//! HTTP goes through the `oauth2` crate over `super::http`.
+//! HTTP goes through the `oauth2` crate over [`super::http`].
 
 use std::time::{Duration, SystemTime};
 

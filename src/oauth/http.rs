@@ -1,19 +1,22 @@
-//! The HTTP client under the `oauth2` crate: reqwest, with the same rustls
-//! configuration (and so the same trust anchors) as POP3 and SMTP.
+//! The HTTP client for token and device endpoints: reqwest with the same
+//! rustls configuration (and so the same trust anchors) as POP3 and SMTP.
 //!
-//! A 5xx answer is turned into a transport error before `oauth2` sees it:
-//! the crate would otherwise report it as an unparsable body and lose the
-//! status, and the status is what says "try again later".
+//! A 5xx answer is turned into an error before `oauth2` sees it: the crate
+//! would otherwise report it as an unparsable body and lose the status,
+//! and the status is what says "try again later".
 
+use std::error::Error;
+use std::io;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use oauth2::{HttpRequest, HttpResponse};
 
-use crate::tls::{client_config, Trust};
+use crate::tls::{client_config, describe, Trust};
 
 /// For each request to a token or device endpoint.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why an HTTP request got no OAuth answer.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +30,7 @@ pub(super) enum HttpError {
 }
 
 /// The one HTTP client of the process (it pools connections).
-fn http() -> Result<&'static reqwest::Client, HttpError> {
+fn client() -> Result<&'static reqwest::Client, HttpError> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     let client = CLIENT.get_or_init(|| {
         let tls = client_config(&Trust::default(), None).map_err(|e| e.to_string())?;
@@ -36,23 +39,22 @@ fn http() -> Result<&'static reqwest::Client, HttpError> {
             // RFC 6749 §3.2 endpoints do not redirect; following one could
             // send the refresh token somewhere else.
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(HTTP_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
+            .timeout(TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
-            .map_err(|e| error_chain(&e))
+            .map_err(|e| words(&e))
     });
     client.as_ref().map_err(|e| HttpError::Setup(e.clone()))
 }
 
 /// The HTTP function handed to `oauth2`.
 pub(super) async fn send(request: HttpRequest) -> Result<HttpResponse, HttpError> {
-    let client = http()?;
-    let request =
-        reqwest::Request::try_from(request).map_err(|e| HttpError::Setup(error_chain(&e)))?;
+    let client = client()?;
+    let request = reqwest::Request::try_from(request).map_err(|e| HttpError::Setup(words(&e)))?;
     let response = client
         .execute(request)
         .await
-        .map_err(|e| HttpError::Transport(error_chain(&e)))?;
+        .map_err(|e| HttpError::Transport(words(&e)))?;
     let status = response.status();
     if status.is_server_error() {
         return Err(HttpError::Status(status.as_u16()));
@@ -64,28 +66,103 @@ pub(super) async fn send(request: HttpRequest) -> Result<HttpResponse, HttpError
     let body = response
         .bytes()
         .await
-        .map_err(|e| HttpError::Transport(error_chain(&e)))?;
+        .map_err(|e| HttpError::Transport(words(&e)))?;
     builder
         .body(body.to_vec())
         .map_err(|e| HttpError::Transport(e.to_string()))
 }
 
-/// reqwest's errors say little at the top ("error sending request for url
-/// (...)", and the caller names the URL already) and the useful part
-/// ("tcp connect error: Connection refused") in their sources, so the top
-/// is left out when there is anything under it.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let Some(first) = error.source() else {
-        return error.to_string();
-    };
-    let mut text = first.to_string();
-    let mut cause = first.source();
-    while let Some(inner) = cause {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text = format!("{text}: {part}");
-        }
-        cause = inner.source();
+/// reqwest's own message repeats the URL (which the caller's message
+/// already names) and hyper's layers ("client error (Connect)"); what an
+/// operator can act on is the innermost cause, and a TLS failure in
+/// popferry's words rather than rustls's variant names.
+fn words(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return format!("no answer within {} s", TIMEOUT.as_secs());
     }
-    text
+    let mut innermost: &(dyn Error + 'static) = error;
+    while let Some(inner) = innermost.source() {
+        if let Some(tls) = rustls_error(inner) {
+            return format!("TLS: {}", describe(tls));
+        }
+        innermost = inner;
+    }
+    let text = innermost.to_string();
+    if error.is_connect() {
+        format!("cannot connect: {text}")
+    } else {
+        text
+    }
+}
+
+/// An `io::Error` hides the error it wraps from `source()` (and reqwest's
+/// connector wraps tokio-rustls's `io::Error` in another), so a rustls
+/// error inside is only found by unwrapping.
+fn rustls_error<'a>(mut error: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let inner = error.downcast_ref::<io::Error>()?.get_ref()?;
+        error = inner;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn post(url: &str) -> HttpRequest {
+        oauth2::http::Request::builder()
+            .method("POST")
+            .uri(url)
+            .body(Vec::new())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn transport_failures_read_as_the_cause_in_words() {
+        // Answers plain HTTP to whatever connects, as a token endpoint
+        // configured with https:// by mistake would.
+        let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+        let plain_port = plain.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in plain.incoming() {
+                let _ = stream
+                    .unwrap()
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            }
+        });
+        let closed_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tls = send(post(&format!("https://127.0.0.1:{plain_port}/token")))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            tls.starts_with("TLS: the server broke the TLS protocol"),
+            "{tls}"
+        );
+        let refused = send(post(&format!("http://127.0.0.1:{closed_port}/token")))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.starts_with("cannot connect: "), "{refused}");
+        for text in [tls, refused] {
+            for noise in [
+                "127.0.0.1",
+                "error sending request",
+                "(Connect)",
+                "InvalidContentType",
+            ] {
+                assert!(!text.contains(noise), "{noise:?} in {text}");
+            }
+        }
+    }
 }

@@ -68,6 +68,8 @@ pub async fn sign_in(
     tell: &(dyn Fn(String) + Sync),
 ) -> Result<(), OAuthError> {
     let store = Store::new(&registration.refresh_token_file);
+    let prepared = store.clone();
+    blocking(move || prepared.prepare()).await?;
     let setup = |what: &str, e: &dyn std::fmt::Display| OAuthError::SignIn(format!("{what}: {e}"));
     let token_url =
         TokenUrl::new(registration.token_url.clone()).map_err(|e| setup("token_url", &e))?;

@@ -13,8 +13,8 @@
 //! * `store`: the files beside the refresh token: the rotated token itself
 //!   (replaced atomically), the access-token cache and the lock that keeps
 //!   two processes from refreshing at once.
-//! * `exchange`: the refresh grant and when to use it; `http`: the HTTP
-//!   client under it (reqwest with popferry's own rustls configuration).
+//! * `exchange`: the token endpoint, through the `oauth2` crate.
+//! * `http`: reqwest with popferry's own rustls configuration.
 //! * [`login`]: the first consent, for `popferry oauth login`.
 
 mod error;

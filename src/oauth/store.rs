@@ -197,14 +197,24 @@ impl Store {
 
     /// Blocks until no other process is refreshing this token.
     pub fn lock(&self) -> Result<File, OAuthError> {
-        let file = private_options()
-            .write(true)
-            .truncate(false)
-            .open(&self.lock)
-            .map_err(|source| self.error("create", &self.lock, source))?;
+        let file = self.lock_file()?;
         file.lock()
             .map_err(|source| self.error("lock", &self.lock, source))?;
         Ok(file)
+    }
+
+    /// Fails now if the folder cannot take the files a sign-in writes, so
+    /// that nobody consents only to have the refresh token dropped.
+    pub fn prepare(&self) -> Result<(), OAuthError> {
+        self.lock_file().map(drop)
+    }
+
+    fn lock_file(&self) -> Result<File, OAuthError> {
+        private_options()
+            .write(true)
+            .truncate(false)
+            .open(&self.lock)
+            .map_err(|source| self.error("create", &self.lock, source))
     }
 
     pub fn status(&self) -> Status {

@@ -1,6 +1,6 @@
 //! Why a poll stopped.
 
-use crate::credential::{CredentialError, FRESH_TOKEN_REFUSED};
+use crate::credential::CredentialError;
 use crate::ledger::LedgerError;
 use crate::pop3::Pop3Error;
 use crate::smtp::SmtpError;
@@ -18,8 +18,6 @@ pub enum PollError {
         account: String,
         source: CredentialError,
     },
-    #[error("{source}; {}", FRESH_TOKEN_REFUSED)]
-    TokenRefused { source: Pop3Error },
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
     /// No connection to the relay could be set up; the messages not yet
@@ -40,7 +38,6 @@ impl PollError {
     pub fn is_auth_failure(&self) -> bool {
         match self {
             PollError::Pop3(e) => e.is_auth_failure(),
-            PollError::TokenRefused { .. } => true,
             // A refused refresh token or client needs a person; asking the
             // token endpoint again soon only gets the client throttled.
             PollError::Credential {
@@ -57,19 +54,25 @@ impl PollError {
     /// its text (many messages quote their source) or when it only restates
     /// the previous cause (SQLite's "Error code 11: <same words>").
     pub fn with_causes(&self) -> String {
-        let mut line = self.to_string();
-        let mut last = line.clone();
-        let mut cause = std::error::Error::source(self);
-        while let Some(error) = cause {
-            let text = error.to_string();
-            if !line.contains(&text) && !text.ends_with(&last) {
-                line = format!("{line}: {text}");
-                last = text;
-            }
-            cause = error.source();
-        }
-        line
+        line_with_causes(self)
     }
+}
+
+/// [`PollError::with_causes`] for any error, such as the one a command
+/// ends with.
+pub fn line_with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut last = line.clone();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !line.contains(&text) && !text.ends_with(&last) {
+            line = format!("{line}: {text}");
+            last = text;
+        }
+        cause = error.source();
+    }
+    line
 }
 
 #[cfg(test)]
@@ -99,5 +102,18 @@ mod tests {
             }),
         };
         assert_eq!(quoted.with_causes(), quoted.to_string());
+    }
+
+    #[test]
+    fn a_command_error_with_context_lists_each_cause_once() {
+        let store = crate::oauth::OAuthError::Store {
+            action: "create",
+            path: "/nowhere/alice.refresh.lock".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        let error = anyhow::Error::new(store).context("signing in for account \"alice\"");
+        let line = line_with_causes(error.as_ref());
+        assert!(line.starts_with("signing in for account \"alice\": cannot create"));
+        assert_eq!(line.matches("permission denied").count(), 1, "{line}");
     }
 }

@@ -64,7 +64,7 @@ mod transfer;
 
 pub use decide::{decide, Action};
 use decide::{now, retry_at};
-pub use error::PollError;
+pub use error::{line_with_causes, PollError};
 pub use options::{Ending, PollOptions, StopFlag};
 use transfer::{transfer, Context, Step};
 pub use transfer::{FETCH_AHEAD, UNRECORDED};

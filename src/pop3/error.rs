@@ -9,7 +9,10 @@ use super::command::EncodeError;
 use super::listing::Duplicate;
 use super::pace::MIN_RATE;
 use super::reply::{ListingError, Reply};
-use crate::sasl::{oauth_note, Mechanism, Refusal, SaslError};
+use crate::sasl::{refusal_note, Mechanism, Refusal, SaslError};
+
+/// RFC 3206 and RFC 2449 codes of a login refused for now, not for good.
+const TEMPORARY_CODES: [&str; 3] = ["SYS/TEMP", "IN-USE", "LOGIN-DELAY"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Pop3Error {
@@ -68,7 +71,12 @@ pub enum Pop3Error {
     NoStls { peer: String },
     #[error("{peer} sent data right after accepting STLS, before the TLS handshake; dropped the connection (RFC 2595 forbids this; it can be an injection attack)")]
     StlsInjection { peer: String },
-    #[error("{peer} refused AUTH {mechanism}: {reply}{}", oauth_note(oauth_status.as_deref()))]
+    #[error("{peer} refused AUTH {mechanism}: {reply}{}", refusal_note(
+        *mechanism,
+        oauth_status.as_deref(),
+        TEMPORARY_CODES.iter().any(|code| reply.has_code(code)),
+        "POP",
+    ))]
     AuthRefused {
         peer: String,
         mechanism: Mechanism,
@@ -108,8 +116,7 @@ impl Pop3Error {
             } => reply,
             _ => return None,
         };
-        let temporary = ["SYS/TEMP", "IN-USE", "LOGIN-DELAY"];
-        Some(if temporary.iter().any(|code| reply.has_code(code)) {
+        Some(if TEMPORARY_CODES.iter().any(|code| reply.has_code(code)) {
             Refusal::Temporary
         } else {
             Refusal::Rejected

@@ -125,8 +125,24 @@ fn saslname(name: &str) -> String {
     name.replace('=', "=3D").replace(',', "=2C")
 }
 
-/// ` (OAuth status "401")`, the suffix of a refusal that followed an OAuth
-/// failure challenge; empty otherwise.
-pub(crate) fn oauth_note(status: Option<&str>) -> String {
-    status.map_or_else(String::new, |status| format!(" (OAuth status {status:?})"))
+/// The end of a refused login's message: the `status` of an OAuth failure
+/// challenge, if one came, and for a refused token what to check. By then
+/// the token is one fresh from its source (a cached one is replaced and
+/// the login retried first), so the token itself is rarely the problem,
+/// and the servers' own words ("Authentication failed") do not say what
+/// is.
+pub(crate) fn refusal_note(
+    mechanism: Mechanism,
+    status: Option<&str>,
+    temporary: bool,
+    service: &str,
+) -> String {
+    let mut note = status.map_or_else(String::new, |status| format!(" (OAuth status {status:?})"));
+    if matches!(mechanism, Mechanism::XOAuth2 | Mechanism::OAuthBearer) && !temporary {
+        note += &format!(
+            "; check that username is the mailbox address the token was issued for, that the \
+             scopes include {service} access, and that {service} is enabled for the mailbox"
+        );
+    }
+    note
 }

@@ -28,14 +28,7 @@ impl Connection {
             secret = self.secret(login).await?;
             outcome = self.login_with(settings, login, &secret).await;
         }
-        match outcome {
-            Err(e) if secret.is_token() && e.auth_refusal() == Some(Refusal::Rejected) => {
-                Err(SmtpError::TokenRefused {
-                    source: Box::new(e),
-                })
-            }
-            other => other,
-        }
+        outcome
     }
 
     async fn secret(&self, login: &Login) -> Result<LoginSecret, SmtpError> {

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use super::client::MAIL_FROM;
 use super::reply::{Reply, ReplyError};
-use crate::credential::{CredentialError, FRESH_TOKEN_REFUSED};
-use crate::sasl::{oauth_note, Mechanism, Refusal, SaslError};
+use crate::credential::CredentialError;
+use crate::sasl::{refusal_note, Mechanism, Refusal, SaslError};
 
 /// Why a message did not reach the relay.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,12 @@ pub enum SmtpError {
     },
     #[error("SMTP relay {peer} does not offer STARTTLS; refusing to send mail in clear text (set tls = \"none\" only for a relay on a trusted link)")]
     NoStartTls { peer: String },
-    #[error("SMTP relay {peer} refused AUTH {mechanism}: {reply}{}", oauth_note(oauth_status.as_deref()))]
+    #[error("SMTP relay {peer} refused AUTH {mechanism}: {reply}{}", refusal_note(
+        *mechanism,
+        oauth_status.as_deref(),
+        (400..500).contains(&reply.code),
+        "SMTP AUTH",
+    ))]
     AuthRefused {
         peer: String,
         mechanism: Mechanism,
@@ -49,8 +54,6 @@ pub enum SmtpError {
     },
     #[error("SMTP relay {peer}: AUTH: {source}")]
     Sasl { peer: String, source: SaslError },
-    #[error("{source}; {}", FRESH_TOKEN_REFUSED)]
-    TokenRefused { source: Box<SmtpError> },
     #[error("SMTP relay {peer}: {source}")]
     Credential {
         peer: String,
@@ -82,7 +85,7 @@ impl SmtpError {
     /// backs off as after a wrong password.
     pub fn is_auth_failure(&self) -> bool {
         match self {
-            SmtpError::Sasl { .. } | SmtpError::TokenRefused { .. } => true,
+            SmtpError::Sasl { .. } => true,
             SmtpError::Credential {
                 source: CredentialError::OAuth(e),
                 ..

@@ -3,12 +3,14 @@
 //! right after a rotation loses no refresh token.
 #![cfg(feature = "real-servers")]
 
+mod faults;
 mod oauth_world;
 mod support;
 mod token_endpoint;
 
 use std::time::{Duration, Instant};
 
+use faults::tmpfs::{fill_up, Tmpfs};
 use oauth_world::World;
 use support::link_proxy::{Cut, CutAt, LinkProxy};
 use support::popferry::{spawn_popferry, TlsMode};
@@ -135,4 +137,60 @@ fn a_session_closed_mid_message_at_token_expiry_loses_and_duplicates_nothing() {
         "the next poll refreshed:\n{next}"
     );
     world.assert_all_moved_once(&next);
+}
+
+/// A full disk where the refresh token lives: the rotated token cannot be
+/// written, so popferry keeps it in memory (under strict rotation it is
+/// the only valid one), refreshes with it, and writes it once there is
+/// space again.
+#[test]
+fn a_rotated_refresh_token_that_cannot_be_written_is_kept_and_written_later() {
+    let settings = Settings {
+        lifetime: Duration::from_secs(3),
+        rotation: Rotation::Strict,
+        ..Settings::default()
+    };
+    let mut world = World::new("ofull", "xoauth2", settings, 0);
+    let disk = Tmpfs::mount("64k");
+    let file = disk.path().join("ofull.refresh");
+    std::fs::copy(&world.refresh_token_file, &file).unwrap();
+    let account = world.config.account();
+    account.poll_interval = "1s".into();
+    account.extra = account.extra.replace(
+        &world.refresh_token_file.display().to_string(),
+        &file.display().to_string(),
+    );
+    let first = std::fs::read_to_string(&file).unwrap();
+    let filler = fill_up(disk.path());
+    let path = world.config.write();
+    let log = world.config.dir.path().join("run.log");
+    let daemon = spawn_popferry(&path, &["run"], &log);
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("three refreshes", &|| world.endpoint.refresh_grants() >= 3);
+    let statuses: Vec<u16> = world.endpoint.requests().iter().map(|r| r.status).collect();
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "each refresh used the valid token: {statuses:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        first,
+        "nothing could be written"
+    );
+    std::fs::remove_file(filler).unwrap();
+    until("the rotated token on disk", &|| {
+        std::fs::read_to_string(&file).is_ok_and(|now| now != first)
+    });
+    drop(daemon);
+    // Only the newest token works under strict rotation; the one on disk
+    // must be it.
+    let _ = std::fs::remove_file(file.with_extension("refresh.cache"));
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
 }

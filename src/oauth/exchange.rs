@@ -23,10 +23,14 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// A usable access token: from the cache file if another process (or an
 /// earlier `fetch`) left a good one, else from a refresh made under the
 /// lock.
+///
+/// `unsaved` holds a rotated refresh token whose write failed (a full
+/// disk): it is the valid one, so it is used and saved again.
 pub(super) async fn obtain(
     registration: &Registration,
     store: &Store,
     login: &str,
+    unsaved: &mut Option<Secret>,
 ) -> Result<Cached, OAuthError> {
     let now = SystemTime::now();
     let reader = store.clone();
@@ -37,7 +41,7 @@ pub(super) async fn obtain(
     }
     let locker = store.clone();
     let lock = blocking(move || locker.lock()).await?;
-    let result = refresh_under_lock(registration, store, login).await;
+    let result = refresh_under_lock(registration, store, login, unsaved).await;
     drop(lock);
     result
 }
@@ -46,6 +50,7 @@ async fn refresh_under_lock(
     registration: &Registration,
     store: &Store,
     login: &str,
+    unsaved: &mut Option<Secret>,
 ) -> Result<Cached, OAuthError> {
     let owned = store.clone();
     let (mut cache, refresh_token) =
@@ -55,7 +60,7 @@ async fn refresh_under_lock(
     if let Some(cached) = cache.cached().filter(|c| c.usable(SystemTime::now())) {
         return Ok(cached);
     }
-    let Some(refresh_token) = refresh_token else {
+    let Some(refresh_token) = unsaved.clone().or(refresh_token) else {
         return Err(OAuthError::NotSignedIn {
             file: store.refresh_token_path().to_owned(),
             login: login.to_owned(),
@@ -86,17 +91,36 @@ async fn refresh_under_lock(
         Ok(grant) => {
             let cached = Cached::new(grant.access_token, grant.lifetime, now);
             cache.refreshed(&cached, now);
-            let rotated = grant.refresh_token.filter(|new| *new != refresh_token);
+            let rotated = (grant.refresh_token)
+                .filter(|new| *new != refresh_token)
+                .or_else(|| unsaved.clone());
             // The new refresh token is on disk before anything uses the
             // access token that came with it: a provider that rotates may
-            // already have voided the old one.
-            blocking(move || {
-                if let Some(new) = rotated {
-                    saver.write_refresh_token(&new)?;
-                }
-                saver.write_cache(&cache)
+            // already have voided the old one. If it cannot be written, it
+            // stays in memory, the only copy, and the next refresh tries
+            // again.
+            let (saved, cached_file) = blocking(move || {
+                let saved = match &rotated {
+                    Some(new) => saver.write_refresh_token(new).map_err(|e| (e, new.clone())),
+                    None => Ok(()),
+                };
+                (saved, saver.write_cache(&cache))
             })
-            .await?;
+            .await;
+            match saved {
+                Ok(()) => *unsaved = None,
+                Err((error, token)) => {
+                    tracing::error!(
+                        %error,
+                        "the rotated refresh token is only in memory until it can be written; \
+                         if popferry stops first, sign in again with `popferry oauth login {login}`"
+                    );
+                    *unsaved = Some(token);
+                }
+            }
+            if let Err(error) = cached_file {
+                tracing::warn!(%error, "cannot cache the access token on disk");
+            }
             tracing::info!(file = %store.refresh_token_path().display(), "OAuth2 access token refreshed");
             Ok(cached)
         }

@@ -136,7 +136,7 @@ impl Tokens {
                 let file = Arc::new(TokenFile {
                     registration: registration.clone(),
                     login: account.to_owned(),
-                    current: tokio::sync::Mutex::new(None),
+                    current: tokio::sync::Mutex::default(),
                 });
                 files.insert(path.clone(), file.clone());
                 file
@@ -153,7 +153,15 @@ pub struct TokenFile {
     login: String,
     /// Held across a refresh, so a second caller waits for its result
     /// instead of refreshing too.
-    current: tokio::sync::Mutex<Option<store::Cached>>,
+    current: tokio::sync::Mutex<Current>,
+}
+
+/// What a [`TokenFile`] holds in memory.
+#[derive(Debug, Default)]
+struct Current {
+    access: Option<store::Cached>,
+    /// A rotated refresh token not yet written to the file.
+    unsaved: Option<Secret>,
 }
 
 impl TokenFile {
@@ -161,20 +169,22 @@ impl TokenFile {
     /// one from the token endpoint.
     pub async fn access_token(&self) -> Result<AccessToken, OAuthError> {
         let mut current = self.current.lock().await;
-        if let Some(cached) = current.as_ref().filter(|c| c.usable(SystemTime::now())) {
+        let now = SystemTime::now();
+        if let Some(cached) = current.access.as_ref().filter(|c| c.usable(now)) {
             return Ok(cached.token(false));
         }
         let store = store::Store::new(&self.registration.refresh_token_file);
-        let cached = exchange::obtain(&self.registration, &store, &self.login).await?;
+        let Current { access, unsaved } = &mut *current;
+        let cached = exchange::obtain(&self.registration, &store, &self.login, unsaved).await?;
         let token = cached.token(cached.fresh);
-        *current = Some(cached.settled());
+        *access = Some(cached.settled());
         Ok(token)
     }
 
     async fn refused(&self, token: &AccessToken) {
         let mut current = self.current.lock().await;
-        if current.as_ref().is_some_and(|c| c.is(&token.secret)) {
-            *current = None;
+        if current.access.as_ref().is_some_and(|c| c.is(&token.secret)) {
+            current.access = None;
         }
         let store = store::Store::new(&self.registration.refresh_token_file);
         let secret = token.secret.clone();

@@ -72,6 +72,12 @@ pub(super) async fn send(request: HttpRequest) -> Result<HttpResponse, HttpError
         .map_err(|e| HttpError::Transport(e.to_string()))
 }
 
+/// The refusal's own fix speaks of `ca_file`, which is per POP3 server or
+/// relay; the token endpoint is always checked against the system store.
+const TRUST_NOTE: &str = " (for the token endpoint only the system trust store counts: install \
+    the CA with update-ca-certificates or name it in SSL_CERT_FILE; ca_file and tls_fingerprint \
+    do not apply)";
+
 /// reqwest's own message repeats the URL (which the caller's message
 /// already names) and hyper's layers ("client error (Connect)"); what an
 /// operator can act on is the innermost cause, and a TLS failure in
@@ -83,7 +89,12 @@ fn words(error: &reqwest::Error) -> String {
     let mut innermost: &(dyn Error + 'static) = error;
     while let Some(inner) = innermost.source() {
         if let Some(tls) = rustls_error(inner) {
-            return format!("TLS: {}", describe(tls));
+            let refused = matches!(
+                tls,
+                rustls::Error::Other(_) | rustls::Error::InvalidCertificate(_)
+            );
+            let note = if refused { TRUST_NOTE } else { "" };
+            return format!("TLS: {}{note}", describe(tls));
         }
         innermost = inner;
     }
@@ -164,5 +175,30 @@ mod tests {
                 assert!(!text.contains(noise), "{noise:?} in {text}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_certificate_says_which_trust_store_the_token_endpoint_uses() {
+        // A certificate from a CA no trust store holds.
+        let (_, acceptor) = crate::demo::throwaway_tls().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        let refused = send(post(&format!("https://localhost:{port}/token")))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.starts_with("TLS: the certificate of localhost"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("only the system trust store counts"),
+            "{refused}"
+        );
     }
 }

@@ -69,7 +69,7 @@ impl World {
         account.auth = Some(mechanism.to_owned());
         let config = TestConfig::new(account);
         let refresh_token_file = config.dir.path().join(format!("{name}.refresh"));
-        let world = World {
+        let mut world = World {
             endpoint,
             mailbox,
             rcpt,
@@ -79,8 +79,8 @@ impl World {
             minted,
         };
         world.sign_in_as(&world.mailbox.user.clone());
-        let table = world.oauth2_table("account");
-        world_with(world, |w| w.config.account().extra = table)
+        world.config.account().extra = world.oauth2_table("account");
+        world
     }
 
     /// Writes a refresh token for `sub` to the account's file, as a first
@@ -142,11 +142,6 @@ impl World {
         assert_eq!(ids, expected, "each message once:\n{output}");
         assert_eq!(self.mailbox.count(), 0, "all deleted:\n{output}");
     }
-}
-
-fn world_with(mut world: World, change: impl FnOnce(&mut World)) -> World {
-    change(&mut world);
-    world
 }
 
 /// Replaces the access token popferry cached beside `refresh_token_file`

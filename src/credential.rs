@@ -7,7 +7,7 @@
 //! mechanisms; only a token can be worth a second try, when the server
 //! refused one that came from a cache.
 
-use crate::config::{Credential, PasswordSource, Secret, SecretError};
+use crate::config::{Credential, Secret, SecretError};
 use crate::oauth::{AccessToken, OAuth2, OAuthError};
 use crate::sasl::SecretKind;
 
@@ -32,10 +32,12 @@ impl LoginSecret {
     /// for the hints in OAuth errors.
     pub async fn fetch(credential: &Credential, account: &str) -> Result<Self, CredentialError> {
         match credential {
-            Credential::Password(source) => resolve(source.clone())
-                .await
-                .map(LoginSecret::Password)
-                .map_err(CredentialError::Password),
+            Credential::Password(source) => {
+                let source = source.clone();
+                crate::blocking::run(move || source.resolve()).await
+            }
+            .map(LoginSecret::Password)
+            .map_err(CredentialError::Password),
             Credential::OAuth2(oauth2) => Ok(LoginSecret::Token {
                 token: oauth2.access_token(account).await?,
                 from: oauth2.clone(),
@@ -75,11 +77,4 @@ impl LoginSecret {
             _ => false,
         }
     }
-}
-
-/// Password sources may read files or run commands: off the reactor.
-async fn resolve(source: PasswordSource) -> Result<Secret, SecretError> {
-    tokio::task::spawn_blocking(move || source.resolve())
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }

@@ -18,6 +18,7 @@
 //!   rule that picks one.
 //! * [`demo`]: a POP3 server and SMTP receiver on loopback for `popferry
 //!   demo` (the tests' SMTP relay is the same receiver).
+//! * [`blocking`]: file and command work off the reactor.
 //! * [`cli`]: the command line, the only place that uses `anyhow`.
 //!
 //! # The guarantee
@@ -26,6 +27,7 @@
 //! durably recorded in the ledger. See [`poll`] for the order of operations
 //! and the one window in which a message can be delivered twice.
 
+pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod credential;

@@ -24,9 +24,7 @@ pub async fn save(
 ) -> std::io::Result<PathBuf> {
     let folder = dir.join(account);
     let stem = format!("{}-{}", file_safe(uid), unix_now());
-    tokio::task::spawn_blocking(move || write_durably(&folder, &stem, &message))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    crate::blocking::run(move || write_durably(&folder, &stem, &message)).await
 }
 
 fn write_durably(folder: &Path, stem: &str, message: &[u8]) -> std::io::Result<PathBuf> {

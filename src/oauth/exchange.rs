@@ -14,6 +14,7 @@ use oauth2::{
 use super::http::{send, HttpError};
 use super::store::{digest, Cached, Store};
 use super::{OAuthError, Registration};
+use crate::blocking;
 use crate::config::Secret;
 
 /// Assumed when a token response has no `expires_in` (RFC 6749 makes it
@@ -34,13 +35,13 @@ pub(super) async fn obtain(
 ) -> Result<Cached, OAuthError> {
     let now = SystemTime::now();
     let reader = store.clone();
-    if let Some(cached) = blocking(move || reader.read_cache().cached()).await {
+    if let Some(cached) = blocking::run(move || reader.read_cache().cached()).await {
         if cached.usable(now) {
             return Ok(cached);
         }
     }
     let locker = store.clone();
-    let lock = blocking(move || locker.lock()).await?;
+    let lock = blocking::run(move || locker.lock()).await?;
     let result = refresh_under_lock(registration, store, login, unsaved).await;
     drop(lock);
     result
@@ -53,9 +54,10 @@ async fn refresh_under_lock(
     unsaved: &mut Option<Secret>,
 ) -> Result<Cached, OAuthError> {
     let owned = store.clone();
-    let (mut cache, refresh_token) =
-        blocking(move || Ok::<_, OAuthError>((owned.read_cache(), owned.read_refresh_token()?)))
-            .await?;
+    let (mut cache, refresh_token) = blocking::run(move || {
+        Ok::<_, OAuthError>((owned.read_cache(), owned.read_refresh_token()?))
+    })
+    .await?;
     // Whoever held the lock before may have refreshed already.
     if let Some(cached) = cache.cached().filter(|c| c.usable(SystemTime::now())) {
         return Ok(cached);
@@ -77,7 +79,7 @@ async fn refresh_under_lock(
     }
     let client_secret = match registration.client_secret.clone() {
         Some(source) => Some(
-            blocking(move || source.resolve())
+            blocking::run(move || source.resolve())
                 .await
                 .map_err(OAuthError::ClientSecret)?,
         ),
@@ -99,7 +101,7 @@ async fn refresh_under_lock(
             // already have voided the old one. If it cannot be written, it
             // stays in memory, the only copy, and the next refresh tries
             // again.
-            let (saved, cached_file) = blocking(move || {
+            let (saved, cached_file) = blocking::run(move || {
                 let saved = match &rotated {
                     Some(new) => saver.write_refresh_token(new).map_err(|e| (e, new.clone())),
                     None => Ok(()),
@@ -127,7 +129,7 @@ async fn refresh_under_lock(
         Err(error) => {
             let refused = matches!(error, OAuthError::ConsentNeeded { .. }).then_some(fingerprint);
             cache.failed(&error, refused, now);
-            if let Err(write) = blocking(move || saver.write_cache(&cache)).await {
+            if let Err(write) = blocking::run(move || saver.write_cache(&cache)).await {
                 tracing::warn!(error = %write, "cannot record the token endpoint's refusal");
             }
             Err(error)
@@ -194,7 +196,7 @@ pub(super) async fn keep_sign_in(
     let now = SystemTime::now();
     let cached = Cached::new(grant.access_token, grant.lifetime, now);
     let store = store.clone();
-    blocking(move || {
+    blocking::run(move || {
         let _lock = store.lock()?;
         let mut cache = store.read_cache();
         cache.refreshed(&cached, now);
@@ -324,11 +326,4 @@ fn first_line(text: &str) -> &str {
         Some((end, _)) => &line[..end],
         None => line,
     }
-}
-
-/// Runs file and command work off the reactor.
-pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }

@@ -30,10 +30,11 @@ use oauth2::{
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::exchange::{blocking, classify, keep_sign_in};
+use super::exchange::{classify, keep_sign_in};
 use super::http::send;
 use super::store::Store;
 use super::{OAuthError, Provider, Registration};
+use crate::blocking;
 
 /// How long the browser flow waits for the redirect.
 const BROWSER_WAIT: Duration = Duration::from_secs(300);
@@ -69,7 +70,7 @@ pub async fn sign_in(
 ) -> Result<(), OAuthError> {
     let store = Store::new(&registration.refresh_token_file);
     let prepared = store.clone();
-    blocking(move || prepared.prepare()).await?;
+    blocking::run(move || prepared.prepare()).await?;
     let setup = |what: &str, e: &dyn std::fmt::Display| OAuthError::SignIn(format!("{what}: {e}"));
     let token_url =
         TokenUrl::new(registration.token_url.clone()).map_err(|e| setup("token_url", &e))?;
@@ -77,7 +78,7 @@ pub async fn sign_in(
         .set_token_uri(token_url)
         .set_auth_type(AuthType::RequestBody);
     if let Some(source) = registration.client_secret.clone() {
-        let secret = blocking(move || source.resolve())
+        let secret = blocking::run(move || source.resolve())
             .await
             .map_err(OAuthError::ClientSecret)?;
         client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));

@@ -89,9 +89,8 @@ impl OAuth2 {
             }
             OAuth2::Command(command) => {
                 let source = PasswordSource::Command(command.clone());
-                let secret = tokio::task::spawn_blocking(move || source.resolve())
+                let secret = crate::blocking::run(move || source.resolve())
                     .await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
                     .map_err(OAuthError::Command)?;
                 Ok(AccessToken {
                     secret,
@@ -134,6 +133,7 @@ impl Tokens {
             Some(file) if file.registration == *registration => file.clone(),
             _ => {
                 let file = Arc::new(TokenFile {
+                    store: store::Store::new(path),
                     registration: registration.clone(),
                     login: account.to_owned(),
                     current: tokio::sync::Mutex::default(),
@@ -149,6 +149,8 @@ impl Tokens {
 #[derive(Debug)]
 pub struct TokenFile {
     registration: Arc<Registration>,
+    /// The refresh token's file and the two beside it.
+    store: store::Store,
     /// The account named in "sign in again with `popferry oauth login`".
     login: String,
     /// Held across a refresh, so a second caller waits for its result
@@ -173,9 +175,9 @@ impl TokenFile {
         if let Some(cached) = current.access.as_ref().filter(|c| c.usable(now)) {
             return Ok(cached.token(false));
         }
-        let store = store::Store::new(&self.registration.refresh_token_file);
         let Current { access, unsaved } = &mut *current;
-        let cached = exchange::obtain(&self.registration, &store, &self.login, unsaved).await?;
+        let cached =
+            exchange::obtain(&self.registration, &self.store, &self.login, unsaved).await?;
         let token = cached.token(cached.fresh);
         *access = Some(cached.settled());
         Ok(token)
@@ -186,10 +188,9 @@ impl TokenFile {
         if current.access.as_ref().is_some_and(|c| c.is(&token.secret)) {
             current.access = None;
         }
-        let store = store::Store::new(&self.registration.refresh_token_file);
+        let store = self.store.clone();
         let secret = token.secret.clone();
-        let forgotten = tokio::task::spawn_blocking(move || store.forget(&secret)).await;
-        if let Ok(Err(error)) = forgotten {
+        if let Err(error) = crate::blocking::run(move || store.forget(&secret)).await {
             tracing::warn!(%error, "cannot drop a refused access token from its cache file");
         }
     }

@@ -120,5 +120,5 @@ fn the_relay_refreshes_a_refused_cached_token_once_and_sends() {
         3,
         "one refresh for the relay:\n{out}"
     );
-    assert_eq!(world.dumps().len(), 2, "{out}");
+    assert_eq!(world.dumps_awaited(2).len(), 2, "{out}");
 }

@@ -195,3 +195,24 @@ fn oauth_login_for_an_account_without_a_token_table_is_a_usage_error_and_status_
     );
     assert!(world.endpoint.requests().is_empty());
 }
+
+#[test]
+fn before_the_first_sign_in_fetch_says_to_sign_in_even_if_the_folder_is_missing() {
+    let mut world = signed_out("onofolder");
+    let missing = world
+        .config
+        .dir
+        .path()
+        .join("not-made-yet/onofolder.refresh");
+    let account = world.config.account();
+    account.extra = account.extra.replace(
+        &world.refresh_token_file.display().to_string(),
+        &missing.display().to_string(),
+    );
+    let out = world.config.fetch();
+    assert_eq!(out.code, Some(1), "{out}");
+    let text = out.text();
+    assert!(text.contains("no refresh token yet"), "{out}");
+    assert!(text.contains("popferry oauth login onofolder"), "{out}");
+    assert!(!text.contains(".lock"), "the sign-in comes first:\n{out}");
+}

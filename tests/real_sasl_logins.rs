@@ -106,7 +106,13 @@ fn scram_sha_256_and_cram_md5_log_in_to_the_real_postfix_relay() {
         ));
         let out = s.config.fetch();
         assert_eq!(out.code, Some(0), "{auth}\n{out}");
-        let dumped = support::real::dumps_in(&lab.submission_dump_dir, &s.rcpt);
+        // Postfix passes the messages on after it has answered popferry.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut dumped = support::real::dumps_in(&lab.submission_dump_dir, &s.rcpt);
+        while dumped.len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            dumped = support::real::dumps_in(&lab.submission_dump_dir, &s.rcpt);
+        }
         assert_eq!(
             dumped.len(),
             2,

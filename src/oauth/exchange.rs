@@ -35,10 +35,18 @@ pub(super) async fn obtain(
 ) -> Result<Cached, OAuthError> {
     let now = SystemTime::now();
     let reader = store.clone();
-    if let Some(cached) = blocking::run(move || reader.read_cache().cached()).await {
-        if cached.usable(now) {
-            return Ok(cached);
-        }
+    let (cached, signed_in) = blocking::run(move || {
+        let signed_in = reader.read_refresh_token().map(|token| token.is_some());
+        (reader.read_cache().cached(), signed_in)
+    })
+    .await;
+    if let Some(cached) = cached.filter(|c| c.usable(now)) {
+        return Ok(cached);
+    }
+    // Said before the lock file is needed: a missing sign-in is the first
+    // thing to fix, not the folder it would go in.
+    if !signed_in? && unsaved.is_none() {
+        return Err(not_signed_in(store, login));
     }
     let locker = store.clone();
     let lock = blocking::run(move || locker.lock()).await?;
@@ -63,10 +71,7 @@ async fn refresh_under_lock(
         return Ok(cached);
     }
     let Some(refresh_token) = unsaved.clone().or(refresh_token) else {
-        return Err(OAuthError::NotSignedIn {
-            file: store.refresh_token_path().to_owned(),
-            login: login.to_owned(),
-        });
+        return Err(not_signed_in(store, login));
     };
     let fingerprint = digest(&refresh_token);
     if cache.refused_refresh_token.as_deref() == Some(fingerprint.as_str()) {
@@ -302,6 +307,13 @@ impl Refusal for DeviceCodeErrorResponse {
             DeviceCodeErrorResponseType::AuthorizationPending
             | DeviceCodeErrorResponseType::SlowDown => Kind::Temporary,
         }
+    }
+}
+
+fn not_signed_in(store: &Store, login: &str) -> OAuthError {
+    OAuthError::NotSignedIn {
+        file: store.refresh_token_path().to_owned(),
+        login: login.to_owned(),
     }
 }
 

@@ -12,6 +12,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::support::jwt::JwtSigner;
 use crate::support::mail::{messages_of_size, TestMessage};
@@ -125,6 +126,19 @@ impl World {
 
     /// What reached the accepting sink (or, after
     /// [`World::relay_through_postfix`], Postfix's sink) for this world.
+    /// Postfix passes a message on after it answered popferry, so this
+    /// waits up to 10 s for `count` of them.
+    pub fn dumps_awaited(&self, count: usize) -> Vec<Dump> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let dumps = self.dumps();
+            if dumps.len() >= count || Instant::now() > deadline {
+                return dumps;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn dumps(&self) -> Vec<Dump> {
         match &self.config.smtp_table {
             None => dumps_in(&env().smtp_dump_dir, &self.rcpt),
@@ -134,7 +148,8 @@ impl World {
 
     /// Each message arrived exactly once and left the server.
     pub fn assert_all_moved_once(&self, output: &dyn std::fmt::Display) {
-        let mut ids: Vec<String> = self.dumps().iter().filter_map(Dump::message_id).collect();
+        let dumps = self.dumps_awaited(self.messages.len());
+        let mut ids: Vec<String> = dumps.iter().filter_map(Dump::message_id).collect();
         ids.sort();
         let mut expected: Vec<String> =
             self.messages.iter().map(|m| m.message_id.clone()).collect();

@@ -2,10 +2,10 @@
 //!
 //! The message is relayed as the raw bytes the POP3 server sent, with one
 //! `Received:` trace header in front (RFC 5321 §4.4); it is never parsed
-//! and rebuilt. The relay's verdict comes back as a three-way [`Outcome`]
-//! because the poll treats each differently: delivered messages may be
-//! deleted, deferred ones are simply tried again next poll, rejected ones
-//! are recorded so they are not retried on every poll.
+//! and rebuilt. The relay's verdict comes back for each recipient as a
+//! three-way [`Outcome`] because the poll treats each differently: a
+//! delivered recipient has it, a deferred one is tried again (alone) next
+//! poll, a rejected one is recorded so it is not retried on every poll.
 //!
 //! Connections are kept open between messages and shared by every account
 //! that uses the same relay: a transaction on an open connection costs two
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::{SmtpConfig, TlsMode};
-use crate::smtp::{self, Connection, Login, Settings, SmtpError};
+use crate::smtp::{self, Connection, Login, Settings, SmtpError, Verdict};
 use crate::tls::{client_config, TlsConfigError};
 
 /// Idle connections kept per relay; as many as polls usually run at once.
@@ -26,10 +26,10 @@ const MAX_IDLE: usize = 8;
 /// costs a failed round trip to find out.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
-/// What the relay made of one message.
+/// What the relay made of one message for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The relay answered 250 to the end of DATA: it owns the message now.
+    /// The relay took responsibility for the message for this recipient.
     Delivered,
     /// A 4xx reply, a timeout or a network failure: try again later.
     Deferred(String),
@@ -82,13 +82,19 @@ struct Inner {
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let settings = &self.inner.settings;
-        write!(f, "Relay({}:{})", settings.host, settings.port)
+        match &settings.socket {
+            Some(path) => write!(f, "Relay({})", path.display()),
+            None => write!(f, "Relay({}:{})", settings.host, settings.port),
+        }
     }
 }
 
 impl Relay {
     pub fn new(config: &SmtpConfig, account: &str) -> Result<Relay, RelayError> {
-        let relay = format!("{}:{}", config.host, config.port);
+        let relay = match &config.socket {
+            Some(path) => path.display().to_string(),
+            None => format!("{}:{}", config.host, config.port),
+        };
         let tls_config = match config.tls {
             TlsMode::None => None,
             _ => Some(
@@ -110,6 +116,8 @@ impl Relay {
         let settings = Settings {
             host: config.host.clone(),
             port: config.port,
+            socket: config.socket.clone(),
+            protocol: config.protocol,
             tls: config.tls,
             tls_config,
             helo: config.helo_name.clone().unwrap_or_else(local_hostname),
@@ -126,17 +134,19 @@ impl Relay {
         })
     }
 
-    /// Send `message` (trace header included) to `recipients`.
+    /// Send `message` (trace header included) to `recipients`; one
+    /// outcome per recipient, in their order.
     ///
-    /// `Err` means no connection to the relay could be set up (connect,
-    /// greeting, TLS, EHLO, STARTTLS or AUTH failed): no transaction began,
-    /// and the next message would fail the same way, so the poll ends
-    /// rather than trying once per message.
+    /// `Err` is a failure of the relay rather than of the message: no
+    /// connection could be set up (connect, greeting, TLS, EHLO, STARTTLS or
+    /// AUTH failed), or the relay said 421 (closing). The next message would
+    /// fail the same way, so the poll ends rather than trying once per
+    /// message, and nothing is recorded against the message.
     pub async fn deliver(
         &self,
         message: &[u8],
         recipients: &[String],
-    ) -> Result<Outcome, SmtpError> {
+    ) -> Result<Vec<Outcome>, SmtpError> {
         let sender = match &self.inner.envelope_from {
             Some(from) => from.clone(),
             None => return_path(message).unwrap_or_default(),
@@ -148,9 +158,11 @@ impl Relay {
                 None => (Connection::open(&self.inner.settings).await?, false),
             };
             match conn.send(&sender, recipients, message).await {
-                Ok(()) => {
-                    self.checkin(conn);
-                    return Ok(Outcome::Delivered);
+                Ok(verdicts) => {
+                    if conn.is_reusable() {
+                        self.checkin(conn);
+                    }
+                    return Ok(verdicts.iter().map(outcome).collect());
                 }
                 // Closed while idle, before the transaction began: the
                 // message was not sent, so a fresh connection may send it.
@@ -158,11 +170,12 @@ impl Relay {
                     tracing::debug!(error = %e, "idle SMTP connection went stale; reconnecting");
                     stale_retry = false;
                 }
+                Err(e) if e.is_closing() => return Err(e),
+                // The connection failed mid-transaction: whether the relay
+                // kept the message is unknown, so it is tried again later.
                 Err(e) => {
-                    if e.leaves_connection_usable() {
-                        self.checkin(conn);
-                    }
-                    return Ok(outcome(&e));
+                    let reason = e.to_string();
+                    return Ok(vec![Outcome::Deferred(reason); recipients.len()]);
                 }
             }
         }
@@ -201,11 +214,11 @@ impl Relay {
     }
 }
 
-fn outcome(error: &SmtpError) -> Outcome {
-    if error.is_permanent() {
-        Outcome::Rejected(error.to_string())
-    } else {
-        Outcome::Deferred(error.to_string())
+fn outcome(verdict: &Verdict) -> Outcome {
+    match verdict {
+        Ok(()) => Outcome::Delivered,
+        Err(error) if error.is_permanent() => Outcome::Rejected(error.to_string()),
+        Err(error) => Outcome::Deferred(error.to_string()),
     }
 }
 

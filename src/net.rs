@@ -1,4 +1,5 @@
-//! The byte stream under a POP3 or SMTP session: plain TCP or TLS over TCP.
+//! The byte stream under a POP3 or SMTP session: plain TCP, TLS over TCP,
+//! or a Unix socket (a local LMTP or SMTP server).
 //!
 //! An enum rather than a boxed trait object because STLS (RFC 2595) and
 //! STARTTLS (RFC 3207) need the plain `TcpStream` back to run the handshake
@@ -12,7 +13,7 @@ use std::task::{Context, Poll};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -22,6 +23,7 @@ use crate::tls;
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Stream {
@@ -70,6 +72,7 @@ impl AsyncRead for Stream {
             // A TLS alert can arrive after the handshake, such as a
             // server's refusal of the client certificate under TLS 1.3.
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf).map_err(tls::plain),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -83,6 +86,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf).map_err(tls::plain),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -90,6 +94,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -97,6 +102,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

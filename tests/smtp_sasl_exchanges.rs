@@ -17,7 +17,7 @@ use hostile_peer::sasl::{
 use hostile_peer::{Peer, Reply};
 use popferry::config::{Credential, PasswordSource, Secret, TlsMode};
 use popferry::sasl::{Mechanism, Refusal, SaslError};
-use popferry::smtp::{Connection, Login, Settings, SmtpError};
+use popferry::smtp::{Connection, Login, Protocol, Settings, SmtpError};
 
 /// A relay that offers `auth` in EHLO and answers AUTH lines with `auth_reply`.
 async fn relay(
@@ -41,6 +41,8 @@ async fn open(peer: &Peer, auth: Option<Mechanism>, secret: &str) -> Result<Conn
     let settings = Settings {
         host: "127.0.0.1".into(),
         port: peer.port(),
+        socket: None,
+        protocol: Protocol::Smtp,
         tls: TlsMode::None,
         tls_config: None,
         helo: "client.example".into(),

@@ -98,8 +98,12 @@ pub struct Pop3Server {
 /// relay, however many accounts name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SmtpConfig {
+    /// With `socket`, only a name for logs, EHLO checks and TLS.
     pub host: String,
     pub port: u16,
+    /// A Unix socket to connect to instead of `host` and `port`.
+    pub socket: Option<PathBuf>,
+    pub protocol: Protocol,
     pub tls: TlsMode,
     pub credentials: Option<SmtpCredentials>,
     /// Which certificates the TLS modes accept.
@@ -139,6 +143,18 @@ pub enum TlsMode {
     StartTls,
     /// No encryption at all; for relays on the loopback interface.
     None,
+}
+
+/// What the relay speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// SMTP (RFC 5321): one answer for the whole message after the data.
+    #[default]
+    Smtp,
+    /// LMTP (RFC 2033), for a local delivery agent such as Dovecot's:
+    /// LHLO instead of EHLO, and one answer per recipient after the data.
+    Lmtp,
 }
 
 /// How to log in to a POP3 server.

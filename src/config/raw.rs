@@ -15,7 +15,7 @@ use toml::Spanned;
 
 use super::daemon::RawDaemon;
 use super::oauth::RawOAuth2;
-use super::{AuthMethod, SmtpAuth, TlsMode};
+use super::{AuthMethod, Protocol, SmtpAuth, TlsMode};
 
 /// The whole file.
 #[derive(Deserialize)]
@@ -63,8 +63,10 @@ pub(super) struct RawAccount {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSmtp {
-    pub host: Spanned<String>,
+    pub host: Option<Spanned<String>>,
     pub port: Option<Spanned<i64>>,
+    pub socket: Option<Spanned<String>>,
+    pub protocol: Option<Protocol>,
     pub tls: Option<TlsMode>,
     pub username: Option<Spanned<String>>,
     pub password: Option<Spanned<String>>,

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::raw::{RawAccount, RawConfig, RawSmtp};
 use super::{oauth, Daemon};
 use super::{
-    Account, AuthMethod, Config, ConfigError, Credential, Pop3Server, SmtpConfig, TlsMode,
+    Account, AuthMethod, Config, ConfigError, Credential, Pop3Server, Protocol, SmtpConfig, TlsMode,
 };
 
 const DEFAULT_STATE: &str = "popferry.db";
@@ -120,7 +120,7 @@ impl Document<'_> {
             label: "[smtp]: ".to_owned(),
         };
         let smtp = match &raw.smtp {
-            Some(table) => Some(Arc::new(smtp_scope.smtp(table.get_ref())?)),
+            Some(table) => Some(Arc::new(smtp_scope.smtp(table)?)),
             None => None,
         };
         if raw.account.is_empty() {
@@ -247,7 +247,7 @@ impl Scope<'_> {
                     doc: self.doc,
                     label: format!("{}[account.smtp]: ", self.label),
                 };
-                Arc::new(scope.smtp(own.get_ref())?)
+                Arc::new(scope.smtp(own)?)
             }
             None => Arc::clone(shared_smtp.ok_or_else(|| {
                 let problem = "no SMTP relay: add a top-level [smtp] table \
@@ -277,13 +277,38 @@ impl Scope<'_> {
         })
     }
 
-    fn smtp(&self, raw: &RawSmtp) -> Result<SmtpConfig, ConfigError> {
-        let tls = raw.tls.unwrap_or(TlsMode::StartTls);
-        let default_port = if tls == TlsMode::Implicit { 465 } else { 25 };
+    fn smtp(&self, table: &Spanned<RawSmtp>) -> Result<SmtpConfig, ConfigError> {
+        let raw = table.get_ref();
+        let protocol = raw.protocol.unwrap_or_default();
+        let socket = self.optional_path("socket", raw.socket.as_ref())?;
+        let (host, tls) = match (&raw.host, &socket) {
+            (Some(host), None) => (
+                self.host("host", host)?,
+                raw.tls.unwrap_or(TlsMode::StartTls),
+            ),
+            (None, Some(_)) => ("localhost".to_owned(), self.socket_tls(raw)?),
+            (Some(host), Some(_)) => {
+                let problem = "set either host (and port) or socket, not both".to_owned();
+                return Err(self.error(host.span(), "host", problem));
+            }
+            (None, None) => {
+                let problem = "no relay address: set host = \"smtp.example.org\" (and port), \
+                               or socket = \"/run/dovecot/lmtp\" for a Unix socket";
+                return Err(self.table_error(table.span(), problem));
+            }
+        };
+        let default_port = match (protocol, tls) {
+            // LMTP has no port of its own; 24 is what Dovecot and Cyrus use.
+            (Protocol::Lmtp, _) => 24,
+            (Protocol::Smtp, TlsMode::Implicit) => 465,
+            (Protocol::Smtp, _) => 25,
+        };
         let credentials = self.smtp_credentials(raw)?;
         Ok(SmtpConfig {
-            host: self.host("host", &raw.host)?,
+            host,
             port: self.port(raw.port.as_ref(), default_port)?,
+            socket,
+            protocol,
             tls,
             credentials,
             trust: self.trust(tls, raw.ca_file.as_ref(), raw.tls_fingerprint.as_ref())?,
@@ -300,5 +325,24 @@ impl Scope<'_> {
                 .transpose()?,
             timeout: self.timeout(raw.timeout.as_ref())?,
         })
+    }
+
+    /// A Unix socket is a local connection: there is no one on the path
+    /// to encrypt against, and no host name a certificate could prove.
+    fn socket_tls(&self, raw: &RawSmtp) -> Result<TlsMode, ConfigError> {
+        if let Some(port) = &raw.port {
+            let problem = "has no meaning with socket: remove it".to_owned();
+            return Err(self.error(port.span(), "port", problem));
+        }
+        match raw.tls {
+            None | Some(TlsMode::None) => Ok(TlsMode::None),
+            Some(_) => {
+                let span = raw.socket.as_ref().map_or(0..0, Spanned::span);
+                let problem = "a Unix socket is local, so TLS does not apply: \
+                               remove tls or set tls = \"none\""
+                    .to_owned();
+                Err(self.error(span, "socket", problem))
+            }
+        }
     }
 }

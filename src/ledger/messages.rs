@@ -1,12 +1,13 @@
 //! The per-message half of the ledger: what happened to each unique-id.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{params, Connection, ToSql, TransactionBehavior};
+use rusqlite::{params, ToSql, TransactionBehavior};
 
-use super::{get_u64, now, sql_int, Ledger, LedgerError};
+use super::recipients::{self, RecipientRecord};
+use super::{get_u64, now, Change, Ledger, LedgerError};
 
 /// Where a message stands. See `migrations/0001_ledger.sql` for the full
 /// story of each state.
@@ -20,15 +21,19 @@ pub enum MessageState {
     Rejected,
     /// Refused for good and saved to the quarantine; it may be deleted.
     Quarantined,
+    /// Some recipients have it or refused it for good, others are still to
+    /// be tried; it must stay on the server.
+    Partial,
 }
 
 impl MessageState {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Deleted => "deleted",
             Self::Rejected => "rejected",
             Self::Quarantined => "quarantined",
+            Self::Partial => "partial",
         }
     }
 }
@@ -46,6 +51,7 @@ impl FromSql for MessageState {
             "deleted" => Ok(Self::Deleted),
             "rejected" => Ok(Self::Rejected),
             "quarantined" => Ok(Self::Quarantined),
+            "partial" => Ok(Self::Partial),
             other => Err(FromSqlError::Other(
                 format!("unknown message state {other:?}").into(),
             )),
@@ -67,165 +73,9 @@ pub struct MessageRecord {
     pub retry_at: Option<i64>,
     /// The relay's reply to the latest refused attempt.
     pub last_error: Option<String>,
-}
-
-/// The outcome of one delivery attempt, as written by [`upsert`].
-struct Attempt {
-    state: MessageState,
-    delivered_at: Option<i64>,
-    last_error: Option<String>,
-    retry_at: Option<i64>,
-    quarantine_path: Option<String>,
-}
-
-/// One change to the ledger's record of a message, for [`Ledger::commit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// The relay accepted the message.
-    Delivered { uid: String, size: u64 },
-    /// The relay refused it; keep it on the server until `retry_at`.
-    Rejected {
-        uid: String,
-        size: u64,
-        reply: String,
-        retry_at: i64,
-    },
-    /// Refused for good and durably saved at `path`.
-    Quarantined {
-        uid: String,
-        size: u64,
-        reply: String,
-        path: PathBuf,
-    },
-    /// The server confirmed the deletion (DELI's +OK, or QUIT's after DELE).
-    Deleted { uid: String },
-}
-
-impl Change {
-    /// Writes the change at time `at`; returns the attempt count of the
-    /// message (0 for a deletion).
-    fn apply(&self, conn: &Connection, account: &str, at: i64) -> rusqlite::Result<u32> {
-        let (uid, size, attempt) = match self {
-            Change::Delivered { uid, size } => (
-                uid,
-                *size,
-                Attempt {
-                    state: MessageState::Delivered,
-                    delivered_at: Some(at),
-                    last_error: None,
-                    retry_at: None,
-                    quarantine_path: None,
-                },
-            ),
-            Change::Rejected {
-                uid,
-                size,
-                reply,
-                retry_at,
-            } => (
-                uid,
-                *size,
-                Attempt {
-                    state: MessageState::Rejected,
-                    delivered_at: None,
-                    last_error: Some(reply.clone()),
-                    retry_at: Some(*retry_at),
-                    quarantine_path: None,
-                },
-            ),
-            Change::Quarantined {
-                uid,
-                size,
-                reply,
-                path,
-            } => (
-                uid,
-                *size,
-                Attempt {
-                    state: MessageState::Quarantined,
-                    delivered_at: Some(at),
-                    last_error: Some(reply.clone()),
-                    retry_at: None,
-                    // Kept for the operator to find the file, never read
-                    // back, so a lossy rendering of a non-UTF-8 path will do.
-                    quarantine_path: Some(path.to_string_lossy().into_owned()),
-                },
-            ),
-            Change::Deleted { uid } => {
-                mark_deleted(conn, account, uid, at)?;
-                return Ok(0);
-            }
-        };
-        upsert(conn, account, uid, size, &attempt)
-    }
-}
-
-/// Only messages that were safe to delete change state. A uid the ledger
-/// has no delivery for is left as it is and logged: the server deleted
-/// something popferry had not recorded, which is a bug upstream worth
-/// hearing about, but overwriting a rejection would hide it.
-fn mark_deleted(conn: &Connection, account: &str, uid: &str, at: i64) -> rusqlite::Result<()> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE message SET state = 'deleted', deleted_at = ?3
-             WHERE account = ?1 AND uid = ?2
-               AND state IN ('delivered', 'quarantined', 'deleted')",
-        )?
-        .execute(params![account, uid, at])?;
-    if changed == 0 {
-        tracing::warn!(
-            account,
-            uid,
-            "server deleted a message the ledger has no delivery for"
-        );
-    }
-    Ok(())
-}
-
-/// Records an attempt and returns the attempt count that results.
-///
-/// An existing row with the same size is the same message, so its count
-/// goes up; a different size means the server reused the uid for a new
-/// message, whose history starts again at one. Either way every other
-/// column is overwritten, so nothing from an older attempt (a stale
-/// `retry_at`, a quarantine path) lingers beside the new state.
-fn upsert(
-    conn: &Connection,
-    account: &str,
-    uid: &str,
-    size: u64,
-    attempt: &Attempt,
-) -> rusqlite::Result<u32> {
-    // Cached: a batch commit runs this once per message.
-    conn.prepare_cached(
-        "INSERT INTO message
-             (account, uid, size, state, delivered_at, attempts, last_error, retry_at,
-              quarantine_path)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8)
-         ON CONFLICT (account, uid) DO UPDATE SET
-             attempts = CASE WHEN size = excluded.size THEN attempts + 1 ELSE 1 END,
-             size = excluded.size,
-             state = excluded.state,
-             delivered_at = excluded.delivered_at,
-             deleted_at = NULL,
-             last_error = excluded.last_error,
-             retry_at = excluded.retry_at,
-             quarantine_path = excluded.quarantine_path
-         RETURNING attempts",
-    )?
-    .query_row(
-        params![
-            account,
-            uid,
-            sql_int(size)?,
-            attempt.state,
-            attempt.delivered_at,
-            attempt.last_error,
-            attempt.retry_at,
-            attempt.quarantine_path,
-        ],
-        |row| row.get(0),
-    )
+    /// What each recipient tried so far made of it; filled in only for a
+    /// [`MessageState::Partial`] message, the one state that needs it.
+    pub recipients: Vec<RecipientRecord>,
 }
 
 impl Ledger {
@@ -248,10 +98,18 @@ impl Ledger {
                     attempts: row.get(3)?,
                     retry_at: row.get(4)?,
                     last_error: row.get(5)?,
+                    recipients: Vec::new(),
                 })
             })?;
-            rows.map(|record| record.map(|r| (r.uid.clone(), r)))
-                .collect()
+            let mut records: HashMap<String, MessageRecord> = rows
+                .map(|record| record.map(|r| (r.uid.clone(), r)))
+                .collect::<rusqlite::Result<_>>()?;
+            for (uid, list) in recipients::of_partial_messages(conn, &account)? {
+                if let Some(record) = records.get_mut(&uid) {
+                    record.recipients = list;
+                }
+            }
+            Ok(records)
         })
         .await
     }

@@ -16,7 +16,10 @@ use super::LedgerError;
 /// Every migration, oldest first. Released entries are never edited or
 /// reordered: a ledger in the field has already run them and would not run
 /// them again.
-pub(super) const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_ledger.sql")];
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_ledger.sql"),
+    include_str!("../../migrations/0002_recipients.sql"),
+];
 
 /// Applies the entries of `migrations` the file has not run yet.
 ///

@@ -25,10 +25,12 @@
 //! the safe direction, since a recorded delivery without a DELE only makes
 //! the next poll send the DELE.
 
+mod change;
 mod error;
 mod messages;
 mod migrate;
 mod polls;
+mod recipients;
 #[cfg(test)]
 mod tests;
 
@@ -40,9 +42,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, Row};
 
+pub use change::Change;
 pub use error::LedgerError;
-pub use messages::{Change, MessageRecord, MessageState};
+pub use messages::{MessageRecord, MessageState};
 pub use polls::{AccountStatus, PollId, PollOutcome, PollReport, PollSummary};
+pub use recipients::{RecipientRecord, RecipientRefusal, RecipientState};
 
 /// How long a statement waits for another process (say `popferry status`
 /// next to the daemon) to release its lock before failing with "busy".

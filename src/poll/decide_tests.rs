@@ -3,7 +3,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{
-    AuthMethod, Credential, PasswordSource, Pop3Server, Secret, SmtpConfig, TlsMode, Trust,
+    AuthMethod, Credential, PasswordSource, Pop3Server, Protocol, Secret, SmtpConfig, TlsMode,
+    Trust,
 };
 
 fn account(keep: bool) -> Account {
@@ -29,6 +30,8 @@ fn account(keep: bool) -> Account {
         smtp: Arc::new(SmtpConfig {
             host: "127.0.0.1".into(),
             port: 25,
+            socket: None,
+            protocol: Protocol::Smtp,
             tls: TlsMode::None,
             credentials: None,
             trust: Trust::default(),
@@ -48,6 +51,7 @@ fn record(state: MessageState, size: u64, retry_at: Option<i64>) -> MessageRecor
         attempts: 1,
         retry_at,
         last_error: None,
+        recipients: Vec::new(),
     }
 }
 
@@ -73,6 +77,17 @@ fn delivered_messages_are_deleted_not_redelivered() {
         assert_eq!(
             decide(Some(&r), 10, &account(true), NOW, false),
             Action::Skip
+        );
+    }
+}
+
+#[test]
+fn partial_messages_are_fetched_again_even_when_kept() {
+    let r = record(MessageState::Partial, 10, None);
+    for keep in [false, true] {
+        assert_eq!(
+            decide(Some(&r), 10, &account(keep), NOW, false),
+            Action::Fetch
         );
     }
 }

@@ -59,6 +59,7 @@ use crate::session::{Activity, Listing, Session};
 mod decide;
 mod error;
 mod options;
+mod recipients;
 mod record;
 mod transfer;
 
@@ -235,12 +236,19 @@ async fn run(
                 continue;
             }
         };
+        // Only a partial record of this very message (same size) says
+        // who already has it.
+        let earlier = record
+            .filter(|r| r.size == size)
+            .map(|r| r.recipients.clone())
+            .unwrap_or_default();
         plan.push(Step {
             n,
             uid,
             size,
             fetch,
             retry_at,
+            earlier,
         });
     }
 

@@ -9,19 +9,22 @@
 use tokio::sync::{mpsc, SemaphorePermit};
 use tracing::warn;
 
+use super::recipients::{recorded, settle, Settled};
 use super::transfer::{Context, Step};
 use super::PollError;
+use crate::config::Account;
 use crate::deliver::Outcome;
 use crate::ledger::Change;
 use crate::quarantine;
 
 /// What the record stage is told.
 pub(super) enum ToRecord<'a> {
-    /// The relay's verdict; the message itself comes back only when it
+    /// The relay's verdicts; the message itself comes back only when it
     /// may have to be quarantined. The permit is returned at the commit.
     Outcome {
         step: usize,
-        outcome: Outcome,
+        /// One per recipient the message was sent to this time.
+        outcomes: Vec<(String, Outcome)>,
         message: Option<Vec<u8>>,
         _pending: SemaphorePermit<'a>,
     },
@@ -61,65 +64,30 @@ pub(super) async fn record(
         let mut permits = Vec::with_capacity(batch.len());
         let mut done = Vec::with_capacity(batch.len());
         for item in batch {
-            let (step, outcome, message) = match item {
+            let (step, outcomes, message) = match item {
                 ToRecord::Deleted(uid) => {
                     changes.push(Change::Deleted { uid });
                     continue;
                 }
                 ToRecord::Outcome {
                     step,
-                    outcome,
+                    outcomes,
                     message,
                     _pending,
                 } => {
                     permits.push(_pending);
-                    (step, outcome, message)
+                    (step, outcomes, message)
                 }
             };
-            let Step {
-                uid,
-                size,
-                retry_at,
-                ..
-            } = &plan[step];
-            let (uid, size) = (uid.clone(), *size);
-            let delete = match (outcome, &account.quarantine_dir, message) {
-                (Outcome::Delivered, ..) => {
-                    tally.delivered += 1;
-                    changes.push(Change::Delivered { uid, size });
-                    true
-                }
-                (Outcome::Deferred(reason), ..) => {
-                    warn!(uid, %reason, "relay deferred the message; it stays on the server for the next poll");
-                    tally.deferred += 1;
-                    tally.unsettled = true;
-                    false
-                }
-                (Outcome::Rejected(reply), Some(dir), Some(message)) => {
-                    tally.rejected += 1;
-                    let path = quarantine::save(dir, &account.name, &uid, message).await?;
-                    warn!(uid, %reply, path = %path.display(), "relay rejected the message; quarantined");
-                    changes.push(Change::Quarantined {
-                        uid,
-                        size,
-                        reply,
-                        path,
-                    });
-                    true
-                }
-                (Outcome::Rejected(reply), ..) => {
-                    warn!(uid, %reply, "relay rejected the message; it stays on the server");
-                    tally.rejected += 1;
-                    tally.unsettled = true;
-                    changes.push(Change::Rejected {
-                        uid,
-                        size,
-                        reply,
-                        retry_at: *retry_at,
-                    });
-                    false
-                }
-            };
+            let delete = settle_message(
+                account,
+                &plan[step],
+                &outcomes,
+                message,
+                &mut changes,
+                &mut tally,
+            )
+            .await?;
             done.push(Recorded { step, delete });
         }
         if !changes.is_empty() {
@@ -132,4 +100,97 @@ pub(super) async fn record(
         }
     }
     Ok(tally)
+}
+
+/// Records one message's outcomes: the message's new state first, then
+/// each recipient's (their rows belong to the message's). Returns whether
+/// the message may now be deleted.
+async fn settle_message(
+    account: &Account,
+    step: &Step,
+    outcomes: &[(String, Outcome)],
+    message: Option<Vec<u8>>,
+    changes: &mut Vec<Change>,
+    tally: &mut Tally,
+) -> Result<bool, PollError> {
+    let Step {
+        uid,
+        size,
+        retry_at,
+        earlier,
+        ..
+    } = step;
+    let (uid, size) = (uid.clone(), *size);
+    if outcomes.iter().any(|(_, o)| *o == Outcome::Delivered) {
+        tally.delivered += 1;
+    }
+    for (address, outcome) in outcomes {
+        match outcome {
+            Outcome::Rejected(reply) if outcomes.len() > 1 || !earlier.is_empty() => {
+                warn!(uid, address, %reply, "relay refused this recipient for good");
+            }
+            Outcome::Deferred(reason) => {
+                warn!(uid, address, %reason, "relay refused this recipient for now; it is tried again, alone, at the next poll");
+            }
+            _ => {}
+        }
+    }
+    let delete = match (settle(earlier, outcomes), &account.quarantine_dir, message) {
+        (Settled::Delivered, ..) => {
+            changes.push(Change::Delivered {
+                uid: uid.clone(),
+                size,
+            });
+            true
+        }
+        (Settled::Partial, ..) => {
+            tally.deferred += 1;
+            tally.unsettled = true;
+            changes.push(Change::Partial {
+                uid: uid.clone(),
+                size,
+            });
+            false
+        }
+        (Settled::Deferred(reason), ..) => {
+            warn!(uid, %reason, "relay deferred the message; it stays on the server for the next poll");
+            tally.deferred += 1;
+            tally.unsettled = true;
+            return Ok(false);
+        }
+        (Settled::Rejected(reply), Some(dir), Some(message)) => {
+            tally.rejected += 1;
+            let path = quarantine::save(dir, &account.name, &uid, message).await?;
+            warn!(uid, %reply, path = %path.display(), "relay rejected the message; quarantined");
+            changes.push(Change::Quarantined {
+                uid: uid.clone(),
+                size,
+                reply,
+                path,
+            });
+            true
+        }
+        (Settled::Rejected(reply), ..) => {
+            warn!(uid, %reply, "relay rejected the message; it stays on the server");
+            tally.rejected += 1;
+            tally.unsettled = true;
+            changes.push(Change::Rejected {
+                uid: uid.clone(),
+                size,
+                reply,
+                retry_at: *retry_at,
+            });
+            false
+        }
+    };
+    changes.extend(outcomes.iter().map(|(address, outcome)| {
+        let (state, reply) = recorded(outcome);
+        Change::Recipient {
+            uid: uid.clone(),
+            address: address.clone(),
+            state,
+            reply,
+        }
+    }));
+    Ok(delete)
 }

@@ -36,11 +36,12 @@ use std::collections::{HashMap, VecDeque};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
+use super::recipients::pending;
 use super::record::{record, Recorded, ToRecord};
 use super::{PollError, StopFlag};
 use crate::config::Account;
 use crate::deliver::{trace_header, Outcome, Relay};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, RecipientRecord};
 use crate::pop3::command::Command;
 use crate::session::{Deleted, Session};
 
@@ -69,6 +70,9 @@ pub(super) struct Step {
     pub fetch: bool,
     /// When to try again if the relay rejects it.
     pub retry_at: i64,
+    /// What earlier attempts' recipients made of it (a partial message):
+    /// those that have it or refused it for good are not sent it again.
+    pub earlier: Vec<RecipientRecord>,
 }
 
 /// What the stages need from the poll.
@@ -138,7 +142,7 @@ pub(super) async fn transfer(
         }
     };
     let delivering = async {
-        let delivered = deliver(cx, fetched_rx, outcome_tx, &unrecorded).await;
+        let delivered = deliver(cx, plan, fetched_rx, outcome_tx, &unrecorded).await;
         if delivered.is_err() {
             let _ = relay_down.send(());
         }
@@ -365,12 +369,13 @@ impl Fetch<'_, '_> {
 
 async fn deliver<'a>(
     cx: &Context<'_>,
+    plan: &[Step],
     mut fetched: mpsc::Receiver<Fetched>,
     to_record: mpsc::UnboundedSender<ToRecord<'a>>,
     unrecorded: &'a Semaphore,
 ) -> Result<(), PollError> {
     while let Some(Fetched { step, message }) = fetched.recv().await {
-        let Ok(pending) = unrecorded.acquire().await else {
+        let Ok(pending_permit) = unrecorded.acquire().await else {
             break;
         };
         // A failed commit ends the record stage and frees its permits; a
@@ -379,16 +384,24 @@ async fn deliver<'a>(
         if to_record.is_closed() {
             break;
         }
-        let outcome = (cx.relay.deliver(&message, cx.recipients).await)
-            .map_err(|source| PollError::Relay { source })?;
-        let quarantine =
-            matches!(outcome, Outcome::Rejected(_)) && cx.account.quarantine_dir.is_some();
+        let to = pending(cx.recipients, &plan[step].earlier);
+        let outcomes = if to.is_empty() {
+            Vec::new()
+        } else {
+            let outcomes = (cx.relay.deliver(&message, &to).await)
+                .map_err(|source| PollError::Relay { source })?;
+            to.into_iter().zip(outcomes).collect()
+        };
+        let quarantine = cx.account.quarantine_dir.is_some()
+            && outcomes
+                .iter()
+                .any(|(_, o)| matches!(o, Outcome::Rejected(_)));
         let message = quarantine.then_some(message);
         let report = ToRecord::Outcome {
             step,
-            outcome,
+            outcomes,
             message,
-            _pending: pending,
+            _pending: pending_permit,
         };
         if to_record.send(report).is_err() {
             break;

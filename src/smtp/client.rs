@@ -1,5 +1,6 @@
-//! One SMTP connection to the relay: greeting, EHLO, STARTTLS, AUTH, then
-//! any number of mail transactions.
+//! One SMTP or LMTP connection to the relay: greeting, EHLO (LHLO),
+//! STARTTLS, AUTH, then any number of mail transactions
+//! ([`super::transaction`]).
 //!
 //! Three choices set this apart from a generic client, each worth a round
 //! trip or a copy per message:
@@ -13,18 +14,19 @@
 //! one: Postfix (3.7) answers a MAIL pipelined behind the end of DATA only
 //! after a delayed-ACK timer, about 40 ms per message.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::time::timeout;
 
-use super::data::DataChunks;
 use super::ehlo::Extensions;
 use super::error::SmtpError;
 use super::reply::{Reply, ReplyDecoder};
+pub use crate::config::Protocol;
 use crate::config::{Credential, TlsMode};
 use crate::net::Stream;
 use crate::sasl::Mechanism;
@@ -32,13 +34,16 @@ use crate::sasl::Mechanism;
 /// What the relay's failure happened during; `MAIL_FROM` failures on a
 /// reused connection mean it went stale while idle.
 pub(super) const MAIL_FROM: &str = "MAIL FROM";
-const END_OF_DATA: &str = "end of DATA";
+pub(super) const END_OF_DATA: &str = "end of DATA";
 
 /// How to reach and greet the relay, resolved once from the config.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub host: String,
     pub port: u16,
+    /// Connect here instead of `host` and `port`.
+    pub socket: Option<PathBuf>,
+    pub protocol: Protocol,
     pub tls: TlsMode,
     /// Present unless `tls` is [`TlsMode::None`].
     pub tls_config: Option<Arc<ClientConfig>>,
@@ -65,7 +70,11 @@ pub struct Connection {
     chunk: Vec<u8>,
     pub(super) ext: Extensions,
     pub(super) peer: String,
-    timeout: Duration,
+    pub(super) protocol: Protocol,
+    pub(super) timeout: Duration,
+    /// Left in a state no next transaction can start from (a DATA opened
+    /// and abandoned, a 421, a failed RSET): close it, never reuse it.
+    pub(super) broken: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -76,27 +85,28 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     pub async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
-        let peer = format!("{}:{}", settings.host, settings.port);
         let limit = settings.timeout;
-        let tcp = match timeout(
-            limit,
-            TcpStream::connect((settings.host.as_str(), settings.port)),
-        )
-        .await
-        {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(source)) => return Err(SmtpError::Connect { peer, source }),
-            Err(_) => return Err(timed_out(&peer, "connect", limit)),
-        };
-        tcp.set_nodelay(true).map_err(|source| SmtpError::Connect {
-            peer: peer.clone(),
-            source,
-        })?;
-        let stream = match (&settings.tls, &settings.tls_config) {
-            (TlsMode::Implicit, Some(config)) => {
-                handshake(tcp, config, &settings.host, &peer, limit).await?
+        let (peer, stream) = match &settings.socket {
+            Some(path) => {
+                let peer = path.display().to_string();
+                let unix = match timeout(limit, UnixStream::connect(path)).await {
+                    Ok(Ok(unix)) => unix,
+                    Ok(Err(source)) => return Err(SmtpError::Connect { peer, source }),
+                    Err(_) => return Err(timed_out(&peer, "connect", limit)),
+                };
+                (peer, Stream::Unix(unix))
             }
-            _ => Stream::Plain(tcp),
+            None => {
+                let peer = format!("{}:{}", settings.host, settings.port);
+                let tcp = connect_tcp(settings, &peer).await?;
+                let stream = match (&settings.tls, &settings.tls_config) {
+                    (TlsMode::Implicit, Some(config)) => {
+                        handshake(tcp, config, &settings.host, &peer, limit).await?
+                    }
+                    _ => Stream::Plain(tcp),
+                };
+                (peer, stream)
+            }
         };
         let mut conn = Connection {
             stream,
@@ -104,7 +114,9 @@ impl Connection {
             chunk: vec![0; 4096],
             ext: Extensions::default(),
             peer,
+            protocol: settings.protocol,
             timeout: limit,
+            broken: false,
         };
         conn.expect("greeting", 220).await?;
         conn.hello(&settings.helo).await?;
@@ -117,85 +129,6 @@ impl Connection {
         Ok(conn)
     }
 
-    /// One mail transaction. `Ok` means the relay answered 2xx to the end
-    /// of DATA and is responsible for the message from now on.
-    pub async fn send(
-        &mut self,
-        sender: &str,
-        recipients: &[String],
-        message: &[u8],
-    ) -> Result<(), SmtpError> {
-        let mut mail = format!("MAIL FROM:<{sender}>");
-        if self.ext.size {
-            mail += &format!(" SIZE={}", message.len());
-        }
-        if self.ext.eight_bit && !message.is_ascii() {
-            mail += " BODY=8BITMIME";
-        }
-        let international = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
-        if self.ext.smtputf8 && international {
-            mail += " SMTPUTF8";
-        }
-        let mut commands = vec![(MAIL_FROM, mail)];
-        commands.extend(
-            recipients
-                .iter()
-                .map(|r| ("RCPT TO", format!("RCPT TO:<{r}>"))),
-        );
-        commands.push(("DATA", "DATA".to_owned()));
-
-        let mut refused = None;
-        let mut data_open = false;
-        if self.ext.pipelining {
-            let batch: String = commands.iter().map(|(_, c)| format!("{c}\r\n")).collect();
-            self.write(MAIL_FROM, batch.as_bytes()).await?;
-            for (during, _) in &commands {
-                let reply = self.read(during).await?;
-                data_open = *during == "DATA" && reply.code == 354;
-                if refused.is_none() && !reply.is_completion() && !data_open {
-                    refused = Some(self.refused(during, reply));
-                }
-            }
-        } else {
-            for (during, command) in &commands {
-                self.write(during, format!("{command}\r\n").as_bytes())
-                    .await?;
-                let reply = self.read(during).await?;
-                data_open = *during == "DATA" && reply.code == 354;
-                if !reply.is_completion() && !data_open {
-                    refused = Some(self.refused(during, reply));
-                    break;
-                }
-            }
-        }
-        if let Some(error) = refused {
-            // RFC 2920 §3.1: a relay may open DATA although every RCPT
-            // failed; an empty message closes it without sending anything.
-            if data_open {
-                self.write(END_OF_DATA, b".\r\n").await?;
-                self.read(END_OF_DATA).await?;
-            }
-            return Err(self.reset_after(error).await);
-        }
-
-        let mut chunks = DataChunks::new(message);
-        while let Some(chunk) = chunks.next_chunk() {
-            let write = self.stream.write_all(chunk);
-            match timeout(self.timeout, write).await {
-                Ok(Ok(())) => {}
-                Ok(Err(source)) => return Err(self.io_error("DATA", source)),
-                Err(_) => return Err(timed_out(&self.peer, "DATA", self.timeout)),
-            }
-        }
-        self.flush("DATA").await?;
-        let reply = self.read(END_OF_DATA).await?;
-        if reply.is_completion() {
-            return Ok(());
-        }
-        let error = self.refused(END_OF_DATA, reply);
-        Err(self.reset_after(error).await)
-    }
-
     /// NOOP: whether an idle connection is still alive.
     pub async fn noop(&mut self) -> Result<(), SmtpError> {
         self.command("NOOP", "NOOP", 250).await.map(drop)
@@ -206,18 +139,18 @@ impl Connection {
         let _ = self.command("QUIT", "QUIT", 221).await;
     }
 
-    /// After a refused transaction, RSET so the connection can carry the
-    /// next one. The refusal is what the caller needs to hear either way.
-    async fn reset_after(&mut self, error: SmtpError) -> SmtpError {
-        if error.leaves_connection_usable() {
-            if let Err(reset) = self.command("RSET", "RSET", 250).await {
-                tracing::debug!(error = %reset, "RSET after a refusal failed");
-            }
-        }
-        error
+    /// Whether the next transaction may start on this connection.
+    pub fn is_reusable(&self) -> bool {
+        !self.broken
     }
 
     async fn hello(&mut self, name: &str) -> Result<(), SmtpError> {
+        if self.protocol == Protocol::Lmtp {
+            // LMTP has LHLO and nothing to fall back to (RFC 2033 §4.1).
+            let reply = self.command("LHLO", &format!("LHLO {name}"), 250).await?;
+            self.ext = Extensions::from_ehlo(&reply);
+            return Ok(());
+        }
         self.write("EHLO", format!("EHLO {name}\r\n").as_bytes())
             .await?;
         let reply = self.read("EHLO").await?;
@@ -260,7 +193,7 @@ impl Connection {
 
     /// One command, one reply, which must carry `code`. The command text
     /// is never logged: it can hold credentials.
-    async fn command(
+    pub(super) async fn command(
         &mut self,
         during: &'static str,
         command: &str,
@@ -292,7 +225,7 @@ impl Connection {
         }
     }
 
-    async fn flush(&mut self, during: &'static str) -> Result<(), SmtpError> {
+    pub(super) async fn flush(&mut self, during: &'static str) -> Result<(), SmtpError> {
         match timeout(self.timeout, self.stream.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(self.io_error(during, source)),
@@ -329,7 +262,7 @@ impl Connection {
         }
     }
 
-    fn refused(&self, command: &'static str, reply: Reply) -> SmtpError {
+    pub(super) fn refused(&self, command: &'static str, reply: Reply) -> SmtpError {
         SmtpError::Refused {
             peer: self.peer.clone(),
             command,
@@ -337,13 +270,38 @@ impl Connection {
         }
     }
 
-    fn io_error(&self, during: &'static str, source: std::io::Error) -> SmtpError {
+    pub(super) fn io_error(&self, during: &'static str, source: std::io::Error) -> SmtpError {
         SmtpError::Io {
             peer: self.peer.clone(),
             during,
             source,
         }
     }
+}
+
+impl Connection {
+    pub(super) fn timed_out(&self, during: &'static str) -> SmtpError {
+        timed_out(&self.peer, during, self.timeout)
+    }
+}
+
+async fn connect_tcp(settings: &Settings, peer: &str) -> Result<TcpStream, SmtpError> {
+    let connect = TcpStream::connect((settings.host.as_str(), settings.port));
+    let tcp = match timeout(settings.timeout, connect).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(source)) => {
+            return Err(SmtpError::Connect {
+                peer: peer.to_owned(),
+                source,
+            })
+        }
+        Err(_) => return Err(timed_out(peer, "connect", settings.timeout)),
+    };
+    tcp.set_nodelay(true).map_err(|source| SmtpError::Connect {
+        peer: peer.to_owned(),
+        source,
+    })?;
+    Ok(tcp)
 }
 
 fn timed_out(peer: &str, during: &'static str, after: Duration) -> SmtpError {

@@ -54,6 +54,10 @@ pub enum SmtpError {
     },
     #[error("SMTP relay {peer}: AUTH: {source}")]
     Sasl { peer: String, source: SaslError },
+    #[error("SMTP relay {peer} does not offer SMTPUTF8, which the address {address} needs (RFC 6531); a relay that offers it is required for this recipient")]
+    NeedsSmtpUtf8 { peer: String, address: String },
+    #[error("SMTP relay {peer} gave no answer for this recipient after the data ({cause}); it is tried again later")]
+    Unanswered { peer: String, cause: String },
     #[error("SMTP relay {peer}: {source}")]
     Credential {
         peer: String,
@@ -77,7 +81,17 @@ impl SmtpError {
     /// A 5xx reply: the relay will refuse the same message again. A
     /// refused login is not one: it says nothing about the message.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, SmtpError::Refused { reply, .. } if reply.is_permanent())
+        match self {
+            SmtpError::Refused { reply, .. } => reply.is_permanent(),
+            SmtpError::NeedsSmtpUtf8 { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The relay is closing the connection (421, RFC 5321 §3.8): a
+    /// failure of the relay, not of the message.
+    pub fn is_closing(&self) -> bool {
+        matches!(self, SmtpError::Refused { reply, .. } if reply.code == 421)
     }
 
     /// The relay refused the credentials, or no login could be made with
@@ -98,11 +112,5 @@ impl SmtpError {
     /// idle connection the relay dropped. Nothing of the message was sent.
     pub fn went_stale(&self) -> bool {
         matches!(self, SmtpError::Closed { during, .. } | SmtpError::Io { during, .. } if *during == MAIL_FROM)
-    }
-
-    /// The relay answered, so the connection is in a known state and can
-    /// carry the next message (after RSET). 421 means it is closing.
-    pub fn leaves_connection_usable(&self) -> bool {
-        matches!(self, SmtpError::Refused { reply, .. } if reply.code != 421)
     }
 }

@@ -16,10 +16,12 @@ pub mod data;
 mod ehlo;
 mod error;
 pub mod reply;
+mod transaction;
 
-pub use client::{Connection, Login, Settings};
+pub use client::{Connection, Login, Protocol, Settings};
 pub use error::SmtpError;
 pub use reply::Reply;
+pub use transaction::Verdict;
 
 /// Whether `text` can go between the angle brackets of MAIL FROM or RCPT
 /// TO: `local@domain`, nothing that would end the path or the command line.

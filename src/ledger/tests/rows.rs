@@ -12,6 +12,7 @@ async fn delivered_message_reads_back() {
         attempts: 1,
         retry_at: None,
         last_error: None,
+        recipients: Vec::new(),
     };
     assert_eq!(messages.len(), 1);
     assert_eq!(messages["u1"], expected);

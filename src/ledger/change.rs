@@ -1,0 +1,212 @@
+//! Changes to the ledger's record of messages and their recipients, as
+//! applied inside one commit.
+
+use std::path::PathBuf;
+
+use rusqlite::{params, Connection};
+
+use super::recipients::RecipientState;
+use super::{sql_int, MessageState};
+
+/// The outcome of one delivery attempt, as written by [`upsert`].
+struct Attempt {
+    state: MessageState,
+    delivered_at: Option<i64>,
+    last_error: Option<String>,
+    retry_at: Option<i64>,
+    quarantine_path: Option<String>,
+}
+
+/// One change to the ledger's record of a message, for [`Ledger::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The relay accepted the message.
+    Delivered { uid: String, size: u64 },
+    /// The relay refused it; keep it on the server until `retry_at`.
+    Rejected {
+        uid: String,
+        size: u64,
+        reply: String,
+        retry_at: i64,
+    },
+    /// Refused for good and durably saved at `path`.
+    Quarantined {
+        uid: String,
+        size: u64,
+        reply: String,
+        path: PathBuf,
+    },
+    /// Some recipients are settled and others still to be tried; keep it
+    /// on the server.
+    Partial { uid: String, size: u64 },
+    /// What one recipient made of the message; written after the change
+    /// to the message itself in the same commit.
+    Recipient {
+        uid: String,
+        address: String,
+        state: RecipientState,
+        reply: Option<String>,
+    },
+    /// The server confirmed the deletion (DELI's +OK, or QUIT's after DELE).
+    Deleted { uid: String },
+}
+
+impl Change {
+    /// Writes the change at time `at`; returns the attempt count of the
+    /// message (0 for a deletion).
+    pub(super) fn apply(&self, conn: &Connection, account: &str, at: i64) -> rusqlite::Result<u32> {
+        let (uid, size, attempt) = match self {
+            Change::Delivered { uid, size } => (
+                uid,
+                *size,
+                Attempt {
+                    state: MessageState::Delivered,
+                    delivered_at: Some(at),
+                    last_error: None,
+                    retry_at: None,
+                    quarantine_path: None,
+                },
+            ),
+            Change::Rejected {
+                uid,
+                size,
+                reply,
+                retry_at,
+            } => (
+                uid,
+                *size,
+                Attempt {
+                    state: MessageState::Rejected,
+                    delivered_at: None,
+                    last_error: Some(reply.clone()),
+                    retry_at: Some(*retry_at),
+                    quarantine_path: None,
+                },
+            ),
+            Change::Quarantined {
+                uid,
+                size,
+                reply,
+                path,
+            } => (
+                uid,
+                *size,
+                Attempt {
+                    state: MessageState::Quarantined,
+                    delivered_at: Some(at),
+                    last_error: Some(reply.clone()),
+                    retry_at: None,
+                    // Kept for the operator to find the file, never read
+                    // back, so a lossy rendering of a non-UTF-8 path will do.
+                    quarantine_path: Some(path.to_string_lossy().into_owned()),
+                },
+            ),
+            Change::Partial { uid, size } => (
+                uid,
+                *size,
+                Attempt {
+                    state: MessageState::Partial,
+                    delivered_at: None,
+                    last_error: None,
+                    retry_at: None,
+                    quarantine_path: None,
+                },
+            ),
+            Change::Recipient {
+                uid,
+                address,
+                state,
+                reply,
+            } => {
+                conn.prepare_cached(
+                    "INSERT INTO recipient (account, uid, address, state, reply, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (account, uid, address) DO UPDATE SET
+                         state = excluded.state, reply = excluded.reply, at = excluded.at",
+                )?
+                .execute(params![account, uid, address, state, reply, at])?;
+                return Ok(0);
+            }
+            Change::Deleted { uid } => {
+                mark_deleted(conn, account, uid, at)?;
+                return Ok(0);
+            }
+        };
+        upsert(conn, account, uid, size, &attempt)
+    }
+}
+
+/// Only messages that were safe to delete change state. A uid the ledger
+/// has no delivery for is left as it is and logged: the server deleted
+/// something popferry had not recorded, which is a bug upstream worth
+/// hearing about, but overwriting a rejection would hide it.
+fn mark_deleted(conn: &Connection, account: &str, uid: &str, at: i64) -> rusqlite::Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE message SET state = 'deleted', deleted_at = ?3
+             WHERE account = ?1 AND uid = ?2
+               AND state IN ('delivered', 'quarantined', 'deleted')",
+        )?
+        .execute(params![account, uid, at])?;
+    if changed == 0 {
+        tracing::warn!(
+            account,
+            uid,
+            "server deleted a message the ledger has no delivery for"
+        );
+    }
+    Ok(())
+}
+
+/// Records an attempt and returns the attempt count that results.
+///
+/// An existing row with the same size is the same message, so its count
+/// goes up; a different size means the server reused the uid for a new
+/// message, whose history starts again at one. Either way every other
+/// column is overwritten, so nothing from an older attempt (a stale
+/// `retry_at`, a quarantine path) lingers beside the new state.
+fn upsert(
+    conn: &Connection,
+    account: &str,
+    uid: &str,
+    size: u64,
+    attempt: &Attempt,
+) -> rusqlite::Result<u32> {
+    // A new message under a reused uid starts without recipients.
+    conn.prepare_cached(
+        "DELETE FROM recipient WHERE account = ?1 AND uid = ?2
+           AND EXISTS (SELECT 1 FROM message
+                       WHERE account = ?1 AND uid = ?2 AND size <> ?3)",
+    )?
+    .execute(params![account, uid, sql_int(size)?])?;
+    // Cached: a batch commit runs this once per message.
+    conn.prepare_cached(
+        "INSERT INTO message
+             (account, uid, size, state, delivered_at, attempts, last_error, retry_at,
+              quarantine_path)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8)
+         ON CONFLICT (account, uid) DO UPDATE SET
+             attempts = CASE WHEN size = excluded.size THEN attempts + 1 ELSE 1 END,
+             size = excluded.size,
+             state = excluded.state,
+             delivered_at = excluded.delivered_at,
+             deleted_at = NULL,
+             last_error = excluded.last_error,
+             retry_at = excluded.retry_at,
+             quarantine_path = excluded.quarantine_path
+         RETURNING attempts",
+    )?
+    .query_row(
+        params![
+            account,
+            uid,
+            sql_int(size)?,
+            attempt.state,
+            attempt.delivered_at,
+            attempt.last_error,
+            attempt.retry_at,
+            attempt.quarantine_path,
+        ],
+        |row| row.get(0),
+    )
+}

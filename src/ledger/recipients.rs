@@ -1,0 +1,122 @@
+//! The per-recipient half of the ledger: what each envelope recipient of a
+//! message made of it (`migrations/0002_recipients.sql`).
+
+use std::collections::HashMap;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql};
+
+use super::{Ledger, LedgerError};
+
+/// Where one recipient of a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecipientState {
+    /// The relay took the message for this recipient.
+    Delivered,
+    /// Refused for now; tried again, alone, at the next poll.
+    Deferred,
+    /// Refused for good.
+    Rejected,
+}
+
+impl RecipientState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Deferred => "deferred",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+impl ToSql for RecipientState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for RecipientState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "delivered" => Ok(Self::Delivered),
+            "deferred" => Ok(Self::Deferred),
+            "rejected" => Ok(Self::Rejected),
+            other => Err(FromSqlError::Other(
+                format!("unknown recipient state {other:?}").into(),
+            )),
+        }
+    }
+}
+
+/// One recipient of a message as the ledger remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRecord {
+    pub address: String,
+    pub state: RecipientState,
+    /// The relay's words for a refusal.
+    pub reply: Option<String>,
+}
+
+/// A recipient the relay refused, for `popferry status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRefusal {
+    pub account: String,
+    pub uid: String,
+    pub address: String,
+    pub state: RecipientState,
+    pub reply: String,
+    /// Unix seconds of the refusal.
+    pub at: i64,
+}
+
+/// The recipients of every partial message of `account`, by uid: the
+/// only messages whose next delivery depends on who already has them.
+pub(super) fn of_partial_messages(
+    conn: &Connection,
+    account: &str,
+) -> rusqlite::Result<HashMap<String, Vec<RecipientRecord>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.uid, r.address, r.state, r.reply
+         FROM recipient AS r JOIN message AS m ON m.account = r.account AND m.uid = r.uid
+         WHERE r.account = ?1 AND m.state = 'partial'",
+    )?;
+    let rows = stmt.query_map([account], |row| {
+        let record = RecipientRecord {
+            address: row.get(1)?,
+            state: row.get(2)?,
+            reply: row.get(3)?,
+        };
+        Ok((row.get::<_, String>(0)?, record))
+    })?;
+    let mut by_uid: HashMap<String, Vec<RecipientRecord>> = HashMap::new();
+    for row in rows {
+        let (uid, record) = row?;
+        by_uid.entry(uid).or_default().push(record);
+    }
+    Ok(by_uid)
+}
+
+impl Ledger {
+    /// Every recipient refusal the ledger holds (for messages still on
+    /// the server or not yet forgotten), oldest first.
+    pub async fn refused_recipients(&self) -> Result<Vec<RecipientRefusal>, LedgerError> {
+        self.run("read the refused recipients", |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT account, uid, address, state, reply, at FROM recipient
+                 WHERE state <> 'delivered' ORDER BY at, account, uid, address",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(RecipientRefusal {
+                    account: row.get(0)?,
+                    uid: row.get(1)?,
+                    address: row.get(2)?,
+                    state: row.get(3)?,
+                    reply: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    at: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}

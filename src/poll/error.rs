@@ -20,8 +20,9 @@ pub enum PollError {
     },
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
-    /// No connection to the relay could be set up; the messages not yet
-    /// delivered stay on the POP3 server.
+    /// No connection to the relay could be set up, or it said it is
+    /// closing (421); the messages not yet delivered stay on the POP3
+    /// server, and nothing is recorded against them.
     #[error("{source}; undelivered messages stay on the POP3 server")]
     Relay { source: SmtpError },
     #[error("{peer} does not support UIDL, so popferry cannot tell which messages it already delivered; it will not fetch from this server")]

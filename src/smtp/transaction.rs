@@ -36,12 +36,47 @@ impl Connection {
         recipients: &[String],
         message: &[u8],
     ) -> Result<Vec<Verdict>, SmtpError> {
-        let international = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
-        if international && !self.ext.smtputf8 {
-            // RFC 6531 §3.4: without SMTPUTF8 such an address cannot be
-            // written in MAIL or RCPT at all.
-            return Ok(self.unreachable_international(sender, recipients));
+        let ascii = |address: &String| address.is_ascii();
+        if self.ext.smtputf8 || (sender.is_ascii() && recipients.iter().all(ascii)) {
+            return self.transaction(sender, recipients, message).await;
         }
+        // RFC 6531 §3.4: without SMTPUTF8 such an address cannot be written
+        // in MAIL or RCPT at all. Those recipients are refused here; the
+        // others still get the message.
+        let needs_utf8 = |address: &str| SmtpError::NeedsSmtpUtf8 {
+            peer: self.peer.clone(),
+            address: address.to_owned(),
+        };
+        if !sender.is_ascii() {
+            return Ok(recipients.iter().map(|_| Err(needs_utf8(sender))).collect());
+        }
+        let plain: Vec<String> = recipients.iter().filter(|r| ascii(r)).cloned().collect();
+        let mut sent = if plain.is_empty() {
+            Vec::new()
+        } else {
+            self.transaction(sender, &plain, message).await?
+        }
+        .into_iter();
+        let needs_utf8 = |address: &str| SmtpError::NeedsSmtpUtf8 {
+            peer: self.peer.clone(),
+            address: address.to_owned(),
+        };
+        Ok(recipients
+            .iter()
+            .map(|r| match ascii(r) {
+                true => sent.next().expect("one verdict per recipient sent"),
+                false => Err(needs_utf8(r)),
+            })
+            .collect())
+    }
+
+    async fn transaction(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<Vec<Verdict>, SmtpError> {
+        let international = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
         let mut mail = format!("MAIL FROM:<{sender}>");
         if self.ext.size {
             mail += &format!(" SIZE={}", message.len());
@@ -217,18 +252,5 @@ impl Connection {
             return Err(self.refused("the transaction", reply.clone()));
         }
         Ok(())
-    }
-
-    fn unreachable_international(&self, sender: &str, recipients: &[String]) -> Vec<Verdict> {
-        recipients
-            .iter()
-            .map(|recipient| {
-                let address = if sender.is_ascii() { recipient } else { sender };
-                Err(SmtpError::NeedsSmtpUtf8 {
-                    peer: self.peer.clone(),
-                    address: address.to_owned(),
-                })
-            })
-            .collect()
     }
 }

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::config::Config;
-use crate::ledger::{Ledger, PollOutcome, PollSummary};
+use crate::ledger::{Ledger, PollOutcome, PollSummary, RecipientState};
 
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let ledger = Ledger::open_shared(&config.state)
         .with_context(|| format!("opening the ledger {}", config.state.display()))?;
     let statuses = ledger.status().await?;
+    let refusals = ledger.refused_recipients().await?;
     for account in &config.accounts {
         let status = statuses.iter().find(|s| s.account == account.name);
         println!("{}:", account.name);
@@ -26,6 +27,26 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             "  messages in the last listing: delivered {} (not yet deleted {}), rejected {}, quarantined {}",
             status.delivered, status.awaiting_delete, status.rejected, status.quarantined
         );
+        let refused: Vec<_> = refusals
+            .iter()
+            .filter(|r| r.account == account.name)
+            .collect();
+        if !refused.is_empty() {
+            println!("  recipients the relay refused:");
+        }
+        for r in refused {
+            let how = match r.state {
+                RecipientState::Deferred => "for now, tried again at the next poll",
+                _ => "for good",
+            };
+            println!(
+                "    message {}, {}: {how} ({}): {}",
+                r.uid,
+                r.address,
+                format_time(r.at),
+                r.reply
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -111,20 +111,50 @@ mod tests {
             [],
         )
         .unwrap();
-        // A stand-in for a future migration: the real list has only one
-        // entry so far, and the upgrade path must work before a second one
-        // is written.
-        let next = "ALTER TABLE message ADD COLUMN note TEXT;";
-        migrate(&mut conn, path, &[MIGRATIONS[0], next]).unwrap();
-        assert_eq!(user_version(&conn), 2);
-        let (size, note): (i64, Option<String>) = conn
-            .query_row(
-                "SELECT size, note FROM message WHERE account = 'alice' AND uid = 'uid-1'",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
+        conn.execute(
+            "INSERT INTO message (account, uid, size, state, attempts, last_error, retry_at)
+             VALUES ('alice', 'uid-2', 99, 'rejected', 3, '554 no', 1700003600)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, path, MIGRATIONS).unwrap();
+        assert_eq!(user_version(&conn) as usize, MIGRATIONS.len());
+        let rows: Vec<(String, i64, String, i64, Option<String>)> = conn
+            .prepare("SELECT uid, size, state, attempts, last_error FROM message ORDER BY uid")
+            .unwrap()
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert_eq!((size, note), (1234, None));
+        assert_eq!(
+            rows,
+            [
+                ("uid-1".into(), 1234, "delivered".into(), 1, None),
+                (
+                    "uid-2".into(),
+                    99,
+                    "rejected".into(),
+                    3,
+                    Some("554 no".into())
+                ),
+            ]
+        );
+        // Schema 2's new state and table are there.
+        conn.execute(
+            "INSERT INTO message (account, uid, size, state, attempts)
+             VALUES ('alice', 'uid-3', 5, 'partial', 1)",
+            [],
+        )
+        .unwrap();
+        assert!(table_exists(&conn, "recipient"));
     }
 
     #[test]

@@ -94,7 +94,8 @@ pub struct AccountStatus {
     /// yet, i.e. delivered or quarantined. Nonzero between polls means the
     /// last session ended before QUIT; the next poll deletes them.
     pub awaiting_delete: u64,
-    /// Messages waiting on the server for another delivery attempt.
+    /// Messages waiting on the server for another delivery attempt: refused
+    /// as a whole, or (partial) still owed to some recipients.
     pub rejected: u64,
     /// Messages given up on and saved to the quarantine.
     pub quarantined: u64,
@@ -107,9 +108,9 @@ WITH accounts AS (
     SELECT account FROM message UNION SELECT account FROM poll
 ), counts AS (
     SELECT account,
-           sum(state <> 'rejected') AS delivered,
+           sum(state NOT IN ('rejected', 'partial')) AS delivered,
            sum(state IN ('delivered', 'quarantined')) AS awaiting_delete,
-           sum(state = 'rejected') AS rejected,
+           sum(state IN ('rejected', 'partial')) AS rejected,
            sum(state = 'quarantined') AS quarantined
     FROM message GROUP BY account
 ), latest AS (

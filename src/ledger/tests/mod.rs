@@ -2,6 +2,7 @@
 //! mode, lock, durability, a full disk), `rows` for what the methods write.
 
 mod file;
+mod recipients;
 mod rows;
 
 use std::collections::HashSet;

@@ -17,8 +17,9 @@
 # smtp-sink's -u, Postfix).  Nothing here touches the system Dovecot or
 # Postfix (/etc/dovecot, /etc/postfix): every daemon is a private instance
 # with a generated config, bound to 127.0.0.1.  A start with nothing to
-# change takes ~1.2 s, from stopped ~3 s, the very first ~6 s (keys and
-# certificates); a stop ~4 s (each Dovecot takes ~1 s to exit).
+# change takes ~3 s (1.5 s of it apt-cache, see interop_pop3.sh), from
+# stopped ~5 s, the very first ~35 s (keys, certificates, fetching and
+# unpacking packages); a stop ~5 s (each Dovecot takes ~1 s to exit).
 #
 # The servers:
 #   dovecot          POP3 for most tests; certificate from the test CA.  Any

@@ -3,6 +3,7 @@
 //! `scripts/services.sh` (see `tests/real_servers.rs`).
 //!
 //! * [`real`]: the test environment, maildirs, smtp-sink dumps.
+//! * [`interop_pop3`]: the five POP3 servers of the interop suite.
 //! * [`jwt`]: bearer tokens the OAuth Dovecot accepts.
 //! * [`lab`]: the OAuth2/TLS lab's servers (self-signed, client certificate).
 //! * [`popferry`]: config files, and running the binary with a time limit.
@@ -15,6 +16,7 @@
 //! Each test binary uses only part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod interop_pop3;
 pub mod jwt;
 pub mod lab;
 pub mod link_proxy;

@@ -43,12 +43,8 @@ impl Connection {
         // RFC 6531 §3.4: without SMTPUTF8 such an address cannot be written
         // in MAIL or RCPT at all. Those recipients are refused here; the
         // others still get the message.
-        let needs_utf8 = |address: &str| SmtpError::NeedsSmtpUtf8 {
-            peer: self.peer.clone(),
-            address: address.to_owned(),
-        };
         if !sender.is_ascii() {
-            return Ok(recipients.iter().map(|_| Err(needs_utf8(sender))).collect());
+            return Ok(recipients.iter().map(|_| Err(self.needs_utf8(sender))).collect());
         }
         let plain: Vec<String> = recipients.iter().filter(|r| ascii(r)).cloned().collect();
         let mut sent = if plain.is_empty() {
@@ -57,17 +53,20 @@ impl Connection {
             self.transaction(sender, &plain, message).await?
         }
         .into_iter();
-        let needs_utf8 = |address: &str| SmtpError::NeedsSmtpUtf8 {
-            peer: self.peer.clone(),
-            address: address.to_owned(),
-        };
         Ok(recipients
             .iter()
             .map(|r| match ascii(r) {
                 true => sent.next().expect("one verdict per recipient sent"),
-                false => Err(needs_utf8(r)),
+                false => Err(self.needs_utf8(r)),
             })
             .collect())
+    }
+
+    fn needs_utf8(&self, address: &str) -> SmtpError {
+        SmtpError::NeedsSmtpUtf8 {
+            peer: self.peer.clone(),
+            address: address.to_owned(),
+        }
     }
 
     async fn transaction(

@@ -36,7 +36,7 @@ async fn a_partial_message_reads_back_with_its_recipients() {
     let mut seen: Vec<_> = (record.recipients.iter())
         .map(|r| (r.address.as_str(), r.state))
         .collect();
-    seen.sort();
+    seen.sort_by_key(|(address, _)| *address);
     assert_eq!(
         seen,
         [

@@ -101,7 +101,7 @@ gen_lmtp_conf() {
     [[ -s /usr/share/dovecot/dh.pem ]] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
     for user in ok1 ok2 full; do
         rule=
-        [[ $user == full ]] && rule="userdb_quota_rule=*:storage=1"
+        [[ $user == full ]] && rule="quota_rule=*:storage=1B"
         echo "$user::$uid:$gid::$LMTP_DIR/mail/$user::$rule"
     done >"$LMTP_DIR/users"
     cat >"$LMTP_DIR/dovecot.conf.new" <<EOF
@@ -122,6 +122,12 @@ ssl_key = <$TLS/server.key
 # lookup and the delivery goes to INBOX.
 recipient_delimiter = +
 lmtp_save_to_detail_mailbox = no
+# (The passdb only because Dovecot's auth process refuses to start
+# without one; nobody logs in.)
+passdb {
+  driver = passwd-file
+  args = username_format=%n $LMTP_DIR/users
+}
 userdb {
   driver = passwd-file
   args = username_format=%n $LMTP_DIR/users

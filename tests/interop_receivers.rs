@@ -44,7 +44,10 @@ fn through_mta(server: Server, name: &str) {
     let found = settle(&server.maildir("ok1"), &tag(&s), MESSAGES);
     assert_each_once_intact(&s.messages, &found, name);
     assert_mailbox_emptied(&s, &out);
-    assert!(server.queued(&tag(&s)).is_empty(), "nothing may stay queued");
+    assert!(
+        server.queued(&tag(&s)).is_empty(),
+        "nothing may stay queued"
+    );
 }
 
 #[test]
@@ -65,14 +68,20 @@ fn through_aiosmtpd(s: &Scenario, name: &str) -> Vec<Vec<String>> {
     assert_success(&out, "fetch");
     assert_each_once_intact(&s.messages, &aio_delivered_to(&tag(s), &rcpt), name);
     assert_mailbox_emptied(s, &out);
-    aio_dumps(&tag(s)).iter().map(|d| d.mail_options()).collect()
+    aio_dumps(&tag(s))
+        .iter()
+        .map(|d| d.mail_options())
+        .collect()
 }
 
 #[test]
 fn aiosmtpd_with_starttls_and_auth_gets_each_message_once_intact() {
     let aio = aiosmtpd();
     let table = relay_table("localhost", aio.port, "starttls")
-        + &format!("username = \"{}\"\npassword = \"{}\"\n", aio.user, aio.password);
+        + &format!(
+            "username = \"{}\"\npassword = \"{}\"\n",
+            aio.user, aio.password
+        );
     let s = scenario(
         "aio-mixed",
         table,
@@ -81,9 +90,15 @@ fn aiosmtpd_with_starttls_and_auth_gets_each_message_once_intact() {
     );
     through_aiosmtpd(&s, "aiosmtpd STARTTLS+AUTH");
     for dump in aio_dumps(&tag(&s)) {
-        assert_eq!(dump.meta["tls"], true, "{}: not over TLS", dump.stem.display());
         assert_eq!(
-            dump.meta["auth"], aio.user,
+            dump.meta["tls"],
+            true,
+            "{}: not over TLS",
+            dump.stem.display()
+        );
+        assert_eq!(
+            dump.meta["auth"],
+            aio.user,
             "{}: not authenticated",
             dump.stem.display()
         );
@@ -101,7 +116,9 @@ fn aiosmtpd_offering_no_extensions_gets_each_message_once_intact_without_mail_pa
     );
     for options in through_aiosmtpd(&s, "aiosmtpd without extensions") {
         assert!(
-            !options.iter().any(|o| o.starts_with("BODY=") || o == "SMTPUTF8"),
+            !options
+                .iter()
+                .any(|o| o.starts_with("BODY=") || o == "SMTPUTF8"),
             "MAIL FROM used parameters the relay did not offer: {options:?}"
         );
     }

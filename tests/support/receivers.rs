@@ -218,23 +218,36 @@ pub fn settle(maildir: &Path, tag: &str, count: usize) -> Vec<Delivered> {
 /// `Received:` header. Nothing else of the test is there (no empty
 /// message).
 pub fn assert_each_once_intact(messages: &[TestMessage], found: &[Delivered], what: &str) {
-    let mut seen: HashMap<&str, usize> = messages.iter().map(|m| (m.message_id.as_str(), 0)).collect();
+    let mut seen: HashMap<&str, usize> = messages
+        .iter()
+        .map(|m| (m.message_id.as_str(), 0))
+        .collect();
     for file in found {
         let id = mail::message_id(&mail::without_cr(&file.bytes));
         let original = id
             .as_deref()
             .and_then(|id| messages.iter().find(|m| m.message_id == id))
             .unwrap_or_else(|| {
-                panic!("{what}: {} is none of the test's messages (an empty message?):\n{}",
-                    file.path.display(), file.headers())
+                panic!(
+                    "{what}: {} is none of the test's messages (an empty message?):\n{}",
+                    file.path.display(),
+                    file.headers()
+                )
             });
         *seen.get_mut(original.message_id.as_str()).expect("known") += 1;
         let got = mail::without_cr(&file.bytes);
         let want = mail::without_cr(&original.bytes);
         let start = got.len().checked_sub(want.len()).unwrap_or_else(|| {
-            panic!("{what}: {} is shorter than the original", file.path.display())
+            panic!(
+                "{what}: {} is shorter than the original",
+                file.path.display()
+            )
         });
-        mail::assert_same_bytes(&want, &got[start..], &format!("{what}: {}", file.path.display()));
+        mail::assert_same_bytes(
+            &want,
+            &got[start..],
+            &format!("{what}: {}", file.path.display()),
+        );
         let trace = String::from_utf8_lossy(&got[..start]);
         assert!(
             trace.contains("by popferry"),
@@ -243,7 +256,10 @@ pub fn assert_each_once_intact(messages: &[TestMessage], found: &[Delivered], wh
         );
     }
     let wrong: Vec<_> = seen.into_iter().filter(|(_, n)| *n != 1).collect();
-    assert!(wrong.is_empty(), "{what}: not delivered exactly once (Message-ID, times): {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "{what}: not delivered exactly once (Message-ID, times): {wrong:?}"
+    );
 }
 
 /// The aiosmtpd listeners and their dumps.
@@ -305,7 +321,11 @@ impl AioDump {
 fn strings(value: &serde_json::Value) -> Vec<String> {
     value
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -333,7 +353,10 @@ pub fn aio_delivered_to(tag: &str, rcpt: &str) -> Vec<Delivered> {
     aio_dumps(tag)
         .into_iter()
         .filter(|d| d.rcpt_tos().iter().any(|r| r == rcpt))
-        .map(|d| Delivered { path: d.stem, bytes: d.bytes })
+        .map(|d| Delivered {
+            path: d.stem,
+            bytes: d.bytes,
+        })
         .collect()
 }
 

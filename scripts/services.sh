@@ -41,6 +41,12 @@
 #   mailutils, courier, cyrus, popa3d
 #                    more POP3 servers for the interop tests: their ports,
 #                    users and mail drops are in scripts/lib/interop_pop3.sh.
+#   dovecot-lmtp, postfix-mta, exim, aiosmtpd
+#                    the receivers of the interop suite: Dovecot LMTP, a
+#                    full Postfix smtpd, Exim and a scripted aiosmtpd, with
+#                    per-recipient refusals.  Their ports (POPFERRY_TEST_*
+#                    _PORT, 24524-24530), recipients and env variables:
+#                    scripts/lib/interop_mta.sh.
 #
 # State: $POPFERRY_TEST_DIR (default /var/tmp/popferry-test-<checksum of the
 # repo path>: short enough for Dovecot's socket paths and reachable by the
@@ -220,6 +226,9 @@ OWNER=services.sh
 . "$REPO_ROOT/scripts/lib/postfix.sh"
 # shellcheck source=scripts/lib/interop_pop3.sh
 . "$REPO_ROOT/scripts/lib/interop_pop3.sh"
+# shellcheck source=scripts/lib/interop_mta.sh
+. "$REPO_ROOT/scripts/lib/interop_mta.sh"
+SERVICES+=("${MTA_SERVICES[@]}")
 
 need_root() {
     [[ $EUID -eq 0 ]] || die "'$1' must run as root (try: sudo $0 $1)"
@@ -236,6 +245,7 @@ install_services() {
     install_packages "${PACKAGES[@]}"
     install_user
     interop_pop3_install
+    interop_mta_install
 }
 
 cmd_install() {
@@ -269,7 +279,8 @@ validate_ports() {
     local v p
     for v in POP3_PORT POP3S_PORT SMTP_PORT SMTP_TEMPFAIL_PORT SMTP_PERMFAIL_PORT \
         OAUTH_POP3_PORT OAUTH_POP3S_PORT OAUTH_AUTH_PORT CLIENTCERT_POP3S_PORT \
-        SUBMISSION_PORT SUBMISSIONS_PORT SUBMISSION_SINK_PORT "${INTEROP_POP3_PORT_VARS[@]}"; do
+        SUBMISSION_PORT SUBMISSIONS_PORT SUBMISSION_SINK_PORT "${INTEROP_POP3_PORT_VARS[@]}" \
+        "${MTA_PORT_VARS[@]}"; do
         p=${!v}
         if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then
             die "POPFERRY_TEST_$v=$p is not a TCP port"
@@ -351,7 +362,10 @@ Set POPFERRY_TEST_DIR to a directory under e.g. /var/tmp."
     gen_postfix_conf
     local oauth_restarted=
     [[ $(running_pid dovecot-oauth) == "$oauth_pid" ]] || oauth_restarted=1
-    start_postfix "$SELFSIGNED_CHANGED$oauth_restarted"
+    start_postfix postfix "$PF_DIR" "$SELFSIGNED_CHANGED$oauth_restarted" \
+        "$SUBMISSION_PORT=POPFERRY_TEST_SUBMISSION_PORT" \
+        "$SUBMISSIONS_PORT=POPFERRY_TEST_SUBMISSIONS_PORT"
+    interop_mta_start "$uid" "$gid" "$TLS_CHANGED" "$oauth_restarted"
 
     interop_pop3_wait
     write_env "$uid" "$gid"
@@ -414,7 +428,8 @@ write_env() {
             "POPFERRY_TEST_SUBMISSION_DUMP_DIR=$SUBMISSION_DUMP_DIR" \
             "POPFERRY_TEST_CLIENTCERT_POP3S_PORT=$CLIENTCERT_POP3S_PORT" \
             "POPFERRY_TEST_CLIENT_CERT=$TLS/client.pem" \
-            "POPFERRY_TEST_CLIENT_KEY=$TLS/client.key" "${interop[@]}"; do
+            "POPFERRY_TEST_CLIENT_KEY=$TLS/client.key" "${interop[@]}" \
+            $(interop_mta_env); do
             printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
     } >"$DIR/env.new"
@@ -450,6 +465,11 @@ cmd_status() {
         SUBMISSION_PORT=${POPFERRY_TEST_SUBMISSION_PORT:-$SUBMISSION_PORT}
         SUBMISSIONS_PORT=${POPFERRY_TEST_SUBMISSIONS_PORT:-$SUBMISSIONS_PORT}
         SUBMISSION_SINK_PORT=${POPFERRY_TEST_SUBMISSION_SINK_PORT:-$SUBMISSION_SINK_PORT}
+        local v var
+        for v in "${MTA_PORT_VARS[@]}"; do
+            var=POPFERRY_TEST_$v
+            printf -v "$v" %s "${!var:-${!v}}"
+        done
     fi
     for name in "${SERVICES[@]}"; do
         case $name in
@@ -461,7 +481,7 @@ cmd_status() {
         dovecot-oauth) port="$OAUTH_POP3_PORT,$OAUTH_POP3S_PORT,$OAUTH_AUTH_PORT" ;;
         dovecot-cert) port=$CLIENTCERT_POP3S_PORT ;;
         postfix) port="$SUBMISSION_PORT,$SUBMISSIONS_PORT" ;;
-        *) port=$(interop_pop3_ports "$name") ;;
+        *) port="$(interop_pop3_ports "$name")$(interop_mta_ports "$name")" ;;
         esac
         if pid=$(running_pid "$name"); then
             printf '%-16s running  pid %-7s 127.0.0.1:%s\n' "$name" "$pid" "$port"

@@ -101,7 +101,10 @@ Stop that process or choose another port: export $2=<free port>}"
 }
 
 # launch NAME PORT[=VARNAME]... -- ARGV...: start ARGV detached, record its
-# PID and argv, wait until every PORT accepts connections.
+# PID and argv, wait until every PORT accepts connections.  With
+# LAUNCH_SKIP=N, the first N words of ARGV are a wrapper that execs the rest
+# in its place (a private mount namespace), so the rest is what is recorded
+# and later checked as the daemon's command line.
 launch() {
     local name=$1 ports=() pid p
     shift
@@ -110,7 +113,7 @@ launch() {
     for p in "${ports[@]}"; do
         if [[ $p == *=* ]]; then ensure_port_free "${p%%=*}" "${p#*=}"; else ensure_port_free "$p"; fi
     done
-    printf '%s\0' "$@" >"$RUN/$name.cmdline"
+    printf '%s\0' "${@:${LAUNCH_SKIP:-0}+1}" >"$RUN/$name.cmdline"
     echo "${ports[@]%%=*}" >"$RUN/$name.ports"
     # setsid: own session, so a Ctrl-C in the caller's terminal does not hit
     # the daemon directly (the caller's trap stops it in order instead).

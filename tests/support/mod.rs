@@ -10,6 +10,7 @@
 //! * [`mail`]: generated test messages and byte comparisons.
 //! * [`link_proxy`]: a TCP proxy that cuts the POP3 link at a chosen command.
 //! * [`raw`]: POP3/SMTP sessions line by line over TCP or TLS, no popferry code.
+//! * [`receivers`]: the interop suite's Postfix, Exim, Dovecot LMTP, aiosmtpd.
 //! * [`scenario`]: a mailbox + recipient + config, and delivery assertions.
 //! * [`watch`]: a running popferry's log lines and peak memory.
 //!
@@ -24,5 +25,6 @@ pub mod mail;
 pub mod popferry;
 pub mod raw;
 pub mod real;
+pub mod receivers;
 pub mod scenario;
 pub mod watch;

@@ -18,7 +18,8 @@ What each recipient gets is chosen by its local part, so parallel tests
 pick their own outcome:
   rcpt550-*      550 at RCPT
   rcpt450-*      450 at RCPT
-  rcpt450once-*  450 at RCPT the first time this address is seen, then 250
+  rcpt450once-*  450 at RCPT throughout the first connection that names this
+                 address (one fetch), then 250
   data550-*      after the data: 550 (LMTP: for this recipient; SMTP: for
                  the transaction)
   data450-*      the same with 450
@@ -68,6 +69,10 @@ def data_reply(address):
     return None
 
 
+# Numbers the connections of every listener, for rcpt450once-.
+CONNECTIONS = itertools.count()
+
+
 class Handler:
     """The hooks aiosmtpd calls, for one listener."""
 
@@ -92,9 +97,12 @@ class Handler:
         for prefix, text in RCPT_REPLIES.items():
             if part.startswith(prefix):
                 reply = text.format(address)
-        if part.startswith("rcpt450once-") and address.lower() not in self.seen_once:
-            self.seen_once.add(address.lower())
-            reply = "450 4.2.0 <%s>: deferred once by rule" % address
+        if part.startswith("rcpt450once-"):
+            if not hasattr(session, "serial"):
+                session.serial = next(CONNECTIONS)
+            first = self.seen_once.setdefault(address.lower(), session.serial)
+            if first == session.serial:
+                reply = "450 4.2.0 <%s>: deferred once by rule" % address
         if reply is not None:
             refused(envelope).append({"rcpt": address, "reply": reply})
             return reply
@@ -171,7 +179,7 @@ def authenticator(user, password):
 
 
 async def serve(args):
-    seen_once = set()
+    seen_once = {}
     servers = []
     tls = None
     if args.cert:

@@ -44,7 +44,10 @@ impl Connection {
         // in MAIL or RCPT at all. Those recipients are refused here; the
         // others still get the message.
         if !sender.is_ascii() {
-            return Ok(recipients.iter().map(|_| Err(self.needs_utf8(sender))).collect());
+            return Ok(recipients
+                .iter()
+                .map(|_| Err(self.needs_utf8(sender)))
+                .collect());
         }
         let plain: Vec<String> = recipients.iter().filter(|r| ascii(r)).cloned().collect();
         let mut sent = if plain.is_empty() {
@@ -140,7 +143,7 @@ impl Connection {
             // One answer for the whole message.
             Protocol::Smtp => {
                 let reply = self.read(END_OF_DATA).await?;
-                self.closing(&reply)?;
+                self.closing(END_OF_DATA, &reply)?;
                 if !reply.is_completion() {
                     for &n in &accepted {
                         verdicts[n] = Err(self.refused(END_OF_DATA, reply.clone()));
@@ -187,7 +190,7 @@ impl Connection {
         let mut replies = Vec::with_capacity(commands.len());
         for (during, _) in commands {
             let reply = self.read(during).await?;
-            self.closing(&reply)?;
+            self.closing(during, &reply)?;
             replies.push(reply);
         }
         Ok(replies)
@@ -209,7 +212,7 @@ impl Connection {
             self.write(during, format!("{command}\r\n").as_bytes())
                 .await?;
             let reply = self.read(during).await?;
-            self.closing(&reply)?;
+            self.closing(during, &reply)?;
             let mail_refused = *during == MAIL_FROM && !reply.is_completion();
             replies.push(reply);
             if mail_refused {
@@ -245,10 +248,10 @@ impl Connection {
     /// 421 at any point: the relay is closing the connection (RFC 5321
     /// §3.8). That says nothing about the message and everything about
     /// the relay, so the transaction ends as a failure of the connection.
-    fn closing(&mut self, reply: &Reply) -> Result<(), SmtpError> {
+    fn closing(&mut self, during: &'static str, reply: &Reply) -> Result<(), SmtpError> {
         if reply.code == 421 {
             self.broken = true;
-            return Err(self.refused("the transaction", reply.clone()));
+            return Err(self.refused(during, reply.clone()));
         }
         Ok(())
     }

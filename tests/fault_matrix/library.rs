@@ -132,7 +132,14 @@ fn cases() -> Vec<Case> {
             n,
             "",
         ),
-        case("relay 421 + disconnect", refuse(421), false, n, ""),
+        // 421 is the relay closing: the poll stops there too.
+        case(
+            "relay 421 + disconnect",
+            refuse(421),
+            true,
+            n,
+            "421 4.0.0 refused by the receiver",
+        ),
         case("relay 451", Relay(Verdict::Defer), false, n, ""),
         case("relay 452", refuse(452), false, n, ""),
         case("relay 550", refuse(550), false, n, ""),

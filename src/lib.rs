@@ -14,6 +14,8 @@
 //!   thin async driver); [`deliver`] pools its connections per relay.
 //! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
 //! * [`quarantine`]: durable copies of messages the relay rejected.
+//! * [`multidrop`]: the recipients of a domain mailbox's messages, read from
+//!   the envelope header its provider adds, and the loop guard.
 //! * [`sasl`]: the SASL mechanisms of POP3 and SMTP AUTH, sans-IO, and the
 //!   rule that picks one.
 //! * [`demo`]: a POP3 server and SMTP receiver on loopback for `popferry
@@ -35,6 +37,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod demo;
 pub mod ledger;
+pub mod multidrop;
 pub mod net;
 pub mod oauth;
 pub mod poll;

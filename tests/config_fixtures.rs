@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use popferry::config::{
-    Account, AuthMethod, Config, Credential, OAuth2, PasswordSource, SmtpAuth, TlsMode, Trust,
+    Account, AuthMethod, Config, Credential, Multidrop, OAuth2, PasswordSource, RecipientHeader,
+    SmtpAuth, TlsMode, Trust,
 };
 
 /// The password source of an account that has one.
@@ -129,6 +130,7 @@ fn defaults_apply() {
     assert_eq!(account.timeout, Duration::from_secs(60));
     assert_eq!(account.max_message_size, 64 * 1024 * 1024);
     assert_eq!(account.quarantine_dir, None);
+    assert_eq!(account.multidrop, None);
     assert_eq!(account.smtp.timeout, Duration::from_secs(60));
     assert_eq!(account.smtp.credentials, None);
     assert_eq!(config.state, Path::new(FIXTURES).join("valid/popferry.db"));
@@ -159,6 +161,19 @@ fn relative_paths_resolve_against_the_config_folder() {
     let elsewhere = Config::from_toml(&text, Path::new("/etc/popferry/popferry.toml"))
         .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(elsewhere.state, Path::new("/etc/popferry/data/ledger.db"));
+}
+
+#[test]
+fn multidrop_reads_its_header_in_any_case_and_stores_domains_lowercase() {
+    let path = Path::new(FIXTURES).join("valid/multidrop.toml");
+    let config = Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
+    let account = &config.accounts[0];
+    let expected = Multidrop {
+        header: RecipientHeader::DeliveredTo,
+        local_domains: vec!["example.org".to_owned(), "example.net".to_owned()],
+    };
+    assert_eq!(account.multidrop, Some(expected));
+    assert_eq!(account.deliver_to, ["postmaster@example.org"]);
 }
 
 #[test]

@@ -56,6 +56,16 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        if let Some(multidrop) = &account.multidrop {
+            println!(
+                "{}: multidrop: to the addresses in {} (topmost) within {}; \
+                 messages naming none go to {}",
+                account.name,
+                multidrop.header,
+                multidrop.local_domains.join(", "),
+                account.deliver_to.join(", ")
+            );
+        }
         for (what, oauth2, flag) in super::oauth::tables(account) {
             let state = super::oauth::describe(oauth2);
             if super::oauth::signed_in(oauth2) {

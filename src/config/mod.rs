@@ -13,6 +13,7 @@ mod credentials;
 mod daemon;
 mod oauth;
 mod raw;
+mod recipients;
 mod secret;
 mod units;
 mod validate;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::multidrop::{Multidrop, RecipientHeader};
 pub use crate::oauth::OAuth2;
 use crate::sasl::Mechanism;
 pub use crate::tls::{ClientIdentity, Trust};
@@ -61,7 +63,11 @@ pub struct Account {
     pub credential: Credential,
     pub auth: AuthMethod,
     /// Envelope recipients; never empty, each a syntactically valid address.
+    /// With `multidrop`, only for messages that name no local recipient.
     pub deliver_to: Vec<String>,
+    /// A domain mailbox whose messages go to the recipients its provider
+    /// named in an envelope header.
+    pub multidrop: Option<Multidrop>,
     /// Leave delivered messages on the POP3 server instead of deleting them.
     pub keep: bool,
     /// Delete with DELI (at once, durably) where the server offers it,

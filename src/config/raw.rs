@@ -49,7 +49,11 @@ pub(super) struct RawAccount {
     pub password_command: Option<Spanned<String>>,
     pub auth: Option<AuthMethod>,
     pub oauth2: Option<Spanned<RawOAuth2>>,
-    pub deliver_to: Spanned<Vec<Spanned<String>>>,
+    /// Optional so that a multidrop account missing it is told that it is
+    /// the fallback; every account needs it.
+    pub deliver_to: Option<Spanned<Vec<Spanned<String>>>>,
+    pub recipients_from: Option<Spanned<String>>,
+    pub local_domains: Option<Spanned<Vec<Spanned<String>>>>,
     pub keep: Option<bool>,
     pub deli: Option<bool>,
     pub poll_interval: Option<Spanned<String>>,

@@ -255,13 +255,16 @@ impl Scope<'_> {
                 self.table_error(table.span(), problem)
             })?),
         };
+        let multidrop = self.multidrop(raw)?;
+        let deliver_to = self.deliver_to(raw, table.span(), multidrop.as_ref())?;
         Ok(Account {
             name,
             pop3,
             username,
             credential,
             auth,
-            deliver_to: self.deliver_to(&raw.deliver_to)?,
+            deliver_to,
+            multidrop,
             keep: raw.keep.unwrap_or(false),
             deli: raw.deli.unwrap_or(true),
             poll_interval: self.duration(

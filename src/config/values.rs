@@ -157,19 +157,6 @@ impl Scope<'_> {
         Ok(text.clone())
     }
 
-    pub(super) fn deliver_to(
-        &self,
-        raw: &Spanned<Vec<Spanned<String>>>,
-    ) -> Result<Vec<String>, ConfigError> {
-        if raw.get_ref().is_empty() {
-            let problem = "list at least one address".to_owned();
-            return Err(self.error(raw.span(), "deliver_to", problem));
-        }
-        (raw.get_ref().iter())
-            .map(|address| self.address("deliver_to", address))
-            .collect()
-    }
-
     pub(super) fn timeout(&self, raw: Option<&Spanned<String>>) -> Result<Duration, ConfigError> {
         self.duration("timeout", raw, DEFAULT_TIMEOUT, MIN_TIMEOUT)
     }

@@ -21,6 +21,7 @@ fn account(keep: bool) -> Account {
         credential: Credential::Password(PasswordSource::Inline(Secret::new("pw".into()))),
         auth: AuthMethod::Auto,
         deliver_to: vec!["alice@example.org".into()],
+        multidrop: None,
         keep,
         deli: true,
         poll_interval: Duration::from_secs(60),

@@ -11,104 +11,14 @@ mod rcpt_relay;
 mod smtp_receiver;
 
 use harness::{message, within};
-use pop3_server::{Options, Pop3Server};
-use popferry::config::{Account, Config};
-use popferry::deliver::Relay;
-use popferry::ledger::{Ledger, MessageState, PollReport, RecipientState};
-use popferry::poll::{poll, PollError, PollOptions};
+use popferry::ledger::{MessageState, RecipientState};
+use popferry::poll::PollError;
+use rcpt_relay::world::World;
 use rcpt_relay::{Behaviour, RcptRelay, Rule};
 
 const OK: &str = "ok@example.org";
 const OTHER: &str = "other@example.org";
 const LATER: &str = "later@example.org";
-
-struct World {
-    pop3: Pop3Server,
-    relay: RcptRelay,
-    ledger: Ledger,
-    account: Account,
-    smtp: Relay,
-    _dir: tempfile::TempDir,
-}
-
-impl World {
-    async fn start(behaviour: Behaviour, deliver_to: &[&str]) -> World {
-        let relay = RcptRelay::start(behaviour).await;
-        let smtp = format!("host = \"127.0.0.1\"\nport = {}", relay.port());
-        World::with(relay, &smtp, behaviour, deliver_to).await
-    }
-
-    async fn with(
-        relay: RcptRelay,
-        address: &str,
-        behaviour: Behaviour,
-        deliver_to: &[&str],
-    ) -> World {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = Options::default();
-        let user = options.user.clone();
-        let password = options.password.clone();
-        let pop3 = Pop3Server::start(options).await;
-        let protocol = if behaviour.lmtp { "lmtp" } else { "smtp" };
-        let recipients: Vec<String> = deliver_to.iter().map(|a| format!("{a:?}")).collect();
-        let toml = format!(
-            r#"
-[smtp]
-{address}
-protocol = "{protocol}"
-tls = "none"
-timeout = "5s"
-
-[[account]]
-name = "alice"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-username = "{user}"
-password = "{password}"
-deliver_to = [{recipients}]
-timeout = "5s"
-"#,
-            pop3_port = pop3.port(),
-            recipients = recipients.join(", "),
-        );
-        let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).expect("config");
-        let account = config.accounts.into_iter().next().expect("one account");
-        let smtp = Relay::new(&account.smtp, "test").expect("relay");
-        let ledger = Ledger::open(&dir.path().join("ledger.db")).expect("ledger");
-        World {
-            pop3,
-            relay,
-            ledger,
-            account,
-            smtp,
-            _dir: dir,
-        }
-    }
-
-    async fn poll(&self) -> Result<PollReport, PollError> {
-        poll(
-            &self.account,
-            &self.ledger,
-            &self.smtp,
-            &PollOptions::default(),
-        )
-        .await
-    }
-
-    async fn state(&self, uid: &str) -> Option<MessageState> {
-        let records = self.ledger.messages("alice").await.expect("ledger");
-        records.get(uid).map(|r| r.state)
-    }
-
-    async fn refusals(&self) -> Vec<(String, RecipientState, String)> {
-        let refused = self.ledger.refused_recipients().await.expect("ledger");
-        refused
-            .into_iter()
-            .map(|r| (r.address, r.state, r.reply))
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn a_recipient_refused_for_good_leaves_the_other_with_one_copy() {
@@ -328,7 +238,7 @@ async fn lmtp_over_a_unix_socket_delivers() {
         let socket = dir.path().join("lmtp");
         let relay = RcptRelay::start_unix(behaviour, &socket).await;
         let address = format!("socket = {:?}", socket.display().to_string());
-        let world = World::with(relay, &address, behaviour, &[OK]).await;
+        let world = World::with(relay, &address, behaviour, &[OK], "").await;
         world.pop3.add("m1", &message("m1", ""));
         world.poll().await.expect("poll");
         assert_eq!(world.relay.received(OK), 1);

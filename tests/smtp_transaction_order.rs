@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use harness::within;
 use popferry::config::Config;
+use popferry::deliver::Outcome::Delivered;
 use popferry::deliver::Relay;
 
 #[derive(Debug, Default)]
@@ -112,7 +113,7 @@ async fn transactions_are_pipelined_and_never_start_before_the_final_reply() {
         for i in 0..4 {
             let message = harness::message(&format!("t{i}"), "");
             let outcome = relay.deliver(&message, &recipients).await.expect("relay set up");
-            assert_eq!(outcome, [popferry::deliver::Outcome::Delivered], "message {i}");
+            assert_eq!(outcome, [Delivered, Delivered], "message {i}");
         }
         let seen = seen.lock().unwrap();
         assert_eq!(seen.delivered, 4);

@@ -8,8 +8,34 @@
 //! waiting, alone, so nobody gets it twice. A message nobody has is
 //! rejected as a whole, as before per-recipient outcomes existed.
 
-use crate::deliver::Outcome;
+use crate::config::Account;
+use crate::deliver::{without_trace_header, Outcome};
 use crate::ledger::{RecipientRecord, RecipientState};
+use crate::multidrop::carries_own_trace;
+
+/// Who `message` (trace header included) is for: with multidrop the local
+/// addresses its envelope header names, otherwise (or if it names none)
+/// `deliver_to`. `Err` says why it must not be relayed at all: it went out
+/// through this account before and came back, and would go round forever.
+pub(super) fn addressees(
+    account: &Account,
+    deliver_to: &[String],
+    message: &[u8],
+) -> Result<Vec<String>, String> {
+    let original = without_trace_header(message);
+    if carries_own_trace(original, &account.name) {
+        return Err(format!(
+            "mail loop: the message already carries popferry's Received: header for account {}, \
+             so it was relayed from this mailbox before and came back; it is not relayed again",
+            account.name
+        ));
+    }
+    let named = (account.multidrop.as_ref()).map(|multidrop| multidrop.recipients(original));
+    match named {
+        Some(named) if !named.is_empty() => Ok(named),
+        _ => Ok(deliver_to.to_vec()),
+    }
+}
 
 /// The recipients of `all` that still need the message: not those that
 /// have it, nor those that refused it for good in an earlier attempt.

@@ -36,7 +36,7 @@ use std::collections::{HashMap, VecDeque};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
-use super::recipients::pending;
+use super::recipients::{addressees, pending};
 use super::record::{record, Recorded, ToRecord};
 use super::{PollError, StopFlag};
 use crate::config::Account;
@@ -384,13 +384,20 @@ async fn deliver<'a>(
         if to_record.is_closed() {
             break;
         }
-        let to = pending(cx.recipients, &plan[step].earlier);
-        let outcomes = if to.is_empty() {
-            Vec::new()
-        } else {
-            let outcomes = (cx.relay.deliver(&message, &to).await)
-                .map_err(|source| PollError::Relay { source })?;
-            to.into_iter().zip(outcomes).collect()
+        let outcomes = match addressees(cx.account, cx.recipients, &message) {
+            Ok(all) => {
+                let to = pending(&all, &plan[step].earlier);
+                if to.is_empty() {
+                    Vec::new()
+                } else {
+                    let outcomes = (cx.relay.deliver(&message, &to).await)
+                        .map_err(|source| PollError::Relay { source })?;
+                    to.into_iter().zip(outcomes).collect()
+                }
+            }
+            Err(looped) => (cx.recipients.iter())
+                .map(|to| (to.clone(), Outcome::Rejected(looped.clone())))
+                .collect(),
         };
         let quarantine = cx.account.quarantine_dir.is_some()
             && outcomes

@@ -9,6 +9,8 @@
 //! with 354 although it accepted no recipient.
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -1,0 +1,103 @@
+//! A poll's world for the per-recipient tests: the scriptable POP3 server,
+//! an [`RcptRelay`], a ledger and an account whose `deliver_to` (and any
+//! other account keys) the test chooses.
+
+use popferry::config::{Account, Config};
+use popferry::deliver::Relay;
+use popferry::ledger::{Ledger, MessageState, PollReport, RecipientState};
+use popferry::poll::{poll, PollError, PollOptions};
+
+use super::{Behaviour, RcptRelay};
+use crate::pop3_server::{Options, Pop3Server};
+
+pub struct World {
+    pub pop3: Pop3Server,
+    pub relay: RcptRelay,
+    pub ledger: Ledger,
+    pub account: Account,
+    pub smtp: Relay,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    pub async fn start(behaviour: Behaviour, deliver_to: &[&str]) -> World {
+        let relay = RcptRelay::start(behaviour).await;
+        let smtp = format!("host = \"127.0.0.1\"\nport = {}", relay.port());
+        World::with(relay, &smtp, behaviour, deliver_to, "").await
+    }
+
+    /// `address` is the `[smtp]` table's host/port or socket lines;
+    /// `extra` goes at the end of the `[[account]]` table.
+    pub async fn with(
+        relay: RcptRelay,
+        address: &str,
+        behaviour: Behaviour,
+        deliver_to: &[&str],
+        extra: &str,
+    ) -> World {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = Options::default();
+        let user = options.user.clone();
+        let password = options.password.clone();
+        let pop3 = Pop3Server::start(options).await;
+        let protocol = if behaviour.lmtp { "lmtp" } else { "smtp" };
+        let recipients: Vec<String> = deliver_to.iter().map(|a| format!("{a:?}")).collect();
+        let toml = format!(
+            r#"
+[smtp]
+{address}
+protocol = "{protocol}"
+tls = "none"
+timeout = "5s"
+
+[[account]]
+name = "alice"
+host = "127.0.0.1"
+port = {pop3_port}
+tls = "none"
+username = "{user}"
+password = "{password}"
+deliver_to = [{recipients}]
+timeout = "5s"
+{extra}
+"#,
+            pop3_port = pop3.port(),
+            recipients = recipients.join(", "),
+        );
+        let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).expect("config");
+        let account = config.accounts.into_iter().next().expect("one account");
+        let smtp = Relay::new(&account.smtp, "test").expect("relay");
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).expect("ledger");
+        World {
+            pop3,
+            relay,
+            ledger,
+            account,
+            smtp,
+            _dir: dir,
+        }
+    }
+
+    pub async fn poll(&self) -> Result<PollReport, PollError> {
+        poll(
+            &self.account,
+            &self.ledger,
+            &self.smtp,
+            &PollOptions::default(),
+        )
+        .await
+    }
+
+    pub async fn state(&self, uid: &str) -> Option<MessageState> {
+        let records = self.ledger.messages("alice").await.expect("ledger");
+        records.get(uid).map(|r| r.state)
+    }
+
+    pub async fn refusals(&self) -> Vec<(String, RecipientState, String)> {
+        let refused = self.ledger.refused_recipients().await.expect("ledger");
+        refused
+            .into_iter()
+            .map(|r| (r.address, r.state, r.reply))
+            .collect()
+    }
+}

@@ -91,10 +91,7 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     pub fn new(config: &SmtpConfig, account: &str) -> Result<Relay, RelayError> {
-        let relay = match &config.socket {
-            Some(path) => path.display().to_string(),
-            None => format!("{}:{}", config.host, config.port),
-        };
+        let relay = config.endpoint();
         let tls_config = match config.tls {
             TlsMode::None => None,
             _ => Some(

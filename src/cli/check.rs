@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use super::EXIT_FAILED;
-use crate::config::{ClientIdentity, Config, SmtpConfig, TlsMode, Trust};
+use crate::config::{ClientIdentity, Config, Protocol, SmtpConfig, TlsMode, Trust};
 use crate::deliver::Relay;
 use crate::session::Session;
 use crate::tls;
@@ -29,30 +29,32 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
     for account in &config.accounts {
         let pop3 = &account.pop3;
         let smtp = &account.smtp;
+        let relay = match smtp.protocol {
+            Protocol::Smtp => "relay",
+            Protocol::Lmtp => "LMTP relay",
+        };
         let lines = [
             (
                 "POP3",
-                &pop3.host,
-                pop3.port,
+                format!("{}:{}", pop3.host, pop3.port),
                 pop3.tls,
                 &pop3.trust,
                 &pop3.client_identity,
             ),
             (
-                "relay",
-                &smtp.host,
-                smtp.port,
+                relay,
+                smtp.endpoint(),
                 smtp.tls,
                 &smtp.trust,
                 &smtp.client_identity,
             ),
         ];
-        for (what, host, port, mode, trust, identity) in lines {
+        for (what, address, mode, trust, identity) in lines {
             match security(mode, trust, identity.as_ref()) {
-                Ok(security) => println!("{}: {what} {host}:{port}, {security}", account.name),
+                Ok(security) => println!("{}: {what} {address}, {security}", account.name),
                 Err(e) => {
                     failed = true;
-                    println!("{}: {what} {host}:{port}: FAILED: {e}", account.name);
+                    println!("{}: {what} {address}: FAILED: {e}", account.name);
                 }
             }
         }
@@ -143,7 +145,7 @@ async fn connect(config: &Config) -> anyhow::Result<bool> {
             failed |= !ok;
             continue;
         }
-        let relay = format!("{}:{}", smtp.host, smtp.port);
+        let relay = smtp.endpoint();
         let probed = match Relay::new(smtp, &account.name) {
             Ok(handle) => handle.probe().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

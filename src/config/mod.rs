@@ -122,6 +122,17 @@ pub struct SmtpConfig {
     pub timeout: Duration,
 }
 
+impl SmtpConfig {
+    /// Where the relay is, as logs and errors name it: the socket's path,
+    /// or `host:port`.
+    pub fn endpoint(&self) -> String {
+        match &self.socket {
+            Some(path) => path.display().to_string(),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
 /// SMTP AUTH login; the file can only give a username and a password (or
 /// an `oauth2` table) together.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

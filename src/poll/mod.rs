@@ -58,6 +58,7 @@ use crate::session::{Activity, Listing, Session};
 
 mod decide;
 mod error;
+mod fetch;
 mod options;
 mod record;
 mod transfer;

@@ -66,6 +66,9 @@ pub(super) struct Step {
     pub fetch: bool,
     /// When to try again if the relay rejects it.
     pub retry_at: i64,
+    /// The other messages listed with this unique-id, by number: copies
+    /// moved (or left) with `n`, see [`super::copies`].
+    pub copies: Vec<u32>,
 }
 
 /// What the stages need from the poll.
@@ -145,7 +148,7 @@ pub(super) async fn transfer(
     };
     out.delivered = recorded.delivered;
     out.deferred = recorded.deferred;
-    out.rejected = recorded.rejected;
+    out.rejected += recorded.rejected;
     out.unsettled |= recorded.unsettled;
     Ok(out)
 }

@@ -17,8 +17,8 @@ use super::reply::{parse_list_line, parse_uidl_line, Capabilities, ListingError}
 pub const MAX_CAPA_LINES: usize = 256;
 
 /// Most messages popferry handles in one mailbox: the line cap of UIDL and
-/// LIST. A poll holds about 270 bytes per listed message (unique-ids,
-/// sizes, the ledger check and the plan; 266 MiB for a million, measured
+/// LIST. A poll holds about 290 bytes per listed message (unique-ids,
+/// sizes, the ledger check and the plan; 288 MiB for a million, measured
 /// by `tests/hostile_server_memory.rs`), so this bounds one account's poll
 /// near a quarter of a GiB, yet takes on any mailbox a POP3 server can
 /// list in reasonable time. A larger mailbox, or a listing that never

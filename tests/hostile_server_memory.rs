@@ -14,7 +14,7 @@
 //! idle size bounds it. A UIDL listing is capped at
 //! [`MAX_MESSAGES`](popferry::pop3::listing::MAX_MESSAGES) = 1,000,000
 //! lines. A million messages is a mailbox popferry handles (listing,
-//! ledger check, plan, then the first RETR): about 270 bytes a message,
+//! ledger check, plan, then the first RETR): about 290 bytes a message,
 //! so 384 MiB with room for the allocator. A listing that never ends is
 //! refused at the cap, holding only the parsed listing: 128 MiB.
 

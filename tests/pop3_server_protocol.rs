@@ -2,7 +2,8 @@
 //!
 //! The poll tests trust this server to behave like RFC 1939 says unless a
 //! fault is set; this checks that trust, including the commands a poll
-//! never sends (STAT, TOP, RSET, NOOP) and the commit-only-at-QUIT rule.
+//! never sends (STAT, TOP, RSET, NOOP), the commit-only-at-QUIT rule, and
+//! one uid listed for several messages.
 
 mod pop3_server;
 
@@ -94,6 +95,38 @@ async fn refuses_wrong_password_with_an_auth_code() {
         assert!(err.is_auth_failure(), "{err:?}");
         assert!(err.to_string().contains("[AUTH]"), "{err}");
         assert_eq!(server.logins(), 0);
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Messages added under one uid are listed under it, each with its own
+/// number, as popa3d lists identical copies (the bytes differ here only to
+/// tell which copy went); a DELE by number removes only that one.
+#[tokio::test]
+async fn one_uid_added_twice_is_listed_for_both_numbers() {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let server = Pop3Server::start(Options::default()).await;
+        server.add("twin", MESSAGE);
+        server.add("other", SECOND);
+        server.add("twin", SECOND);
+
+        let mut client = connect(&server).await;
+        let uids = client.uidl().await.expect("UIDL").expect("listing");
+        let expected = [(1, "twin"), (2, "other"), (3, "twin")].map(|(n, u)| (n, u.to_owned()));
+        assert_eq!(uids, expected);
+        let mut body = Vec::new();
+        client.retr(3, &mut body).await.expect("RETR");
+        assert_eq!(body, SECOND);
+        client.dele(3).await.expect("DELE");
+        client.quit().await.expect("QUIT");
+        let left: Vec<(String, Vec<u8>)> = server
+            .maildrop()
+            .into_iter()
+            .map(|m| (m.uid, m.bytes))
+            .collect();
+        let kept = [("twin", MESSAGE), ("other", SECOND)].map(|(u, b)| (u.to_owned(), b.to_vec()));
+        assert_eq!(left, kept, "only message 3 went");
     })
     .await
     .expect("test timed out");

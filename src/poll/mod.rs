@@ -15,6 +15,10 @@
 //!      relay already has the message, so it is not sent again;
 //!    * new (or a reused unique-id with a different size): **RETR, deliver,
 //!      commit to the ledger, then DELE**;
+//!    * listed for several messages (identical copies, [`copies`]): every
+//!      copy is RETRed and compared; byte-identical copies are delivered
+//!      and recorded once, then all DELEd. Copies that differ are all left
+//!      on the server and recorded as refused, with a warning naming them;
 //!
 //!    The steps run as a pipeline ([`transfer`]): RETRs go out ahead,
 //!    message n+1 is fetched while message n is with the relay, and one
@@ -56,13 +60,16 @@ use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport};
 use crate::pop3::Pop3Error;
 use crate::session::{Activity, Listing, Session};
 
+mod copies;
 mod decide;
 mod error;
+mod fetch;
 mod options;
 mod recipients;
 mod record;
 mod transfer;
 
+use copies::{Groups, Sizes};
 pub use decide::{decide, Action};
 use decide::{now, retry_at};
 pub use error::{line_with_causes, PollError};
@@ -203,18 +210,41 @@ async fn run(
     // later `[ACTIVITY/NONE]` skip the listing.
     let mut settled = true;
     let mut plan = Vec::new();
-    for (n, uid) in uids {
-        let Some(&size) = sizes.get(&n) else {
-            warn!(
-                uid,
-                "message listed by UIDL but not by LIST; leaving it for the next poll"
-            );
-            settled = false;
+    let mut groups = Groups::find(&uids);
+    for (index, (n, uid)) in uids.into_iter().enumerate() {
+        // A later copy of a shared unique-id is planned with the first.
+        let Some(copies) = groups.take(index) else {
             continue;
+        };
+        let (size, same_size) = match copies::sizes(n, &copies, &sizes) {
+            Sizes::Agree(size) => (size, true),
+            Sizes::Differ(size) => (size, false),
+            Sizes::Unlisted => {
+                warn!(
+                    uid,
+                    "message listed by UIDL but not by LIST; leaving it for the next poll"
+                );
+                settled = false;
+                continue;
+            }
         };
         let record = known.get(&uid);
         let retry_at = retry_at(record, now);
-        let fetch = match decide(record, size, account, now, options.retry_rejected) {
+        let action = decide(record, size, account, now, options.retry_rejected);
+        if !same_size {
+            let reason = copies::differing(n, &copies);
+            warn!(uid, "{reason}");
+            settled = false;
+            // A delivery on record, or a retry time to come, stays as it is.
+            if matches!(action, Action::Fetch | Action::TooLarge) {
+                ledger
+                    .record_rejected(&account.name, &uid, size, &reason, retry_at)
+                    .await?;
+                report.rejected += 1;
+            }
+            continue;
+        }
+        let fetch = match action {
             Action::Fetch => true,
             Action::Delete => false,
             // Skipped for good (kept mail) or until a retry time.
@@ -249,6 +279,7 @@ async fn run(
             fetch,
             retry_at,
             earlier,
+            copies,
         });
     }
 

@@ -31,19 +31,16 @@
 //! `FETCH_AHEAD` of mail plus one message of up to `max_message_size`,
 //! whatever the mailbox holds and whatever its listing claims.
 
-use std::collections::{HashMap, VecDeque};
-
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tracing::{debug, warn};
 
+use super::fetch::{Fetch, Fetched};
 use super::recipients::{addressees, pending};
-use super::record::{record, Recorded, ToRecord};
+use super::record::{record, ToRecord};
 use super::{PollError, StopFlag};
 use crate::config::Account;
-use crate::deliver::{trace_header, Outcome, Relay};
+use crate::deliver::{Outcome, Relay};
 use crate::ledger::{Ledger, RecipientRecord};
-use crate::pop3::command::Command;
-use crate::session::{Deleted, Session};
+use crate::session::Session;
 
 /// Bytes of mail a poll may have requested and not yet recorded.
 pub const FETCH_AHEAD: u64 = 8 * 1024 * 1024;
@@ -73,6 +70,9 @@ pub(super) struct Step {
     /// What earlier attempts' recipients made of it (a partial message):
     /// those that have it or refused it for good are not sent it again.
     pub earlier: Vec<RecipientRecord>,
+    /// The other messages listed with this unique-id, by number: copies
+    /// moved (or left) with `n`, see [`super::copies`].
+    pub copies: Vec<u32>,
 }
 
 /// What the stages need from the poll.
@@ -116,20 +116,7 @@ pub(super) async fn transfer(
     let (fetched_tx, fetched_rx) = mpsc::channel(window);
     let (outcome_tx, outcome_rx) = mpsc::unbounded_channel();
     let (recorded_tx, recorded_rx) = mpsc::unbounded_channel();
-    let fetch = Fetch {
-        session,
-        plan,
-        cx,
-        window,
-        next: 0,
-        in_flight: VecDeque::new(),
-        deletes: VecDeque::new(),
-        held: 0,
-        holding: 0,
-        bodies: HashMap::new(),
-        in_memory: 0,
-        out: Transferred::default(),
-    };
+    let fetch = Fetch::new(session, plan, cx, window);
     // A relay that cannot be set up ends the poll: fetching more messages
     // for it would only download them again next time. Whatever was
     // already handed to the record stage is still committed.
@@ -165,206 +152,9 @@ pub(super) async fn transfer(
     };
     out.delivered = recorded.delivered;
     out.deferred = recorded.deferred;
-    out.rejected = recorded.rejected;
+    out.rejected += recorded.rejected;
     out.unsettled |= recorded.unsettled;
     Ok(out)
-}
-
-/// A whole message, trace header included, on its way to the relay.
-struct Fetched {
-    step: usize,
-    message: Vec<u8>,
-}
-
-/// A command whose reply is still to be read.
-enum Sent {
-    Retr(usize),
-    Delete(usize),
-}
-
-struct Fetch<'a, 's> {
-    session: &'s mut Session,
-    plan: &'a [Step],
-    cx: &'a Context<'a>,
-    window: usize,
-    /// The next step to start.
-    next: usize,
-    in_flight: VecDeque<Sent>,
-    /// Steps recorded and waiting for their DELE to be sent.
-    deletes: VecDeque<usize>,
-    /// Bytes (by LIST), and messages, requested and not yet recorded.
-    held: u64,
-    holding: usize,
-    /// The real length of each body read and not yet recorded, by step,
-    /// and their sum.
-    bodies: HashMap<usize, u64>,
-    in_memory: u64,
-    out: Transferred,
-}
-
-impl Fetch<'_, '_> {
-    async fn run(
-        mut self,
-        fetched: mpsc::Sender<Fetched>,
-        to_record: mpsc::UnboundedSender<ToRecord<'_>>,
-        mut recorded: mpsc::UnboundedReceiver<Recorded>,
-    ) -> Result<Transferred, PollError> {
-        loop {
-            while let Ok(done) = recorded.try_recv() {
-                self.recorded(done);
-            }
-            self.queue_commands()?;
-            self.session.client().flush().await?;
-            let body_next = matches!(self.in_flight.front(), Some(Sent::Retr(_)));
-            if body_next && self.in_memory >= FETCH_AHEAD {
-                match recorded.recv().await {
-                    Some(done) => self.recorded(done),
-                    None => break,
-                }
-                continue;
-            }
-            match self.in_flight.pop_front() {
-                Some(Sent::Retr(step)) => match self.read_message(step).await? {
-                    Some(message) => {
-                        let length = message.len() as u64;
-                        self.bodies.insert(step, length);
-                        self.in_memory += length;
-                        if fetched.send(Fetched { step, message }).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => self.release(step),
-                },
-                Some(Sent::Delete(step)) => self.read_deleted(step, &to_record).await?,
-                None if self.holding > 0 => match recorded.recv().await {
-                    Some(done) => self.recorded(done),
-                    // The record stage failed; its error is the one to report.
-                    None => break,
-                },
-                None if self.deletes.is_empty() => break,
-                None => {}
-            }
-        }
-        if self.next < self.plan.len() {
-            self.out.unsettled = true;
-        }
-        Ok(self.out)
-    }
-
-    /// Fills the window: deletions first, then the next steps while the
-    /// byte budget allows.
-    fn queue_commands(&mut self) -> Result<(), PollError> {
-        while self.in_flight.len() < self.window {
-            if let Some(step) = self.deletes.pop_front() {
-                self.queue_delete(step)?;
-                continue;
-            }
-            let Some(step) = self.plan.get(self.next) else {
-                break;
-            };
-            if self.cx.stop.is_raised() {
-                break;
-            }
-            if step.fetch {
-                if self.holding > 0 && self.held + step.size > FETCH_AHEAD {
-                    break;
-                }
-                let target = self.session.target(step.n, &step.uid);
-                self.session.client().send(Command::Retr(target))?;
-                self.in_flight.push_back(Sent::Retr(self.next));
-                self.held += step.size;
-                self.holding += 1;
-            } else if !self.cx.account.keep {
-                self.queue_delete(self.next)?;
-            }
-            self.next += 1;
-        }
-        Ok(())
-    }
-
-    fn queue_delete(&mut self, step: usize) -> Result<(), PollError> {
-        let Step { n, uid, .. } = &self.plan[step];
-        let target = self.session.target(*n, uid);
-        self.session.queue_delete(target)?;
-        self.in_flight.push_back(Sent::Delete(step));
-        Ok(())
-    }
-
-    /// The reply to a RETR: the message, or `None` if someone else deleted
-    /// it since the listing.
-    ///
-    /// A body that outgrows `max_message_size` (LIST gave a smaller size)
-    /// ends the poll, since the rest of it is still on the wire. It is
-    /// recorded as rejected first: otherwise every poll would fetch it
-    /// again, fail again, and never reach the messages listed after it.
-    async fn read_message(&mut self, step: usize) -> Result<Option<Vec<u8>>, PollError> {
-        let Step {
-            uid,
-            size,
-            retry_at,
-            ..
-        } = &self.plan[step];
-        let client = self.session.client();
-        match client.read_ok("RETR").await {
-            Ok(_) => {}
-            Err(e) if e.is_message_gone() => {
-                debug!(uid, "deleted by someone else since the listing");
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let account = self.cx.account;
-        let mut message = trace_header(&account.pop3.host, &account.name, uid, client.is_tls());
-        // LIST's size (already bounded by max_message_size) sizes the
-        // buffer once; growing by doubling would briefly hold two copies
-        // of a large message.
-        message.reserve_exact(usize::try_from(*size).unwrap_or(0));
-        match client.read_body("RETR", &mut message).await {
-            Ok(()) => Ok(Some(message)),
-            Err(e) if e.is_too_large() => {
-                let reason = format!("{e}; LIST gave {size} bytes");
-                warn!(uid, "{reason}; left on the server");
-                (self.cx.ledger)
-                    .record_rejected(&account.name, uid, *size, &reason, *retry_at)
-                    .await?;
-                Err(e.into())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn read_deleted(
-        &mut self,
-        step: usize,
-        to_record: &mpsc::UnboundedSender<ToRecord<'_>>,
-    ) -> Result<(), PollError> {
-        let uid = self.plan[step].uid.clone();
-        match self.session.deleted().await? {
-            Deleted::AtCommit => self.out.flagged.push(uid),
-            Deleted::Now | Deleted::AlreadyGone => {
-                self.out.deleted += 1;
-                // If the record stage is gone, the next poll's listing no
-                // longer shows the uid and the ledger forgets it then.
-                let _ = to_record.send(ToRecord::Deleted(uid));
-            }
-        }
-        Ok(())
-    }
-
-    fn recorded(&mut self, done: Recorded) {
-        self.release(done.step);
-        if done.delete && !self.cx.account.keep {
-            self.deletes.push_back(done.step);
-        }
-    }
-
-    fn release(&mut self, step: usize) {
-        self.held -= self.plan[step].size;
-        self.holding -= 1;
-        if let Some(length) = self.bodies.remove(&step) {
-            self.in_memory -= length;
-        }
-    }
 }
 
 async fn deliver<'a>(

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::codec::DecodeError;
 use super::command::EncodeError;
-use super::listing::Duplicate;
 use super::pace::MIN_RATE;
 use super::reply::{ListingError, Reply};
 use crate::sasl::{refusal_note, Mechanism, Refusal, SaslError};
@@ -39,8 +38,8 @@ pub enum Pop3Error {
         listing: &'static str,
         limit: usize,
     },
-    #[error("{peer} lists {duplicate} in UIDL; unique-ids that are not unique cannot tell delivered mail from new, so nothing is moved from this mailbox until the server is repaired")]
-    DuplicateUid { peer: String, duplicate: Duplicate },
+    #[error("{peer} lists message {number} twice in UIDL; a listing that names one message twice is broken, so nothing is moved from this mailbox until the server is repaired")]
+    RepeatedNumber { peer: String, number: u32 },
     #[error("{peer} closed the connection during {during}")]
     Closed { peer: String, during: &'static str },
     #[error("network error with {peer} during {during}: {source}")]

@@ -3,8 +3,8 @@
 //! Each is read a line at a time and parsed as it arrives, so memory grows
 //! with the messages listed, not with the bytes a server cares to send,
 //! and a listing that never ends stops at a line cap with an error that
-//! says so. A UIDL listing that names two messages with one unique-id (or
-//! one message number twice) is refused: see [`Client::read_uidl`].
+//! says so. A UIDL listing that names one message number twice is
+//! refused: see [`Client::read_uidl`].
 
 use super::client::Client;
 use super::codec::ListingLine;
@@ -17,8 +17,8 @@ use super::reply::{parse_list_line, parse_uidl_line, Capabilities, ListingError}
 pub const MAX_CAPA_LINES: usize = 256;
 
 /// Most messages popferry handles in one mailbox: the line cap of UIDL and
-/// LIST. A poll holds about 270 bytes per listed message (unique-ids,
-/// sizes, the ledger check and the plan; 266 MiB for a million, measured
+/// LIST. A poll holds about 290 bytes per listed message (unique-ids,
+/// sizes, the ledger check and the plan; 288 MiB for a million, measured
 /// by `tests/hostile_server_memory.rs`), so this bounds one account's poll
 /// near a quarter of a GiB, yet takes on any mailbox a POP3 server can
 /// list in reasonable time. A larger mailbox, or a listing that never
@@ -74,16 +74,14 @@ impl Client {
 
     /// The reply to a UIDL sent earlier.
     ///
-    /// A unique-id listed for two messages, or a message listed twice, is
-    /// an error for the whole listing. popferry's exactly-once rests on
-    /// unique-ids being unique: a uid that names two messages would let
-    /// the delivery of one mark the other as delivered (and so delete it
-    /// undelivered at a later poll), and `UID:` or number commands could
-    /// act on either. Skipping just those messages would still trust the
-    /// rest of a listing from a server whose uid index is visibly broken,
-    /// and would let the ledger forget what it recorded under that uid; so
-    /// nothing is moved from the mailbox until the server is repaired, and
-    /// every poll says why.
+    /// One message number listed twice is an error for the whole listing:
+    /// the number is how popferry names a message whose unique-id is shared
+    /// (see `poll::copies`), so a listing that gives one number two ids
+    /// leaves no way to name either, and a server that sends it cannot be
+    /// trusted for the rest. Nothing is moved until the server is repaired,
+    /// and every poll says why. One unique-id listed for several numbers is
+    /// allowed (RFC 1939 lets servers that derive ids from the content do
+    /// it for identical copies); the poll deals with those.
     pub async fn read_uidl(&mut self) -> Result<Option<Vec<(u32, String)>>, Pop3Error> {
         if !self.read_reply("UIDL").await?.is_ok() {
             return Ok(None);
@@ -94,10 +92,10 @@ impl Client {
             Ok(())
         })
         .await?;
-        if let Some(duplicate) = first_duplicate(&uids) {
-            return Err(Pop3Error::DuplicateUid {
+        if let Some(number) = repeated_number(&uids) {
+            return Err(Pop3Error::RepeatedNumber {
                 peer: self.peer().to_owned(),
-                duplicate,
+                number,
             });
         }
         Ok(Some(uids))
@@ -139,51 +137,12 @@ impl Client {
     }
 }
 
-/// Two entries of one UIDL listing that share a unique-id or a number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Duplicate {
-    Uid {
-        uid: String,
-        first: u32,
-        second: u32,
-    },
-    Number {
-        number: u32,
-    },
-}
-
-impl std::fmt::Display for Duplicate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Duplicate::Uid { uid, first, second } => write!(
-                f,
-                "unique-id {uid:?} for both message {first} and message {second}"
-            ),
-            Duplicate::Number { number } => write!(f, "message {number} twice"),
-        }
-    }
-}
-
-/// The first shared unique-id or number, by sorting indices rather than
-/// building a set: a million-entry listing costs 8 MB here, not 80.
-pub fn first_duplicate(uids: &[(u32, String)]) -> Option<Duplicate> {
-    let mut order: Vec<usize> = (0..uids.len()).collect();
-    order.sort_unstable_by(|&a, &b| uids[a].1.cmp(&uids[b].1).then(a.cmp(&b)));
-    if let Some(pair) = order.windows(2).find(|w| uids[w[0]].1 == uids[w[1]].1) {
-        let (first, second) = (&uids[pair[0]], &uids[pair[1]]);
-        return Some(Duplicate::Uid {
-            uid: first.1.clone(),
-            first: first.0,
-            second: second.0,
-        });
-    }
-    order.sort_unstable_by_key(|&i| uids[i].0);
-    order
-        .windows(2)
-        .find(|w| uids[w[0]].0 == uids[w[1]].0)
-        .map(|w| Duplicate::Number {
-            number: uids[w[0]].0,
-        })
+/// The first message number listed twice, by sorting the numbers rather
+/// than building a set: a million-entry listing costs 4 MB here.
+pub fn repeated_number(uids: &[(u32, String)]) -> Option<u32> {
+    let mut numbers: Vec<u32> = uids.iter().map(|(n, _)| *n).collect();
+    numbers.sort_unstable();
+    numbers.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
 #[cfg(test)]
@@ -198,20 +157,20 @@ mod tests {
     }
 
     #[test]
-    fn first_duplicate_finds_shared_uids_then_shared_numbers() {
-        assert_eq!(first_duplicate(&listing(&[(1, "a"), (2, "b")])), None);
-        assert_eq!(first_duplicate(&[]), None);
+    fn repeated_number_finds_a_number_listed_twice_not_a_shared_uid() {
+        assert_eq!(repeated_number(&listing(&[(1, "a"), (2, "b")])), None);
+        assert_eq!(repeated_number(&[]), None);
         assert_eq!(
-            first_duplicate(&listing(&[(1, "x"), (2, "a"), (3, "x"), (4, "x")])),
-            Some(Duplicate::Uid {
-                uid: "x".into(),
-                first: 1,
-                second: 3
-            })
+            repeated_number(&listing(&[(1, "x"), (2, "a"), (3, "x"), (4, "x")])),
+            None
         );
         assert_eq!(
-            first_duplicate(&listing(&[(2, "a"), (1, "b"), (2, "c")])),
-            Some(Duplicate::Number { number: 2 })
+            repeated_number(&listing(&[(2, "a"), (1, "b"), (2, "c")])),
+            Some(2)
+        );
+        assert_eq!(
+            repeated_number(&listing(&[(3, "a"), (1, "a"), (3, "a")])),
+            Some(3)
         );
     }
 }

@@ -219,3 +219,35 @@ server_tests! {
     cyrus => Server::Cyrus,
     popa3d => Server::Popa3d,
 }
+
+/// popa3d derives each unique-id from the message's content, so two
+/// identical messages share one (RFC 1939 allows it). popferry delivers
+/// such copies once and deletes them all, and the rest of the mailbox
+/// moves as usual.
+#[test]
+fn popa3d_identical_copies_sharing_a_unique_id_are_delivered_once_and_all_deleted() {
+    const COPIES_USER: usize = 4;
+    let server = Server::Popa3d;
+    let mailbox = ServerMailbox::new(server, COPIES_USER);
+    let tag = unique("popa3d-copies");
+    let rcpt = format!("{tag}@example.org");
+    let twin = message(&tag, 0, 2_000);
+    let other = message(&tag, 1, 3_000);
+    mailbox.put(&[twin.clone(), other.clone(), twin.clone()]);
+    assert_eq!(mailbox.count(), 3, "popa3d should list all three");
+    let config = TestConfig::new(mailbox.account("copies", TlsMode::None, &rcpt));
+    let out = config.fetch();
+    assert_eq!(out.code, Some(0), "{out}");
+    let mut ids: Vec<String> = dumps_for(&rcpt)
+        .iter()
+        .map(|dump| dump.message_id().expect("Message-ID"))
+        .collect();
+    ids.sort();
+    let mut expected = vec![twin.message_id.clone(), other.message_id.clone()];
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "each message once, the twin not twice\n{out}"
+    );
+    assert_eq!(mailbox.count(), 0, "both copies deleted\n{out}");
+}

@@ -18,7 +18,7 @@
 # Users (every server): pfpop1 .. pfpop12, password $PASSWORD. Mailutils
 # wants the login with its domain: pfpop1@example.test. Tests take one user
 # per test, so they run in parallel; tests/interop_pop3_servers.rs uses
-# pfpop1 .. pfpop3, pfpop4 .. pfpop12 are free for other test files.
+# pfpop1 .. pfpop4, pfpop5 .. pfpop12 are free for other test files.
 #
 # Ports (override by exporting the variable before `start`):
 #   POPFERRY_TEST_MAILUTILS_POP3_PORT   24110  mailutils, plain, offers STLS

@@ -45,7 +45,7 @@
 #                    the receivers of the interop suite: Dovecot LMTP, a
 #                    full Postfix smtpd, Exim and a scripted aiosmtpd, with
 #                    per-recipient refusals.  Their ports (POPFERRY_TEST_*
-#                    _PORT, 24524-24530), recipients and env variables:
+#                    _PORT, 25524-25530), recipients and env variables:
 #                    scripts/lib/interop_mta.sh.
 #
 # State: $POPFERRY_TEST_DIR (default /var/tmp/popferry-test-<checksum of the
@@ -69,7 +69,9 @@
 #   run/NAME.pid         PID of each service; run/NAME.cmdline the argv it
 #                        was started with, run/NAME.ports its ports
 #
-# Ports (override by exporting the variable before `start`):
+# Ports (override by exporting the variable before `start`; scripts/test.sh
+# runs bench/run while these are up, and it takes 24110, 24111, 24525, 24995
+# and 24996, so keep clear of those):
 #   POPFERRY_TEST_POP3_PORT           21110  POP3, plain, offers STLS
 #   POPFERRY_TEST_POP3S_PORT          21995  POP3 over implicit TLS
 #   POPFERRY_TEST_SMTP_PORT           22525  smtp-sink, accepts and dumps

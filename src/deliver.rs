@@ -81,11 +81,7 @@ struct Inner {
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let settings = &self.inner.settings;
-        match &settings.socket {
-            Some(path) => write!(f, "Relay({})", path.display()),
-            None => write!(f, "Relay({}:{})", settings.host, settings.port),
-        }
+        write!(f, "Relay({})", self.inner.settings.peer())
     }
 }
 

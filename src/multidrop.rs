@@ -108,18 +108,24 @@ impl Multidrop {
 }
 
 /// Whether the header block of `message` carries the `Received:` header
-/// that [`crate::deliver::trace_header`] adds for `account`: the message
-/// already went out through this account once and came back into its
-/// mailbox, so relaying it again would start a loop.
-pub fn carries_own_trace(message: &[u8], account: &str) -> bool {
+/// that [`crate::deliver::trace_header`] adds for `account` on POP3 server
+/// `host`: the message already went out through this account once and
+/// came back into its mailbox, so relaying it again would start a loop.
+/// Both must match: another popferry elsewhere in the chain may well have
+/// an account of the same name.
+pub fn carries_own_trace(message: &[u8], host: &str, account: &str) -> bool {
     fields(message)
         .filter(|field| field.is("Received"))
         .any(|field| {
             let text = field.text();
             let words: Vec<&str> = text.split_ascii_whitespace().collect();
-            let by_popferry = words
-                .windows(3)
-                .any(|w| w[0] == "by" && w[1] == "popferry" && w[2].starts_with('('));
+            let by_popferry = words.windows(5).any(|w| {
+                w[0] == "from"
+                    && w[1].eq_ignore_ascii_case(host)
+                    && w[2] == "by"
+                    && w[3] == "popferry"
+                    && w[4].starts_with('(')
+            });
             let for_account = words
                 .windows(4)
                 .any(|w| w[..2] == ["for", "account"] && w[2] == account && w[3] == "id");

@@ -161,8 +161,10 @@ fn lines_without_a_colon_are_skipped_with_their_continuations() {
     assert_eq!(recipients(message), ["alice@example.org"]);
 }
 
+const HOST: &str = "pop.example.com";
+
 fn traced(account: &str, message: &str) -> Vec<u8> {
-    let mut bytes = trace_header("pop.example.com", account, "UID-1", true);
+    let mut bytes = trace_header(HOST, account, "UID-1", true);
     bytes.extend_from_slice(message.as_bytes());
     bytes
 }
@@ -170,13 +172,16 @@ fn traced(account: &str, message: &str) -> Vec<u8> {
 #[test]
 fn own_trace_header_is_recognised_for_this_account_only() {
     let message = traced("alice", "Subject: x\r\n\r\nbody\r\n");
-    assert!(carries_own_trace(&message, "alice"));
+    assert!(carries_own_trace(&message, HOST, "alice"));
     for other in ["alic", "alice2", "a", "Alice", "pop.example.com", "UID-1"] {
-        assert!(!carries_own_trace(&message, other), "{other}");
+        assert!(!carries_own_trace(&message, HOST, other), "{other}");
     }
+    // The same account name on another server is another popferry's.
+    assert!(!carries_own_trace(&message, "pop.example.net", "alice"));
+    assert!(carries_own_trace(&message, "POP.example.com", "alice"));
     let short = traced("a", "Subject: x\r\n\r\n");
-    assert!(carries_own_trace(&short, "a"));
-    assert!(!carries_own_trace(&short, "ab"));
+    assert!(carries_own_trace(&short, HOST, "a"));
+    assert!(!carries_own_trace(&short, HOST, "ab"));
 }
 
 #[test]
@@ -186,23 +191,23 @@ fn own_trace_header_is_found_below_other_headers_and_refolded() {
         "Received: from mx.example.org by relay; now\r\n\
          X-Original-To: alice@example.org\r\n{inner}"
     );
-    assert!(carries_own_trace(message.as_bytes(), "alice"));
+    assert!(carries_own_trace(message.as_bytes(), HOST, "alice"));
     // Another MTA may rewrite the line ends and the folding.
     let refolded = inner.replace("\r\n\t", "\n ").replace("\r\n", "\n");
-    assert!(carries_own_trace(refolded.as_bytes(), "alice"));
+    assert!(carries_own_trace(refolded.as_bytes(), HOST, "alice"));
     let unfolded = inner.replace("\r\n\t", " ");
-    assert!(carries_own_trace(unfolded.as_bytes(), "alice"));
+    assert!(carries_own_trace(unfolded.as_bytes(), HOST, "alice"));
 }
 
 #[test]
 fn trace_header_in_the_body_or_of_another_program_does_not_count() {
-    let header = String::from_utf8(trace_header("pop", "alice", "U", false)).expect("ascii");
+    let header = String::from_utf8(trace_header(HOST, "alice", "U", false)).expect("ascii");
     let in_body = format!("Subject: x\r\n\r\n{header}");
-    assert!(!carries_own_trace(in_body.as_bytes(), "alice"));
+    assert!(!carries_own_trace(in_body.as_bytes(), HOST, "alice"));
     let lookalike =
-        "Received: from pop by fetchmail (6.4)\r\n\tfor account alice id U; now\r\n\r\n";
-    assert!(!carries_own_trace(lookalike.as_bytes(), "alice"));
+        "Received: from pop.example.com by fetchmail (6.4)\r\n\tfor account alice id U; now\r\n\r\n";
+    assert!(!carries_own_trace(lookalike.as_bytes(), HOST, "alice"));
     let not_received = header.replacen("Received:", "X-Received:", 1);
-    assert!(!carries_own_trace(not_received.as_bytes(), "alice"));
-    assert!(!carries_own_trace(b"", "alice"));
+    assert!(!carries_own_trace(not_received.as_bytes(), HOST, "alice"));
+    assert!(!carries_own_trace(b"", HOST, "alice"));
 }

@@ -12,7 +12,7 @@ mod smtp_receiver;
 
 use harness::{message, within};
 use popferry::ledger::{MessageState, RecipientState};
-use popferry::poll::PollError;
+use popferry::poll::{PollError, PollOptions};
 use rcpt_relay::world::World;
 use rcpt_relay::{Behaviour, RcptRelay, Rule};
 
@@ -302,6 +302,59 @@ async fn an_address_that_needs_smtputf8_is_refused_where_the_relay_lacks_it() {
         assert_eq!(refusals[0].0, "jörg@example.org");
         assert!(refusals[0].2.contains("SMTPUTF8"), "{}", refusals[0].2);
         assert!(world.pop3.uids().is_empty(), "one taker, one final refusal");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_relay_ending_a_connection_with_421_at_mail_gets_a_fresh_one() {
+    within(async {
+        let behaviour = Behaviour {
+            per_connection: Some(2),
+            ..Behaviour::default()
+        };
+        let world = World::start(behaviour, &[OK]).await;
+        for uid in ["m1", "m2", "m3", "m4", "m5"] {
+            world.pop3.add(uid, &message(uid, ""));
+        }
+        let report = world
+            .poll()
+            .await
+            .expect("a 421 at MAIL on a reused connection is no failure");
+        assert_eq!(report.delivered, 5);
+        assert_eq!(world.relay.received(OK), 5);
+        assert_eq!(world.relay.connections(), 3);
+        assert!(world.pop3.uids().is_empty());
+    })
+    .await;
+}
+
+/// A partial message recorded as rejected as a whole for another reason
+/// (here it grew past max_message_size) must still remember who has it.
+#[tokio::test]
+async fn who_has_a_message_is_remembered_when_it_is_rejected_as_a_whole() {
+    within(async {
+        let mut world = World::start(Behaviour::default(), &[OK, LATER]).await;
+        world
+            .relay
+            .set(LATER, Rule::AtRcpt("450 4.2.0 mailbox busy".into()));
+        world.pop3.add("m1", &message("m1", ""));
+        world.poll().await.expect("first poll");
+        assert_eq!(world.state("m1").await, Some(MessageState::Partial));
+        let limit = world.account.max_message_size;
+        world.account.max_message_size = 10;
+        world.poll().await.expect("too large now");
+        assert_eq!(world.state("m1").await, Some(MessageState::Rejected));
+        world.account.max_message_size = limit;
+        world.relay.clear(LATER);
+        let now = PollOptions {
+            retry_rejected: true,
+            ..PollOptions::default()
+        };
+        world.poll_with(&now).await.expect("retried");
+        assert_eq!(world.relay.received(OK), 1, "no second copy");
+        assert_eq!(world.relay.received(LATER), 1);
+        assert!(world.pop3.uids().is_empty());
     })
     .await;
 }

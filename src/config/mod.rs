@@ -104,7 +104,7 @@ pub struct Pop3Server {
 /// relay, however many accounts name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SmtpConfig {
-    /// With `socket`, only a name for logs, EHLO checks and TLS.
+    /// With `socket`, unused: the socket's path names the relay instead.
     pub host: String,
     pub port: u16,
     /// A Unix socket to connect to instead of `host` and `port`.
@@ -126,10 +126,7 @@ impl SmtpConfig {
     /// Where the relay is, as logs and errors name it: the socket's path,
     /// or `host:port`.
     pub fn endpoint(&self) -> String {
-        match &self.socket {
-            Some(path) => path.display().to_string(),
-            None => format!("{}:{}", self.host, self.port),
-        }
+        crate::smtp::client::peer_name(self.socket.as_deref(), &self.host, self.port)
     }
 }
 

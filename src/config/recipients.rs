@@ -119,9 +119,21 @@ impl Scope<'_> {
             let problem = "list at least one address".to_owned();
             return Err(self.error(list.span(), KEY, problem));
         }
-        (list.get_ref().iter())
-            .map(|address| self.address(KEY, address))
-            .collect()
+        let mut addresses: Vec<String> = Vec::with_capacity(list.get_ref().len());
+        for raw in list.get_ref() {
+            let address = self.address(KEY, raw)?;
+            // One recipient twice would be one mailbox with two outcomes.
+            if let Some(earlier) = addresses.iter().find(|a| a.eq_ignore_ascii_case(&address)) {
+                let problem = if *earlier == address {
+                    format!("{address} is listed twice")
+                } else {
+                    format!("{address} is listed twice (also as {earlier}); list it once")
+                };
+                return Err(self.error(raw.span(), KEY, problem));
+            }
+            addresses.push(address);
+        }
+        Ok(addresses)
     }
 }
 

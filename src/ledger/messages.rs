@@ -74,7 +74,8 @@ pub struct MessageRecord {
     /// The relay's reply to the latest refused attempt.
     pub last_error: Option<String>,
     /// What each recipient tried so far made of it; filled in only for a
-    /// [`MessageState::Partial`] message, the one state that needs it.
+    /// [`MessageState::Partial`] or [`MessageState::Rejected`] message, the
+    /// states whose next attempt needs it.
     pub recipients: Vec<RecipientRecord>,
 }
 
@@ -104,7 +105,7 @@ impl Ledger {
             let mut records: HashMap<String, MessageRecord> = rows
                 .map(|record| record.map(|r| (r.uid.clone(), r)))
                 .collect::<rusqlite::Result<_>>()?;
-            for (uid, list) in recipients::of_partial_messages(conn, &account)? {
+            for (uid, list) in recipients::of_waiting_messages(conn, &account)? {
                 if let Some(record) = records.get_mut(&uid) {
                     record.recipients = list;
                 }

@@ -69,16 +69,17 @@ pub struct RecipientRefusal {
     pub at: i64,
 }
 
-/// The recipients of every partial message of `account`, by uid: the
-/// only messages whose next delivery depends on who already has them.
-pub(super) fn of_partial_messages(
+/// The recipients of every message of `account` still to be delivered
+/// (partial, or rejected after a partial delivery), by uid: the messages
+/// whose next delivery depends on who already has them.
+pub(super) fn of_waiting_messages(
     conn: &Connection,
     account: &str,
 ) -> rusqlite::Result<HashMap<String, Vec<RecipientRecord>>> {
     let mut stmt = conn.prepare_cached(
         "SELECT r.uid, r.address, r.state, r.reply
          FROM recipient AS r JOIN message AS m ON m.account = r.account AND m.uid = r.uid
-         WHERE r.account = ?1 AND m.state = 'partial'",
+         WHERE r.account = ?1 AND m.state IN ('partial', 'rejected')",
     )?;
     let rows = stmt.query_map([account], |row| {
         let record = RecipientRecord {

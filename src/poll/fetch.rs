@@ -43,7 +43,7 @@ pub(super) struct Fetch<'a, 's> {
     cx: &'a Context<'a>,
     window: usize,
     /// The next step to start, and how many of its copies' RETRs are
-    /// sent: one command at a time, so a window of one is kept.
+    /// sent so far (each copy's RETR is one command of the window).
     next: usize,
     copies_sent: usize,
     in_flight: VecDeque<Sent>,
@@ -108,6 +108,9 @@ impl<'a, 's> Fetch<'a, 's> {
             }
             match self.in_flight.pop_front() {
                 Some(Sent::Retr(step)) => match self.read_message(step).await? {
+                    // Copies of a message already delivered, read only to
+                    // show they are the same bytes: all of them may go.
+                    Some(_) if !self.plan[step].fetch => self.verified(step),
                     Some(message) => {
                         let length = message.len() as u64;
                         self.bodies.insert(step, length);
@@ -153,7 +156,9 @@ impl<'a, 's> Fetch<'a, 's> {
             if starting && self.cx.stop.is_raised() {
                 break;
             }
-            if step.fetch {
+            // Copies are read even when the ledger has the delivery: only
+            // identical bytes show that every one of them is what it holds.
+            if step.fetch || !step.copies.is_empty() {
                 if starting {
                     let requested = requested(step);
                     if self.holding > 0 && self.held + requested > FETCH_AHEAD {
@@ -274,7 +279,9 @@ impl<'a, 's> Fetch<'a, 's> {
     }
 
     /// Copies that differ: recorded like a refused message, so the group
-    /// stays on the server and is read again only at its retry time.
+    /// stays on the server and is read again only at its retry time. A
+    /// group whose uid the ledger has as delivered keeps that record (one
+    /// of them is the delivered one) and is read again at the next poll.
     async fn differing(&mut self, step: usize) -> Result<(), PollError> {
         let Step {
             n,
@@ -286,12 +293,15 @@ impl<'a, 's> Fetch<'a, 's> {
         } = &self.plan[step];
         let reason = differing(*n, copies);
         warn!(uid, "{reason}");
+        self.out.unsettled = true;
+        if !self.plan[step].fetch {
+            return Ok(());
+        }
         let account = &self.cx.account.name;
         (self.cx.ledger)
             .record_rejected(account, uid, *size, &reason, *retry_at)
             .await?;
         self.out.rejected += 1;
-        self.out.unsettled = true;
         Ok(())
     }
 
@@ -318,6 +328,15 @@ impl<'a, 's> Fetch<'a, 's> {
         if done.delete && !self.cx.account.keep {
             let step = &self.plan[done.step];
             self.deletes.extend(numbers(step).map(|n| (done.step, n)));
+        }
+    }
+
+    /// A delivered group whose copies all read the same: delete them all.
+    fn verified(&mut self, step: usize) {
+        self.release(step);
+        if !self.cx.account.keep {
+            let numbers = numbers(&self.plan[step]).map(|n| (step, n));
+            self.deletes.extend(numbers);
         }
     }
 

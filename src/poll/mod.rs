@@ -56,7 +56,9 @@ use tracing::{debug, info, warn};
 
 use crate::config::Account;
 use crate::deliver::Relay;
-use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport};
+use crate::ledger::{
+    Ledger, MessageRecord, MessageState, PollOutcome, PollReport, RecipientRecord, RecipientState,
+};
 use crate::pop3::Pop3Error;
 use crate::session::{Activity, Listing, Session};
 
@@ -266,12 +268,7 @@ async fn run(
                 continue;
             }
         };
-        // Only a partial record of this very message (same size) says
-        // who already has it.
-        let earlier = record
-            .filter(|r| r.size == size)
-            .map(|r| r.recipients.clone())
-            .unwrap_or_default();
+        let earlier = record.map_or_else(Vec::new, |r| earlier(r, size));
         plan.push(Step {
             n,
             uid,
@@ -363,5 +360,20 @@ fn recipients(account: &Account) -> Result<Arc<[String]>, PollError> {
                 .then(|| a.clone())
                 .ok_or_else(|| PollError::Recipient { address: a.clone() })
         })
+        .collect()
+}
+
+/// What earlier attempts at this very message (same size) say about its
+/// recipients. Those that have it are never sent it again; those that
+/// refused it for good are skipped while others wait (partial), but asked
+/// again when the whole message comes up for its retry (rejected).
+fn earlier(record: &MessageRecord, size: u64) -> Vec<RecipientRecord> {
+    if record.size != size {
+        return Vec::new();
+    }
+    let retried = record.state == MessageState::Rejected;
+    (record.recipients.iter())
+        .filter(|r| !retried || r.state == RecipientState::Delivered)
+        .cloned()
         .collect()
 }

@@ -23,7 +23,7 @@ pub(super) fn addressees(
     message: &[u8],
 ) -> Result<Vec<String>, String> {
     let original = without_trace_header(message);
-    if carries_own_trace(original, &account.name) {
+    if carries_own_trace(original, &account.pop3.host, &account.name) {
         return Err(format!(
             "mail loop: the message already carries popferry's Received: header for account {}, \
              so it was relayed from this mailbox before and came back; it is not relayed again",

@@ -189,10 +189,11 @@ async fn deliver<'a>(
                 .map(|to| (to.clone(), Outcome::Rejected(looped.clone())))
                 .collect(),
         };
+        // With nobody left to send to, the earlier refusals may settle it
+        // as rejected too.
         let quarantine = cx.account.quarantine_dir.is_some()
-            && outcomes
-                .iter()
-                .any(|(_, o)| matches!(o, Outcome::Rejected(_)));
+            && (outcomes.is_empty()
+                || (outcomes.iter()).any(|(_, o)| matches!(o, Outcome::Rejected(_))));
         let message = quarantine.then_some(message);
         let report = ToRecord::Outcome {
             step,

@@ -14,7 +14,7 @@
 //! one: Postfix (3.7) answers a MAIL pipelined behind the end of DATA only
 //! after a delayed-ACK timer, about 40 ms per message.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,21 @@ pub struct Settings {
     pub timeout: Duration,
 }
 
+impl Settings {
+    /// The relay as logs and errors name it.
+    pub fn peer(&self) -> String {
+        peer_name(self.socket.as_deref(), &self.host, self.port)
+    }
+}
+
+/// A relay's name in logs and errors: its socket's path, or `host:port`.
+pub fn peer_name(socket: Option<&Path>, host: &str, port: u16) -> String {
+    match socket {
+        Some(path) => path.display().to_string(),
+        None => format!("{host}:{port}"),
+    }
+}
+
 /// Who logs in to the relay, and with what.
 #[derive(Debug, Clone)]
 pub struct Login {
@@ -86,26 +101,24 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     pub async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
         let limit = settings.timeout;
-        let (peer, stream) = match &settings.socket {
+        let peer = settings.peer();
+        let stream = match &settings.socket {
             Some(path) => {
-                let peer = path.display().to_string();
                 let unix = match timeout(limit, UnixStream::connect(path)).await {
                     Ok(Ok(unix)) => unix,
                     Ok(Err(source)) => return Err(SmtpError::Connect { peer, source }),
                     Err(_) => return Err(timed_out(&peer, "connect", limit)),
                 };
-                (peer, Stream::Unix(unix))
+                Stream::Unix(unix)
             }
             None => {
-                let peer = format!("{}:{}", settings.host, settings.port);
                 let tcp = connect_tcp(settings, &peer).await?;
-                let stream = match (&settings.tls, &settings.tls_config) {
+                match (&settings.tls, &settings.tls_config) {
                     (TlsMode::Implicit, Some(config)) => {
                         handshake(tcp, config, &settings.host, &peer, limit).await?
                     }
                     _ => Stream::Plain(tcp),
-                };
-                (peer, stream)
+                }
             }
         };
         let mut conn = Connection {
@@ -221,7 +234,7 @@ impl Connection {
         match timeout(self.timeout, self.stream.write_all(bytes)).await {
             Ok(Ok(())) => self.flush(during).await,
             Ok(Err(source)) => Err(self.io_error(during, source)),
-            Err(_) => Err(timed_out(&self.peer, during, self.timeout)),
+            Err(_) => Err(self.timed_out(during)),
         }
     }
 
@@ -229,7 +242,7 @@ impl Connection {
         match timeout(self.timeout, self.stream.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(self.io_error(during, source)),
-            Err(_) => Err(timed_out(&self.peer, during, self.timeout)),
+            Err(_) => Err(self.timed_out(during)),
         }
     }
 
@@ -257,7 +270,7 @@ impl Connection {
                 }
                 Ok(Ok(n)) => self.decoder.feed(&self.chunk[..n]),
                 Ok(Err(source)) => return Err(self.io_error(during, source)),
-                Err(_) => return Err(timed_out(&self.peer, during, self.timeout)),
+                Err(_) => return Err(self.timed_out(during)),
             }
         }
     }

@@ -54,10 +54,10 @@ pub enum SmtpError {
     },
     #[error("SMTP relay {peer}: AUTH: {source}")]
     Sasl { peer: String, source: SaslError },
-    #[error("SMTP relay {peer} does not offer SMTPUTF8, which the address {address} needs (RFC 6531); a relay that offers it is required for this recipient")]
+    #[error("SMTP relay {peer} does not offer SMTPUTF8, which the address {address} needs (RFC 6531), so the message cannot be sent to this recipient through it")]
     NeedsSmtpUtf8 { peer: String, address: String },
-    #[error("SMTP relay {peer} gave no answer for this recipient after the data ({cause}); it is tried again later")]
-    Unanswered { peer: String, cause: String },
+    #[error("SMTP relay {peer} gave no answer for this recipient after the data ({why}); it is tried again later")]
+    Unanswered { peer: String, why: String },
     #[error("SMTP relay {peer}: {source}")]
     Credential {
         peer: String,
@@ -109,8 +109,14 @@ impl SmtpError {
     }
 
     /// The connection was found closed when the transaction began: an
-    /// idle connection the relay dropped. Nothing of the message was sent.
+    /// idle connection the relay dropped, or one it will take no more mail
+    /// on (Exim answers MAIL with 421 after `smtp_accept_max_per_connection`
+    /// messages). Nothing of the message was taken.
     pub fn went_stale(&self) -> bool {
-        matches!(self, SmtpError::Closed { during, .. } | SmtpError::Io { during, .. } if *during == MAIL_FROM)
+        match self {
+            SmtpError::Closed { during, .. } | SmtpError::Io { during, .. } => *during == MAIL_FROM,
+            SmtpError::Refused { command, reply, .. } => *command == MAIL_FROM && reply.code == 421,
+            _ => false,
+        }
     }
 }

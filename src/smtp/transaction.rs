@@ -158,14 +158,17 @@ impl Connection {
                         Ok(reply) if reply.code != 421 => reply,
                         failed => {
                             self.broken = true;
-                            let cause = match failed {
-                                Ok(reply) => self.refused(END_OF_DATA, reply).to_string(),
-                                Err(e) => e.to_string(),
+                            let why = match &failed {
+                                Ok(reply) => format!("it said {reply} and is closing"),
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "LMTP replies cut short");
+                                    "the connection failed first".to_owned()
+                                }
                             };
                             for &m in &accepted[i..] {
                                 verdicts[m] = Err(SmtpError::Unanswered {
                                     peer: self.peer.clone(),
-                                    cause: cause.clone(),
+                                    why: why.clone(),
                                 });
                             }
                             break;

@@ -26,6 +26,10 @@ pub struct Behaviour {
     pub smtputf8: bool,
     /// Answer DATA with 354 even when no RCPT was accepted.
     pub open_data_anyway: bool,
+    /// Take at most this many messages on one connection, then answer
+    /// the next MAIL with 421 and hang up (as Exim's
+    /// `smtp_accept_max_per_connection` does).
+    pub per_connection: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -35,6 +39,7 @@ impl Default for Behaviour {
             pipelining: true,
             smtputf8: true,
             open_data_anyway: false,
+            per_connection: None,
         }
     }
 }
@@ -170,6 +175,7 @@ impl RcptRelay {
         write.write_all(b"220 rcpt-relay ready\r\n").await?;
         let mut accepted: Vec<String> = Vec::new();
         let mut mail = false;
+        let mut taken = 0;
         loop {
             let mut line = String::new();
             if lines.read_line(&mut line).await? == 0 {
@@ -184,6 +190,11 @@ impl RcptRelay {
             let reply = match verb.as_str() {
                 "EHLO" if !self.behaviour.lmtp => self.capabilities(),
                 "LHLO" if self.behaviour.lmtp => self.capabilities(),
+                "MAIL" if self.behaviour.per_connection == Some(taken) => {
+                    out.extend_from_slice(b"421 4.7.0 too many messages on one connection\r\n");
+                    write.write_all(out).await?;
+                    return Ok(());
+                }
                 "MAIL" => {
                     mail = true;
                     accepted.clear();
@@ -212,6 +223,7 @@ impl RcptRelay {
                         return Ok(());
                     };
                     let reply = self.complete(&accepted, data);
+                    taken += 1;
                     mail = false;
                     accepted.clear();
                     reply

@@ -79,13 +79,11 @@ timeout = "5s"
     }
 
     pub async fn poll(&self) -> Result<PollReport, PollError> {
-        poll(
-            &self.account,
-            &self.ledger,
-            &self.smtp,
-            &PollOptions::default(),
-        )
-        .await
+        self.poll_with(&PollOptions::default()).await
+    }
+
+    pub async fn poll_with(&self, options: &PollOptions) -> Result<PollReport, PollError> {
+        poll(&self.account, &self.ledger, &self.smtp, options).await
     }
 
     pub async fn state(&self, uid: &str) -> Option<MessageState> {

@@ -66,3 +66,20 @@ CREATE TABLE recipient (
     FOREIGN KEY (account, uid) REFERENCES message (account, uid) ON DELETE CASCADE,
     CHECK (state = 'delivered' OR reply IS NOT NULL)
 ) STRICT, WITHOUT ROWID;
+
+-- Every refusal of a recipient, for `popferry status`: recipient rows go with
+-- their message, within a poll of its deletion, but a refusal is worth seeing
+-- after that. A recipient that gets the message later loses its refusals here
+-- (they no longer matter); the latest 1000 per account are kept, like the
+-- poll history.
+CREATE TABLE refusal (
+    id      INTEGER PRIMARY KEY,
+    account TEXT    NOT NULL,
+    uid     TEXT    NOT NULL,
+    address TEXT    NOT NULL,
+    state   TEXT    NOT NULL CHECK (state IN ('deferred', 'rejected')),
+    reply   TEXT    NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX refusal_by_account ON refusal (account, id);
+CREATE INDEX refusal_by_recipient ON refusal (account, uid, address);

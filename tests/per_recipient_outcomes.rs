@@ -45,9 +45,12 @@ async fn a_recipient_refused_for_good_leaves_the_other_with_one_copy() {
             "{}",
             refusals[0].2
         );
-        // Later polls leave everyone alone.
+        // Later polls leave everyone alone, and once the server no longer
+        // lists the message the refusal still shows.
         world.poll().await.expect("second poll");
         assert_eq!(world.relay.deliveries().len(), 1);
+        assert!(world.ledger.messages("alice").await.unwrap().is_empty());
+        assert_eq!(world.refusals().await, refusals);
     })
     .await;
 }

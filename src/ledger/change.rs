@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use rusqlite::{params, Connection};
 
-use super::recipients::RecipientState;
+use super::recipients::{RecipientState, REFUSAL_HISTORY};
 use super::{sql_int, MessageState};
 
 /// The outcome of one delivery attempt, as written by [`upsert`].
@@ -125,6 +125,7 @@ impl Change {
                          state = excluded.state, reply = excluded.reply, at = excluded.at",
                 )?
                 .execute(params![account, uid, address, state, reply, at])?;
+                remember_refusal(conn, account, uid, address, *state, reply.as_deref(), at)?;
                 return Ok(0);
             }
             Change::Deleted { uid } => {
@@ -134,6 +135,39 @@ impl Change {
         };
         upsert(conn, account, uid, size, &attempt)
     }
+}
+
+/// Keeps the refusal history `status` shows in step with one recipient's
+/// new state: a refusal is added (and the account's oldest dropped beyond
+/// [`REFUSAL_HISTORY`]), a delivery clears the recipient's refusals.
+fn remember_refusal(
+    conn: &Connection,
+    account: &str,
+    uid: &str,
+    address: &str,
+    state: RecipientState,
+    reply: Option<&str>,
+    at: i64,
+) -> rusqlite::Result<()> {
+    let Some(reply) = reply.filter(|_| state != RecipientState::Delivered) else {
+        conn.prepare_cached(
+            "DELETE FROM refusal WHERE account = ?1 AND uid = ?2 AND address = ?3",
+        )?
+        .execute(params![account, uid, address])?;
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "INSERT INTO refusal (account, uid, address, state, reply, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![account, uid, address, state, reply, at])?;
+    conn.prepare_cached(
+        "DELETE FROM refusal WHERE account = ?1 AND id <= (
+             SELECT id FROM refusal WHERE account = ?1
+             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )?
+    .execute(params![account, REFUSAL_HISTORY])?;
+    Ok(())
 }
 
 /// Only messages that were safe to delete change state. A uid the ledger

@@ -8,6 +8,11 @@ use rusqlite::{Connection, ToSql};
 
 use super::{Ledger, LedgerError};
 
+/// Refusals kept per account for `status`, beyond the recipient rows of
+/// the messages still on record: enough to see what went wrong last week,
+/// bounded so a recipient refused on every poll cannot grow the file.
+pub(super) const REFUSAL_HISTORY: i64 = 1000;
+
 /// Where one recipient of a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecipientState {
@@ -98,13 +103,14 @@ pub(super) fn of_waiting_messages(
 }
 
 impl Ledger {
-    /// Every recipient refusal the ledger holds (for messages still on
-    /// the server or not yet forgotten), oldest first.
+    /// The latest refusal of every recipient that has not had the
+    /// message since, oldest first; kept after the message is forgotten.
     pub async fn refused_recipients(&self) -> Result<Vec<RecipientRefusal>, LedgerError> {
         self.run("read the refused recipients", |conn| {
             let mut stmt = conn.prepare(
-                "SELECT account, uid, address, state, reply, at FROM recipient
-                 WHERE state <> 'delivered' ORDER BY at, account, uid, address",
+                "SELECT account, uid, address, state, reply, at FROM refusal
+                 WHERE id IN (SELECT max(id) FROM refusal GROUP BY account, uid, address)
+                 ORDER BY at, id",
             )?;
             let rows = stmt.query_map([], |row| {
                 Ok(RecipientRefusal {
@@ -112,7 +118,7 @@ impl Ledger {
                     uid: row.get(1)?,
                     address: row.get(2)?,
                     state: row.get(3)?,
-                    reply: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    reply: row.get(4)?,
                     at: row.get(5)?,
                 })
             })?;

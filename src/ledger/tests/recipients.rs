@@ -1,4 +1,5 @@
 use super::*;
+use crate::ledger::recipients::REFUSAL_HISTORY;
 
 fn recipient(uid: &str, address: &str, state: RecipientState, reply: Option<&str>) -> Change {
     Change::Recipient {
@@ -86,7 +87,7 @@ async fn a_later_attempt_updates_a_recipient_and_settles_the_message() {
 }
 
 #[tokio::test]
-async fn recipients_go_with_their_message() {
+async fn recipients_go_with_their_message_but_refusals_stay_for_status() {
     let ledger = Ledger::open_in_memory().unwrap();
     for uid in ["u1", "u2"] {
         let changes = vec![
@@ -97,15 +98,48 @@ async fn recipients_go_with_their_message() {
     }
     // A new message under a reused uid starts without the old recipients.
     ledger.record_delivered("alice", "u1", 200).await.unwrap();
-    let refused = ledger.refused_recipients().await.unwrap();
-    assert_eq!(
-        refused.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>(),
-        ["u2"]
-    );
-    // Forgetting a message forgets its recipients.
+    let record = ledger
+        .messages("alice")
+        .await
+        .unwrap()
+        .remove("u2")
+        .unwrap();
+    assert_eq!(record.recipients.len(), 1);
     let listed: HashSet<String> = ["u1".to_owned()].into();
     ledger.forget_absent("alice", &listed).await.unwrap();
-    assert!(ledger.refused_recipients().await.unwrap().is_empty());
+    let rows: i64 = {
+        let conn = ledger.inner.conn.lock().unwrap();
+        conn.query_row("SELECT count(*) FROM recipient", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows, 0, "forgetting a message forgets its recipients");
+    // What status shows outlives both.
+    let refused = ledger.refused_recipients().await.unwrap();
+    let uids: Vec<&str> = refused.iter().map(|r| r.uid.as_str()).collect();
+    assert_eq!(uids, ["u1", "u2"]);
+}
+
+#[tokio::test]
+async fn a_recipient_refused_again_shows_once_and_the_history_is_bounded() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    ledger
+        .commit("alice", vec![partial("u1", 100)])
+        .await
+        .unwrap();
+    for n in 0..1005 {
+        let reply = format!("450 busy {n}");
+        let change = recipient("u1", "b@x", RecipientState::Deferred, Some(&reply));
+        ledger.commit("alice", vec![change]).await.unwrap();
+    }
+    let refused = ledger.refused_recipients().await.unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].reply, "450 busy 1004", "the latest");
+    let kept: i64 = {
+        let conn = ledger.inner.conn.lock().unwrap();
+        conn.query_row("SELECT count(*) FROM refusal", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(kept, REFUSAL_HISTORY);
 }
 
 #[tokio::test]

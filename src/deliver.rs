@@ -261,17 +261,6 @@ pub fn trace_header(pop3_host: &str, account: &str, uid: &str, tls: bool) -> Vec
     .into_bytes()
 }
 
-/// The message as the POP3 server sent it: `message` without the trace
-/// header [`trace_header`] put in front (the first header field, however
-/// many lines it is folded over).
-pub fn without_trace_header(message: &[u8]) -> &[u8] {
-    let end = message
-        .windows(3)
-        .position(|w| w[0] == b'\r' && w[1] == b'\n' && w[2] != b' ' && w[2] != b'\t')
-        .map_or(message.len(), |i| i + 2);
-    &message[end..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,13 +281,5 @@ mod tests {
         assert!(header.starts_with("Received: from pop.example.com by popferry"));
         assert!(header.contains("account alice id U1"));
         assert!(header.ends_with("\r\n") && header.matches("\r\n").count() == 2);
-    }
-
-    #[test]
-    fn the_trace_header_comes_off_whole() {
-        let original = b"Received: from mx by pop\r\n\tfolded; date\r\nSubject: x\r\n\r\nbody\r\n";
-        let mut message = trace_header("pop.example.com", "alice", "U1", true);
-        message.extend_from_slice(original);
-        assert_eq!(without_trace_header(&message), original);
     }
 }

@@ -18,6 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use ring::digest::{digest, SHA256};
 
+use crate::ledger::{Ledger, LedgerError};
+
 /// The groups of one listing, found once before the plan is made.
 #[derive(Debug, Default)]
 pub(super) struct Groups {
@@ -105,6 +107,27 @@ impl Compared {
     pub(super) fn identical(&self) -> bool {
         !self.differ
     }
+}
+
+/// Leaves a group whose copies differ on the server, and says so. It is
+/// recorded as rejected (so it is read again only at its retry time) when
+/// `record`; not when the ledger has the uid as delivered, since one of
+/// them is the delivered message. Returns whether it was recorded.
+pub(super) async fn leave_differing(
+    ledger: &Ledger,
+    account: &str,
+    group: (u32, &[u32]),
+    uid: &str,
+    size: u64,
+    retry_at: i64,
+    record: bool,
+) -> Result<bool, LedgerError> {
+    let reason = differing(group.0, group.1);
+    tracing::warn!(uid, "{reason}");
+    if record {
+        (ledger.record_rejected(account, uid, size, &reason, retry_at)).await?;
+    }
+    Ok(record)
 }
 
 /// What the warning and the ledger say of a group whose copies differ.

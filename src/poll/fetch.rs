@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::copies::{differing, Compared};
+use super::copies::{leave_differing, Compared};
 use super::record::{Recorded, ToRecord};
 use super::transfer::{Context, Step, Transferred, FETCH_AHEAD};
 use super::PollError;
@@ -27,6 +27,9 @@ use crate::session::{Deleted, Session};
 pub(super) struct Fetched {
     pub step: usize,
     pub message: Vec<u8>,
+    /// Where the message as the server sent it starts, after the trace
+    /// header.
+    pub original: usize,
 }
 
 /// A command whose reply is still to be read, by step.
@@ -111,11 +114,16 @@ impl<'a, 's> Fetch<'a, 's> {
                     // Copies of a message already delivered, read only to
                     // show they are the same bytes: all of them may go.
                     Some(_) if !self.plan[step].fetch => self.verified(step),
-                    Some(message) => {
+                    Some((message, original)) => {
                         let length = message.len() as u64;
                         self.bodies.insert(step, length);
                         self.in_memory += length;
-                        if fetched.send(Fetched { step, message }).await.is_err() {
+                        let fetched_one = Fetched {
+                            step,
+                            message,
+                            original,
+                        };
+                        if fetched.send(fetched_one).await.is_err() {
                             break;
                         }
                     }
@@ -202,9 +210,10 @@ impl<'a, 's> Fetch<'a, 's> {
         }
     }
 
-    /// The reply to a RETR: the message, or `None` if someone else deleted
-    /// it since the listing, or its copies differ from it.
-    async fn read_message(&mut self, step: usize) -> Result<Option<Vec<u8>>, PollError> {
+    /// The reply to a RETR: the message and where it starts behind the
+    /// trace header, or `None` if someone else deleted it since the
+    /// listing, or its copies differ from it.
+    async fn read_message(&mut self, step: usize) -> Result<Option<(Vec<u8>, usize)>, PollError> {
         let account = self.cx.account;
         let Step { uid, copies, .. } = &self.plan[step];
         let is_tls = self.session.client().is_tls();
@@ -215,12 +224,12 @@ impl<'a, 's> Fetch<'a, 's> {
             return Ok(None);
         }
         if copies.is_empty() {
-            return Ok(Some(message));
+            return Ok(Some((message, header)));
         }
         let mut compared = self.compared.remove(&step).unwrap_or_default();
         compared.add(&message[header..]);
         if compared.identical() {
-            return Ok(Some(message));
+            return Ok(Some((message, header)));
         }
         drop(message);
         self.differing(step).await?;
@@ -283,25 +292,24 @@ impl<'a, 's> Fetch<'a, 's> {
     /// group whose uid the ledger has as delivered keeps that record (one
     /// of them is the delivered one) and is read again at the next poll.
     async fn differing(&mut self, step: usize) -> Result<(), PollError> {
-        let Step {
-            n,
-            uid,
-            size,
-            copies,
-            retry_at,
-            ..
-        } = &self.plan[step];
-        let reason = differing(*n, copies);
-        warn!(uid, "{reason}");
+        let step = &self.plan[step];
+        let group = (step.n, step.copies.as_slice());
+        let (name, uid) = (&self.cx.account.name, &step.uid);
         self.out.unsettled = true;
-        if !self.plan[step].fetch {
-            return Ok(());
+        let ledger = self.cx.ledger;
+        if leave_differing(
+            ledger,
+            name,
+            group,
+            uid,
+            step.size,
+            step.retry_at,
+            step.fetch,
+        )
+        .await?
+        {
+            self.out.rejected += 1;
         }
-        let account = &self.cx.account.name;
-        (self.cx.ledger)
-            .record_rejected(account, uid, *size, &reason, *retry_at)
-            .await?;
-        self.out.rejected += 1;
         Ok(())
     }
 

@@ -234,14 +234,12 @@ async fn run(
         let retry_at = retry_at(record, now);
         let action = decide(record, size, account, now, options.retry_rejected);
         if !same_size {
-            let reason = copies::differing(n, &copies);
-            warn!(uid, "{reason}");
             settled = false;
             // A delivery on record, or a retry time to come, stays as it is.
-            if matches!(action, Action::Fetch | Action::TooLarge) {
-                ledger
-                    .record_rejected(&account.name, &uid, size, &reason, retry_at)
-                    .await?;
+            let record = matches!(action, Action::Fetch | Action::TooLarge);
+            let group = (n, copies.as_slice());
+            let name = &account.name;
+            if copies::leave_differing(ledger, name, group, &uid, size, retry_at, record).await? {
                 report.rejected += 1;
             }
             continue;

@@ -9,20 +9,19 @@
 //! rejected as a whole, as before per-recipient outcomes existed.
 
 use crate::config::Account;
-use crate::deliver::{without_trace_header, Outcome};
+use crate::deliver::Outcome;
 use crate::ledger::{RecipientRecord, RecipientState};
 use crate::multidrop::carries_own_trace;
 
-/// Who `message` (trace header included) is for: with multidrop the local
-/// addresses its envelope header names, otherwise (or if it names none)
-/// `deliver_to`. `Err` says why it must not be relayed at all: it went out
+/// Who `original` (the message as the server sent it) is for: with
+/// multidrop the local addresses its envelope header names, otherwise (or
+/// if it names none) `deliver_to`. `Err` says why it must not be relayed at all: it went out
 /// through this account before and came back, and would go round forever.
 pub(super) fn addressees(
     account: &Account,
     deliver_to: &[String],
-    message: &[u8],
+    original: &[u8],
 ) -> Result<Vec<String>, String> {
-    let original = without_trace_header(message);
     if carries_own_trace(original, &account.pop3.host, &account.name) {
         return Err(format!(
             "mail loop: the message already carries popferry's Received: header for account {}, \

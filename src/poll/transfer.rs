@@ -164,7 +164,12 @@ async fn deliver<'a>(
     to_record: mpsc::UnboundedSender<ToRecord<'a>>,
     unrecorded: &'a Semaphore,
 ) -> Result<(), PollError> {
-    while let Some(Fetched { step, message }) = fetched.recv().await {
+    while let Some(Fetched {
+        step,
+        message,
+        original,
+    }) = fetched.recv().await
+    {
         let Ok(pending_permit) = unrecorded.acquire().await else {
             break;
         };
@@ -174,7 +179,7 @@ async fn deliver<'a>(
         if to_record.is_closed() {
             break;
         }
-        let outcomes = match addressees(cx.account, cx.recipients, &message) {
+        let outcomes = match addressees(cx.account, cx.recipients, &message[original..]) {
             Ok(all) => {
                 let to = pending(&all, &plan[step].earlier);
                 if to.is_empty() {

@@ -17,7 +17,7 @@ struct Attempt {
     quarantine_path: Option<String>,
 }
 
-/// One change to the ledger's record of a message, for [`Ledger::commit`].
+/// One change to the ledger's record of a message, for [`Ledger::commit`](super::Ledger::commit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The relay accepted the message.

@@ -14,11 +14,17 @@
 //!      a lost QUIT reply: the server never committed the deletion, but the
 //!      relay already has the message, so it is not sent again;
 //!    * new (or a reused unique-id with a different size): **RETR, deliver,
-//!      commit to the ledger, then DELE**;
-//!    * listed for several messages (identical copies, [`copies`]): every
-//!      copy is RETRed and compared; byte-identical copies are delivered
-//!      and recorded once, then all DELEd. Copies that differ are all left
-//!      on the server and recorded as refused, with a warning naming them;
+//!      commit to the ledger, then DELE**. Delivery is per recipient
+//!      (`recipients.rs`): `deliver_to`, or with multidrop the local
+//!      addresses its envelope header names. DELE comes once one has it
+//!      and every other has it or refused it for good;
+//!    * partial (some recipients still wait after a 4xx): RETR and deliver
+//!      to those alone, then as above;
+//!    * listed for several messages (identical copies, `copies.rs`): every
+//!      copy is RETRed and compared (also when the ledger has the delivery:
+//!      only identical bytes show each copy is that message); identical
+//!      copies are delivered and recorded once, then all DELEd. Copies that
+//!      differ are all left on the server, with a warning naming them;
 //!
 //!    The steps run as a pipeline ([`transfer`]): RETRs go out ahead,
 //!    message n+1 is fetched while message n is with the relay, and one

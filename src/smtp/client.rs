@@ -1,11 +1,12 @@
 //! One SMTP or LMTP connection to the relay: greeting, EHLO (LHLO),
 //! STARTTLS, AUTH, then any number of mail transactions
-//! ([`super::transaction`]).
+//! (`transaction.rs`).
 //!
 //! Three choices set this apart from a generic client, each worth a round
 //! trip or a copy per message:
 //! * TCP_NODELAY, and the DATA terminator in the same write as the
-//!   message's tail ([`DataChunks`]), so no segment waits for a delayed ACK;
+//!   message's tail ([`DataChunks`](super::data::DataChunks)), so no
+//!   segment waits for a delayed ACK;
 //! * PIPELINING (RFC 2920): MAIL, every RCPT and DATA go out in one write
 //!   when the relay offers it, so a transaction costs two round trips;
 //! * the message is stuffed chunk by chunk from the one copy in memory.

@@ -11,6 +11,7 @@
 
 mod credentials;
 mod daemon;
+mod hint;
 mod oauth;
 mod raw;
 mod recipients;

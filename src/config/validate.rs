@@ -12,7 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawAccount, RawConfig, RawSmtp};
-use super::{oauth, Daemon};
+use super::{hint, oauth, Daemon};
 use super::{
     Account, AuthMethod, Config, ConfigError, Credential, Pop3Server, Protocol, SmtpConfig, TlsMode,
 };
@@ -74,6 +74,13 @@ impl Document<'_> {
         before.iter().filter(|&&byte| byte == b'\n').count() + 1
     }
 
+    /// The whole line holding byte `offset`.
+    fn line_text(&self, offset: usize) -> &str {
+        let before = self.source.get(..offset).unwrap_or(self.source);
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        self.source[start..].lines().next().unwrap_or("")
+    }
+
     fn error(&self, span: Range<usize>, message: String) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
@@ -94,8 +101,17 @@ impl Document<'_> {
             .lines()
             .last()
             .and_then(|line| line.strip_prefix("in `")?.strip_suffix('`'));
-        if let Some(keys) = keys {
-            message = format!("in `{keys}`: {message}");
+        let line = span.as_ref().map(|span| self.line_text(span.start));
+        match keys {
+            Some(keys) => {
+                let plain = hint::type_error(keys, &message);
+                message = format!("in `{keys}`: {}", plain.unwrap_or(message));
+            }
+            None => {
+                if let Some(plain) = line.and_then(|line| hint::unquoted(&message, line)) {
+                    message = plain;
+                }
+            }
         }
         match span {
             Some(span) => self.error(span, message),

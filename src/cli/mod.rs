@@ -68,8 +68,8 @@ impl Cli {
     }
 
     pub async fn run(self) -> ExitCode {
-        let path = self.config.clone().unwrap_or_else(default_config_path);
-        let load = || Config::load(&path);
+        let path = self.config.clone().or_else(default_config_path);
+        let load = || Config::load(path.as_deref().ok_or(ConfigError::NotFound)?);
         let result = match self.command {
             Command::Fetch(args) => async { fetch::run(&load()?, args).await }.await,
             Command::Run => async { run::run(load()?).await }.await,

@@ -270,6 +270,13 @@ pub enum ConfigError {
         path.display()
     )]
     InlinePasswordExposed { path: PathBuf, mode: u32 },
+    /// No `-c`, no `$POPFERRY_CONFIG`, and neither default file exists.
+    #[error(
+        "no configuration file: -c FILE was not given, $POPFERRY_CONFIG is not set, and neither \
+         ./popferry.toml nor /etc/popferry/popferry.toml exists; write one from \
+         config/example.toml, or name yours with -c FILE"
+    )]
+    NotFound,
 }
 
 impl Config {
@@ -313,20 +320,23 @@ impl Config {
 
 /// Where to look for the configuration when none is given:
 /// `$POPFERRY_CONFIG`, else `./popferry.toml` if it exists, else
-/// `/etc/popferry/popferry.toml`.
-pub fn default_config_path() -> PathBuf {
-    let local = Path::new("popferry.toml");
-    pick_config_path(std::env::var_os("POPFERRY_CONFIG"), local.exists())
+/// `/etc/popferry/popferry.toml` if it exists; else none
+/// ([`ConfigError::NotFound`] names every place looked at).
+pub fn default_config_path() -> Option<PathBuf> {
+    pick_config_path(std::env::var_os("POPFERRY_CONFIG"), |path| path.exists())
 }
 
 /// The decision behind [`default_config_path`], apart from the process
-/// environment so it can be tested.
-fn pick_config_path(from_env: Option<OsString>, local_exists: bool) -> PathBuf {
-    match from_env {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ if local_exists => PathBuf::from("popferry.toml"),
-        _ => PathBuf::from("/etc/popferry/popferry.toml"),
+/// environment and the file system so it can be tested.
+fn pick_config_path(from_env: Option<OsString>, exists: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    if let Some(path) = from_env.filter(|path| !path.is_empty()) {
+        // Named explicitly: a missing file is reported as such on reading.
+        return Some(PathBuf::from(path));
     }
+    ["popferry.toml", "/etc/popferry/popferry.toml"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| exists(path))
 }
 
 #[cfg(test)]
@@ -335,12 +345,21 @@ mod tests {
 
     #[test]
     fn config_path_precedence() {
+        let all = |_: &Path| true;
         let env = Some(OsString::from("/srv/p.toml"));
-        assert_eq!(pick_config_path(env, true), Path::new("/srv/p.toml"));
-        assert_eq!(pick_config_path(None, true), Path::new("popferry.toml"));
         assert_eq!(
-            pick_config_path(Some(OsString::new()), false),
+            pick_config_path(env, all).unwrap(),
+            Path::new("/srv/p.toml")
+        );
+        assert_eq!(
+            pick_config_path(None, all).unwrap(),
+            Path::new("popferry.toml")
+        );
+        let only_etc = |path: &Path| path.is_absolute();
+        assert_eq!(
+            pick_config_path(Some(OsString::new()), only_etc).unwrap(),
             Path::new("/etc/popferry/popferry.toml")
         );
+        assert_eq!(pick_config_path(None, |_: &Path| false), None);
     }
 }

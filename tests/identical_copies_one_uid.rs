@@ -154,28 +154,36 @@ async fn copies_left_by_a_lost_quit_are_deleted_without_redelivery() {
     .await;
 }
 
-/// A delivered message left by a closed QUIT, and then a different one
-/// under its unique-id: the delete-only path must not take the newcomer
-/// for a copy of what the ledger has, so neither is deleted and the
-/// delivery stays on record.
+/// A delivered message left by a closed QUIT, and then `newcomer` under
+/// its unique-id: the delete-only path must not take the newcomer for a
+/// copy of what the ledger has, so neither is deleted and the delivery
+/// stays on record.
+async fn newcomer_joining_a_delivered_uid_deletes_neither(newcomer: Vec<u8>) {
+    let rig = Rig::start("").await;
+    rig.add("twin", "");
+    rig.pop3.set_fault(Some(Fault::CloseAfter { verb: "QUIT" }));
+    rig.poll().await.expect_err("a closed QUIT fails the poll");
+    rig.pop3.add("twin", &newcomer);
+
+    let report = rig.poll().await.expect("second poll");
+    assert_eq!((report.delivered, report.deleted), (0, 0), "{report:?}");
+    assert_eq!(rig.pop3.maildrop().len(), 2, "{:?}", rig.pop3.uids());
+    assert_eq!(rig.pop3.commands("DELE"), 1, "only the first poll's");
+    assert_eq!(rig.accepted_count("twin"), 1);
+    let record = rig.record("twin").await.expect("twin recorded");
+    assert_eq!(
+        record.state,
+        MessageState::Delivered,
+        "the delivery stays on record"
+    );
+}
+
 #[tokio::test]
 async fn a_different_message_joining_a_delivered_uid_deletes_neither() {
-    within(async {
-        let rig = Rig::start("").await;
-        rig.add("twin", "");
-        rig.pop3.set_fault(Some(Fault::CloseAfter { verb: "QUIT" }));
-        rig.poll().await.expect_err("a closed QUIT fails the poll");
-        let newcomer = message("twin", "X-Longer: yes");
-        rig.pop3.add("twin", &newcomer);
-
-        let report = rig.poll().await.expect("second poll");
-        assert_eq!((report.delivered, report.deleted), (0, 0), "{report:?}");
-        assert_eq!(rig.pop3.maildrop().len(), 2, "{:?}", rig.pop3.uids());
-        assert_eq!(rig.pop3.commands("DELE"), 1, "only the first poll's");
-        assert_eq!(rig.accepted_count("twin"), 1);
-        let record = rig.record("twin").await.expect("twin recorded");
-        assert_eq!(record.state, MessageState::Delivered);
-    })
+    within(newcomer_joining_a_delivered_uid_deletes_neither(message(
+        "twin",
+        "X-Longer: yes",
+    )))
     .await;
 }
 
@@ -183,29 +191,10 @@ async fn a_different_message_joining_a_delivered_uid_deletes_neither() {
 /// it apart, so the copies must be read before any is deleted.
 #[tokio::test]
 async fn a_same_size_different_message_joining_a_delivered_uid_deletes_neither() {
-    within(async {
-        let rig = Rig::start("").await;
-        rig.add("twin", "");
-        rig.pop3.set_fault(Some(Fault::CloseAfter { verb: "QUIT" }));
-        rig.poll().await.expect_err("a closed QUIT fails the poll");
-        let mut newcomer = message("twin", "");
-        let body = newcomer.windows(4).position(|w| w == b"Body").unwrap();
-        newcomer[body] = b'b';
-        rig.pop3.add("twin", &newcomer);
-
-        let report = rig.poll().await.expect("second poll");
-        assert_eq!((report.delivered, report.deleted), (0, 0), "{report:?}");
-        assert_eq!(rig.pop3.maildrop().len(), 2, "{:?}", rig.pop3.uids());
-        assert_eq!(rig.pop3.commands("DELE"), 1, "only the first poll's");
-        assert_eq!(rig.accepted_count("twin"), 1);
-        let record = rig.record("twin").await.expect("twin recorded");
-        assert_eq!(
-            record.state,
-            MessageState::Delivered,
-            "the delivery stays on record"
-        );
-    })
-    .await;
+    let mut newcomer = message("twin", "");
+    let body = newcomer.windows(4).position(|w| w == b"Body").unwrap();
+    newcomer[body] = b'b';
+    within(newcomer_joining_a_delivered_uid_deletes_neither(newcomer)).await;
 }
 
 #[tokio::test]

@@ -9,32 +9,13 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use support::mail::{messages_of_size, mixed_messages};
-use support::popferry::RunOutput;
 use support::receivers::{
     aio_address, aio_delivered_to, aio_dumps, aiosmtpd, assert_each_once_intact, delivered,
     relay_table, scenario, settle, socket_table, tag, Server,
 };
 use support::scenario::Scenario;
-
-fn fetch(s: &Scenario, allowed: &[i32]) -> RunOutput {
-    let out = s.config.fetch();
-    assert!(
-        out.code.is_some_and(|c| allowed.contains(&c)),
-        "fetch: expected an exit code in {allowed:?}\n{out}"
-    );
-    out
-}
-
-fn assert_pop3_holds(s: &Scenario, count: usize, out: &RunOutput) {
-    assert_eq!(
-        s.mailbox.wait_for_count(count, Duration::from_secs(5)),
-        count,
-        "POP3 should hold {count} messages\n{out}"
-    );
-}
 
 fn dovecot_socket_table() -> String {
     let socket = std::env::var("POPFERRY_TEST_DOVECOT_LMTP_SOCKET")
@@ -50,10 +31,10 @@ fn dovecot_mixed(table: String, name: &str) {
         |tag| vec![lmtp.address("ok1", tag)],
         |tag| mixed_messages(tag, 10),
     );
-    let out = fetch(&s, &[0]);
+    let out = s.fetch_expecting(&[0], "fetch");
     let found = settle(&lmtp.maildir("ok1"), &tag(&s), 10);
     assert_each_once_intact(&s.messages, &found, name);
-    assert_pop3_holds(&s, 0, &out);
+    s.assert_pop3_holds(0, &out);
 }
 
 #[test]
@@ -81,7 +62,7 @@ fn dovecot_lmtp_over_quota_after_the_data_and_unknown_at_rcpt_are_rejected_and_t
         // Bigger than the over-quota user's whole quota.
         |tag| messages_of_size(tag, 2, 4_000),
     );
-    let out = fetch(&s, &[0, 1]);
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     let found = settle(&lmtp.maildir("ok1"), &tag(&s), 2);
     assert_each_once_intact(&s.messages, &found, "ok1");
     let full = std::env::var("POPFERRY_TEST_DOVECOT_LMTP_FULL_MAILDIR")
@@ -90,7 +71,7 @@ fn dovecot_lmtp_over_quota_after_the_data_and_unknown_at_rcpt_are_rejected_and_t
         delivered(Path::new(&full), &tag(&s)).is_empty(),
         "the over-quota user got a message\n{out}"
     );
-    assert_pop3_holds(&s, 0, &out);
+    s.assert_pop3_holds(0, &out);
 }
 
 fn aio_lmtp(name: &str, rules: &'static [&'static str]) -> Scenario {
@@ -106,32 +87,32 @@ fn aio_lmtp(name: &str, rules: &'static [&'static str]) -> Scenario {
 #[test]
 fn aiosmtpd_lmtp_550_after_the_data_is_rejected_and_the_message_deleted() {
     let s = aio_lmtp("aio-lmtp-550", &["ok", "data550"]);
-    let out = fetch(&s, &[0, 1]);
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     let ok = aio_address("ok", &tag(&s));
     assert_each_once_intact(&s.messages, &aio_delivered_to(&tag(&s), &ok), "ok");
-    assert_pop3_holds(&s, 0, &out);
+    s.assert_pop3_holds(0, &out);
 }
 
 #[test]
 fn aiosmtpd_lmtp_450_after_the_data_keeps_the_message_and_never_redelivers_to_the_accepted_one() {
     let s = aio_lmtp("aio-lmtp-450", &["ok", "data450"]);
     let ok = aio_address("ok", &tag(&s));
-    let out = fetch(&s, &[0, 1]);
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     assert_each_once_intact(&s.messages, &aio_delivered_to(&tag(&s), &ok), "first fetch");
-    assert_pop3_holds(&s, 3, &out);
-    let again = fetch(&s, &[0, 1]);
+    s.assert_pop3_holds(3, &out);
+    let again = s.fetch_expecting(&[0, 1], "fetch");
     assert_each_once_intact(
         &s.messages,
         &aio_delivered_to(&tag(&s), &ok),
         "second fetch",
     );
-    assert_pop3_holds(&s, 3, &again);
+    s.assert_pop3_holds(3, &again);
 }
 
 #[test]
 fn aiosmtpd_lmtp_refusing_every_recipient_after_the_data_keeps_the_message_on_pop3() {
     let s = aio_lmtp("aio-lmtp-all", &["data550", "data550-again"]);
-    let out = fetch(&s, &[0, 1]);
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     assert!(aio_dumps(&tag(&s)).is_empty(), "nothing may be kept\n{out}");
-    assert_pop3_holds(&s, 3, &out);
+    s.assert_pop3_holds(3, &out);
 }

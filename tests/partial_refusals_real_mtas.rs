@@ -13,32 +13,15 @@ use std::thread;
 use std::time::Duration;
 
 use support::mail::messages_of_size;
-use support::popferry::RunOutput;
+use support::real::wait_until;
 use support::receivers::{
     aio_address, aio_delivered_to, aio_dumps, aiosmtpd, assert_each_once_intact,
-    assert_status_mentions_refusal, delivered, relay_table, scenario, settle, tag, wait_until,
-    Delivered, Server,
+    assert_status_mentions_refusal, delivered, relay_table, scenario, settle, tag, Delivered,
+    Server,
 };
 use support::scenario::Scenario;
 
 const MESSAGES: usize = 3;
-
-fn fetch(s: &Scenario, what: &str) -> RunOutput {
-    let out = s.config.fetch();
-    assert!(
-        matches!(out.code, Some(0 | 1)),
-        "{what}: popferry failed outright\n{out}"
-    );
-    out
-}
-
-fn assert_pop3_holds(s: &Scenario, count: usize, out: &RunOutput) {
-    assert_eq!(
-        s.mailbox.wait_for_count(count, Duration::from_secs(5)),
-        count,
-        "POP3 should hold {count} messages\n{out}"
-    );
-}
 
 fn mta_scenario(server: Server, name: &str, locals: &'static [&'static str]) -> Scenario {
     scenario(
@@ -59,20 +42,20 @@ fn anywhere(server: Server, tag: &str) -> Vec<Delivered> {
 
 fn accepted_and_550(server: Server, name: &str) {
     let s = mta_scenario(server, name, &["ok1", "nobody"]);
-    let out = fetch(&s, "fetch");
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     let found = settle(&server.maildir("ok1"), &tag(&s), MESSAGES);
     assert_each_once_intact(&s.messages, &found, name);
-    assert_pop3_holds(&s, 0, &out);
+    s.assert_pop3_holds(0, &out);
     assert_status_mentions_refusal(&s);
 }
 
 fn accepted_and_450(server: Server, name: &str) {
     let s = mta_scenario(server, name, &["ok1", "tempfail"]);
-    let out = fetch(&s, "first fetch");
+    let out = s.fetch_expecting(&[0, 1], "first fetch");
     let maildir = server.maildir("ok1");
     assert_each_once_intact(&s.messages, &settle(&maildir, &tag(&s), MESSAGES), name);
-    assert_pop3_holds(&s, MESSAGES, &out);
-    let again = fetch(&s, "second fetch");
+    s.assert_pop3_holds(MESSAGES, &out);
+    let again = s.fetch_expecting(&[0, 1], "second fetch");
     // Time for a second copy, if one was sent, to reach the Maildir.
     thread::sleep(Duration::from_secs(2));
     assert_each_once_intact(
@@ -80,12 +63,12 @@ fn accepted_and_450(server: Server, name: &str) {
         &settle(&maildir, &tag(&s), MESSAGES),
         &format!("{name}, after the second fetch"),
     );
-    assert_pop3_holds(&s, MESSAGES, &again);
+    s.assert_pop3_holds(MESSAGES, &again);
 }
 
 fn every_recipient_refused(server: Server, name: &str) {
     let s = mta_scenario(server, name, &["nobody", "unknown"]);
-    let out = fetch(&s, "fetch");
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     assert!(
         !wait_until(Duration::from_secs(3), || !anywhere(server, &tag(&s))
             .is_empty()),
@@ -105,7 +88,7 @@ fn every_recipient_refused(server: Server, name: &str) {
         Vec::<String>::new(),
         "ever queued\n{out}"
     );
-    assert_pop3_holds(&s, MESSAGES, &out);
+    s.assert_pop3_holds(MESSAGES, &out);
 }
 
 #[test]
@@ -150,7 +133,7 @@ fn aio_scenario(name: &str, rules: &'static [&'static str]) -> Scenario {
 #[test]
 fn aiosmtpd_accepted_recipient_gets_each_message_once_when_the_other_gets_550() {
     let s = aio_scenario("aio-ok-550", &["ok", "rcpt550"]);
-    let out = fetch(&s, "fetch");
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     let ok = aio_address("ok", &tag(&s));
     assert_each_once_intact(&s.messages, &aio_delivered_to(&tag(&s), &ok), "aiosmtpd");
     assert_eq!(
@@ -158,7 +141,7 @@ fn aiosmtpd_accepted_recipient_gets_each_message_once_when_the_other_gets_550() 
         MESSAGES,
         "one transaction per message\n{out}"
     );
-    assert_pop3_holds(&s, 0, &out);
+    s.assert_pop3_holds(0, &out);
     assert_status_mentions_refusal(&s);
 }
 
@@ -169,15 +152,15 @@ fn aiosmtpd_450_recipient_is_retried_alone_at_the_next_fetch() {
         aio_address("ok", &tag(&s)),
         aio_address("rcpt450once", &tag(&s)),
     );
-    let out = fetch(&s, "first fetch");
+    let out = s.fetch_expecting(&[0, 1], "first fetch");
     assert_each_once_intact(
         &s.messages,
         &aio_delivered_to(&tag(&s), &ok),
         "first fetch, ok",
     );
-    assert_pop3_holds(&s, MESSAGES, &out);
+    s.assert_pop3_holds(MESSAGES, &out);
 
-    let again = fetch(&s, "second fetch");
+    let again = s.fetch_expecting(&[0, 1], "second fetch");
     assert_each_once_intact(
         &s.messages,
         &aio_delivered_to(&tag(&s), &ok),
@@ -196,13 +179,13 @@ fn aiosmtpd_450_recipient_is_retried_alone_at_the_next_fetch() {
             dump.stem.display()
         );
     }
-    assert_pop3_holds(&s, 0, &again);
+    s.assert_pop3_holds(0, &again);
 }
 
 #[test]
 fn aiosmtpd_answering_354_anyway_keeps_no_message_when_every_recipient_gets_550() {
     let s = aio_scenario("aio-550-550", &["rcpt550", "rcpt550-again"]);
-    let out = fetch(&s, "fetch");
+    let out = s.fetch_expecting(&[0, 1], "fetch");
     let kept = aio_dumps(&tag(&s));
     assert!(
         kept.is_empty(),
@@ -210,5 +193,5 @@ fn aiosmtpd_answering_354_anyway_keeps_no_message_when_every_recipient_gets_550(
         kept.len(),
         kept.iter().map(|d| d.bytes.is_empty()).collect::<Vec<_>>()
     );
-    assert_pop3_holds(&s, MESSAGES, &out);
+    s.assert_pop3_holds(MESSAGES, &out);
 }

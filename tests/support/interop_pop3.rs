@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::mail::{self, TestMessage};
 use super::popferry::{AccountConfig, TlsMode};
 use super::raw::{connect, Wire};
-use super::real::{env, unique, Mailbox};
+use super::real::{env, env_num, env_var, unique, wait_until, Mailbox};
 
 const HINT: &str = "run scripts/test.sh (its services.sh starts the POP3 interop servers)";
 
@@ -33,13 +33,11 @@ pub enum Server {
 }
 
 fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {HINT}"))
+    env_var(name, HINT)
 }
 
 fn port(name: &str) -> u16 {
-    var(name)
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a port: {HINT}"))
+    env_num(name, HINT)
 }
 
 impl Server {
@@ -249,14 +247,12 @@ impl ServerMailbox {
     /// server may commit a QUIT after the client has gone); returns the
     /// last count seen.
     pub fn wait_for_count(&self, expected: usize, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        loop {
-            let count = self.count();
-            if count == expected || Instant::now() > deadline {
-                return count;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        let mut count = self.count();
+        wait_until(limit, || {
+            count = self.count();
+            count == expected
+        });
+        count
     }
 
     /// Deletes every message over POP3, the one way that works for every

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use super::real::{env_num, env_var};
+
 const HINT: &str = "run scripts/test.sh (its services.sh starts the OAuth2/TLS lab)";
 
 #[derive(Debug)]
@@ -31,13 +33,11 @@ pub struct LabEnv {
 pub const PASSWORD: &str = "pw";
 
 fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {HINT}"))
+    env_var(name, HINT)
 }
 
 fn port(name: &str) -> u16 {
-    var(name)
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a port: {HINT}"))
+    env_num(name, HINT)
 }
 
 pub fn lab() -> &'static LabEnv {

@@ -71,14 +71,39 @@ pub struct ClientCertEnv {
     pub key: PathBuf,
 }
 
+/// A variable of `$POPFERRY_TEST_DIR/env`; a missing one panics with
+/// `hint`, which says what starts the server it describes.
+pub fn env_var(name: &str, hint: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {hint}"))
+}
+
+/// A numeric variable (a port, a uid) of `$POPFERRY_TEST_DIR/env`.
+pub fn env_num<T: std::str::FromStr>(name: &str, hint: &str) -> T {
+    env_var(name, hint)
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number: {hint}"))
+}
+
+/// Calls `done` until it says yes or `limit` has passed; whether it did.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {HINT}"))
+    env_var(name, HINT)
 }
 
 fn num<T: std::str::FromStr>(name: &str) -> T {
-    var(name)
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number: {HINT}"))
+    env_num(name, HINT)
 }
 
 /// The environment, read once; panics with a hint if a variable is missing.
@@ -203,14 +228,12 @@ impl Mailbox {
     /// expunges asynchronously to a client that has gone away); returns the
     /// last count seen.
     pub fn wait_for_count(&self, expected: usize, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        loop {
-            let count = self.count();
-            if count == expected || Instant::now() > deadline {
-                return count;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        let mut count = self.count();
+        wait_until(limit, || {
+            count = self.count();
+            count == expected
+        });
+        count
     }
 }
 

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::mail::{self, TestMessage};
-use super::real::env;
+use super::real::{env, env_num, env_var, wait_until};
 use super::scenario::Scenario;
 
 const HINT: &str = "run scripts/test.sh (its services.sh starts the interop receivers)";
@@ -25,13 +25,11 @@ const HINT: &str = "run scripts/test.sh (its services.sh starts the interop rece
 pub const SETTLE: Duration = Duration::from_secs(15);
 
 fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {HINT}"))
+    env_var(name, HINT)
 }
 
 fn port(name: &str) -> u16 {
-    var(name)
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a port: {HINT}"))
+    env_num(name, HINT)
 }
 
 /// One of the Maildir-delivering servers.
@@ -189,20 +187,6 @@ pub fn delivered(maildir: &Path, tag: &str) -> Vec<Delivered> {
             found.headers().contains(tag).then_some(found)
         })
         .collect()
-}
-
-/// Polls `f` until it is true or `limit` has passed; returns the last value.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Waits until `maildir` holds `count` messages of `tag`, then a little

@@ -3,9 +3,10 @@
 //! the assertions most real-server tests make about what was delivered.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::mail::{self, TestMessage};
-use super::popferry::{AccountConfig, TestConfig};
+use super::popferry::{AccountConfig, RunOutput, TestConfig};
 use super::real::{dumps_for, Dump, Mailbox};
 
 #[derive(Debug)]
@@ -34,6 +35,26 @@ impl Scenario {
             messages,
             config,
         }
+    }
+
+    /// Runs `popferry fetch`, which must exit with one of `allowed`.
+    pub fn fetch_expecting(&self, allowed: &[i32], what: &str) -> RunOutput {
+        let out = self.config.fetch();
+        assert!(
+            out.code.is_some_and(|code| allowed.contains(&code)),
+            "{what}: expected an exit code in {allowed:?}\n{out}"
+        );
+        out
+    }
+
+    /// Asserts the mailbox comes to hold `count` messages within a few
+    /// seconds (a server may still be committing the QUIT it got).
+    pub fn assert_pop3_holds(&self, count: usize, after: &RunOutput) {
+        assert_eq!(
+            self.mailbox.wait_for_count(count, Duration::from_secs(5)),
+            count,
+            "POP3 should hold {count} messages\n{after}"
+        );
     }
 
     pub fn account(&mut self) -> &mut AccountConfig {

@@ -10,6 +10,12 @@ fn recipient(uid: &str, address: &str, state: RecipientState, reply: Option<&str
     }
 }
 
+fn rows(ledger: &Ledger, table: &str) -> i64 {
+    let conn = ledger.inner.conn.lock().unwrap();
+    let count = format!("SELECT count(*) FROM {table}");
+    conn.query_row(&count, [], |row| row.get(0)).unwrap()
+}
+
 fn partial(uid: &str, size: u64) -> Change {
     Change::Partial {
         uid: uid.into(),
@@ -107,12 +113,11 @@ async fn recipients_go_with_their_message_but_refusals_stay_for_status() {
     assert_eq!(record.recipients.len(), 1);
     let listed: HashSet<String> = ["u1".to_owned()].into();
     ledger.forget_absent("alice", &listed).await.unwrap();
-    let rows: i64 = {
-        let conn = ledger.inner.conn.lock().unwrap();
-        conn.query_row("SELECT count(*) FROM recipient", [], |row| row.get(0))
-            .unwrap()
-    };
-    assert_eq!(rows, 0, "forgetting a message forgets its recipients");
+    assert_eq!(
+        rows(&ledger, "recipient"),
+        0,
+        "forgetting a message forgets its recipients"
+    );
     // What status shows outlives both.
     let refused = ledger.refused_recipients().await.unwrap();
     let uids: Vec<&str> = refused.iter().map(|r| r.uid.as_str()).collect();
@@ -134,12 +139,7 @@ async fn a_recipient_refused_again_shows_once_and_the_history_is_bounded() {
     let refused = ledger.refused_recipients().await.unwrap();
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].reply, "450 busy 1004", "the latest");
-    let kept: i64 = {
-        let conn = ledger.inner.conn.lock().unwrap();
-        conn.query_row("SELECT count(*) FROM refusal", [], |row| row.get(0))
-            .unwrap()
-    };
-    assert_eq!(kept, REFUSAL_HISTORY);
+    assert_eq!(rows(&ledger, "refusal"), REFUSAL_HISTORY);
 }
 
 #[tokio::test]

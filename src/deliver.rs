@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::{SmtpConfig, TlsMode};
+use crate::headers;
 use crate::smtp::{self, Connection, Login, Settings, SmtpError, Verdict};
 use crate::tls::{client_config, TlsConfigError};
 
@@ -230,21 +231,10 @@ fn local_hostname() -> String {
 /// `<>` (a bounce) stays a null sender; a missing or unparsable header also
 /// gives a null sender, the choice that cannot create mail loops.
 pub fn return_path(message: &[u8]) -> Option<String> {
-    let headers = header_block(message);
-    let line = headers
-        .split(|&b| b == b'\n')
-        .find(|line| line.len() > 12 && line[..12].eq_ignore_ascii_case(b"return-path:"))?;
-    let value = std::str::from_utf8(&line[12..]).ok()?.trim();
+    let field = headers::fields(message).find(|field| field.is("Return-Path"))?;
+    let value = std::str::from_utf8(field.value()).ok()?.trim();
     let addr = value.trim_start_matches('<').trim_end_matches('>').trim();
     smtp::is_address(addr).then(|| addr.to_owned())
-}
-
-fn header_block(message: &[u8]) -> &[u8] {
-    let end = message
-        .windows(2)
-        .position(|w| w == b"\n\n" || w == b"\n\r")
-        .unwrap_or(message.len());
-    &message[..end]
 }
 
 /// The `Received:` trace header popferry adds, naming the POP3 server and

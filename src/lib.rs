@@ -36,6 +36,7 @@ pub mod credential;
 pub mod daemon;
 pub mod deliver;
 pub mod demo;
+mod headers;
 pub mod ledger;
 pub mod multidrop;
 pub mod net;

@@ -193,7 +193,9 @@ SUBMISSION_SINK_PORT=${POPFERRY_TEST_SUBMISSION_SINK_PORT:-23525}
 
 MAIL_USER=popferry-test
 PASSWORD=pw
-PACKAGES=(dovecot-core dovecot-pop3d postfix openssl systemd)
+# zsh, fish, man-db and groff-base: tests/shell_completions_and_man_page.rs
+# loads the completion scripts into each shell and renders the man page.
+PACKAGES=(dovecot-core dovecot-pop3d postfix openssl systemd zsh fish man-db groff-base)
 DOVECOT=/usr/sbin/dovecot
 SMTP_SINK=/usr/sbin/smtp-sink
 POSTFIX_MASTER=/usr/lib/postfix/sbin/master

@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use super::{fetch, status, EXIT_FAILED};
 use crate::config::Config;
 use crate::demo::Demo;
@@ -20,7 +18,11 @@ pub struct DemoArgs {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = args.dir.unwrap_or_else(default_dir);
-    let demo = Demo::start(&dir).await.context("setting up the demo")?;
+    let demo = match Demo::start(&dir).await {
+        Ok(demo) => demo,
+        Err(e) if e.is_usage() => return Err(super::usage(e)),
+        Err(e) => return Err(anyhow::Error::new(e).context("setting up the demo")),
+    };
     let config = Config::load(&demo.config)?;
     println!("popferry demo: everything runs on 127.0.0.1 and stops when the demo ends.");
     println!(
@@ -43,6 +45,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     ok &= fetch_and_show(&demo, &config, "second fetch").await?;
 
+    println!(
+        "\n{} messages delivered in all; {} left on the POP3 server.",
+        demo.delivered().len(),
+        demo.pop3.count()
+    );
     println!("\n$ popferry -c {} status", demo.config.display());
     status::run(&config).await?;
     println!("\nLook at the delivered .eml files, the config and the ledger (SQLite) in");
@@ -61,9 +68,13 @@ async fn fetch_and_show(demo: &Demo, config: &Config, label: &str) -> anyhow::Re
     let before = demo.delivered().len();
     println!("\n{label}: $ popferry -c {} fetch", demo.config.display());
     let code = fetch::run(config, fetch::FetchArgs::default()).await?;
+    let mut null_sender = false;
     for message in &demo.delivered()[before..] {
         let from = match message.envelope.from.as_str() {
-            "" => "<>",
+            "" => {
+                null_sender = true;
+                "<>"
+            }
             from => from,
         };
         println!(
@@ -71,6 +82,12 @@ async fn fetch_and_show(demo: &Demo, config: &Config, label: &str) -> anyhow::Re
             message.file.display(),
             message.size,
             message.subject
+        );
+    }
+    if null_sender {
+        println!(
+            "  (from <>: the envelope sender comes from the Return-Path header, and a message\n   \
+             without one is sent with the null sender <>, as bounces are)"
         );
     }
     let left = demo.pop3.count();

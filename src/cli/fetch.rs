@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -30,8 +29,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let ledger = Ledger::open(&config.state)
-        .with_context(|| format!("opening the ledger {}", config.state.display()))?;
+    let ledger = Ledger::open(&config.state).map_err(super::usage)?;
     let options = PollOptions {
         retry_rejected: args.retry_rejected,
         ..PollOptions::default()

@@ -5,6 +5,7 @@ mod check;
 mod demo;
 mod fetch;
 mod oauth;
+mod reference;
 mod run;
 mod status;
 
@@ -17,7 +18,7 @@ use crate::config::{default_config_path, Config, ConfigError};
 
 /// Moves mail from POP3 mailboxes to an SMTP relay, exactly once.
 #[derive(Debug, Parser)]
-#[command(name = "popferry", version)]
+#[command(name = "popferry", version, after_help = EXIT_STATUS)]
 pub struct Cli {
     /// Configuration file [default: $POPFERRY_CONFIG, ./popferry.toml, /etc/popferry/popferry.toml]
     #[arg(short, long, global = true)]
@@ -49,16 +50,53 @@ pub enum Command {
     /// Move sample mail between a POP3 server and an SMTP receiver started
     /// on loopback for the occasion; needs no config and no network
     Demo(demo::DemoArgs),
+    /// Print a completion script: `popferry completions bash >
+    /// /etc/bash_completion.d/popferry` (zsh: a file named _popferry in
+    /// $fpath; fish: ~/.config/fish/completions/popferry.fish)
+    Completions(reference::CompletionsArgs),
+    /// Print the manual page: `popferry man > /usr/local/share/man/man1/popferry.1`
+    Man,
 }
 
-/// Exit status: 0 all well, 1 some account failed, 2 usage or config error.
+/// Exit status 1: some account could not poll, or could not hand
+/// anything to its relay. See [`EXIT_STATUS`].
 pub const EXIT_FAILED: u8 = 1;
+/// Exit status 2: nothing ran, because of how popferry was invoked or
+/// configured. See [`EXIT_STATUS`].
 pub const EXIT_USAGE: u8 = 2;
+
+/// The exit status table, as `--help` prints it (and the README repeats).
+pub const EXIT_STATUS: &str = "\
+Exit status:
+  0  every account polled; any message still on a server waits only on a
+     relay's temporary refusal or on a rejection the ledger recorded
+  1  some account could not poll, or could not hand anything to its relay
+     (server or relay unreachable, login refused, TLS failure)
+  2  usage or configuration error: nothing ran (bad arguments, a config
+     that does not load, a ledger that cannot be opened or is locked by
+     another popferry, a bad demo --dir)";
+
+/// An error that means nothing ran because of how popferry was invoked or
+/// configured (exit status 2), as opposed to a failure while running.
+/// The same library error can be either: a ledger that cannot be opened
+/// is a setup problem, one that fails mid-poll is not. So the command
+/// that knows which wraps it.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct UsageError(Box<dyn std::error::Error + Send + Sync>);
+
+/// Marks `error` as a usage error: see [`UsageError`].
+pub fn usage(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> anyhow::Error {
+    UsageError(error.into()).into()
+}
 
 impl Cli {
     /// The `tracing` filter the verbosity flags ask for; `RUST_LOG` wins.
     pub fn log_filter(&self) -> &'static str {
         match (self.verbose, self.quiet) {
+            // The demo narrates on stdout; its INFO lines would land in the
+            // middle of the story. Warnings still show, -v shows the rest.
+            (0, 0) if matches!(self.command, Command::Demo(_)) => "warn",
             (0, 0) => "popferry=info,warn",
             (1, _) => "popferry=debug,info",
             (_, 0) => "popferry=trace,debug",
@@ -77,12 +115,18 @@ impl Cli {
             Command::Status => async { status::run(&load()?).await }.await,
             Command::OAuth(args) => async { oauth::run(&load()?, args).await }.await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Completions(args) => reference::completions(&args),
+            Command::Man => reference::man(),
         };
         match result {
             Ok(code) => code,
             // A config that cannot be loaded is a usage error: nothing ran.
             Err(e) if e.is::<ConfigError>() => {
                 eprintln!("popferry: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+            Err(e) if e.is::<UsageError>() => {
+                eprintln!("popferry: {}", crate::poll::line_with_causes(e.as_ref()));
                 ExitCode::from(EXIT_USAGE)
             }
             Err(e) => {

@@ -3,9 +3,13 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::daemon;
+use crate::daemon::{self, DaemonError};
 
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
-    daemon::run(config).await?;
-    Ok(ExitCode::SUCCESS)
+    match daemon::run(config).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // A ledger that cannot be opened or is locked: the daemon never started.
+        Err(e @ DaemonError::Ledger { .. }) => Err(super::usage(e)),
+        Err(e) => Err(e.into()),
+    }
 }

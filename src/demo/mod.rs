@@ -31,6 +31,8 @@ const PASSWORD: &str = "demo-password";
 pub enum DemoError {
     #[error("the demo folder {} is not empty; name a new one with --dir", .0.display())]
     NotEmpty(PathBuf),
+    #[error("cannot make the demo folder {}: {source}; name another with --dir", path.display())]
+    Folder { path: PathBuf, source: io::Error },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
     #[error("cannot listen on 127.0.0.1: {0}")]
@@ -60,6 +62,14 @@ pub struct Demo {
     folder: Arc<Folder>,
 }
 
+impl DemoError {
+    /// True when the folder given with `--dir` is the problem: a usage
+    /// error, not a demo that failed.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, DemoError::NotEmpty(_) | DemoError::Folder { .. })
+    }
+}
+
 impl Demo {
     /// Writes the CA, the config and the delivery folder under `dir` (which
     /// must be new or empty, so an old ledger cannot change the story),
@@ -73,7 +83,10 @@ impl Demo {
             return Err(DemoError::NotEmpty(dir.to_path_buf()));
         }
         let delivered = dir.join("delivered");
-        fs::create_dir_all(&delivered).map_err(write_error(&delivered))?;
+        fs::create_dir_all(&delivered).map_err(|source| DemoError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let (ca_pem, acceptor) = throwaway_tls()?;
         let ca_file = dir.join("demo-ca.pem");
         fs::write(&ca_file, ca_pem).map_err(write_error(&ca_file))?;

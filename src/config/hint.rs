@@ -17,6 +17,16 @@ const DURATIONS: &[&str] = &[
 /// `keys` (such as `account.port`), or `None` to keep the parser's words.
 pub(super) fn type_error(keys: &str, message: &str) -> Option<String> {
     let key = keys.rsplit('.').next().unwrap_or(keys);
+    if let Some(choice) = unknown_choice(key, message) {
+        return Some(choice);
+    }
+    if key == "account" && message.starts_with("invalid type: map") {
+        return Some(
+            "each account is an array table: write [[account]], with two brackets, \
+             above each one"
+                .to_owned(),
+        );
+    }
     let found = message
         .strip_prefix("invalid type: ")
         .and_then(|rest| rest.split(", expected").next())?;
@@ -32,10 +42,33 @@ pub(super) fn type_error(keys: &str, message: &str) -> Option<String> {
         format!("a number without quotes, like {like}")
     } else if message.ends_with("expected a string") {
         "text in quotes".to_owned()
+    } else if message.ends_with("expected a sequence") {
+        format!("a list in brackets, like {key} = [\"alice@example.org\"]")
     } else {
         return None;
     };
     Some(format!("{key} must be {fix} (found {found})"))
+}
+
+/// serde's "unknown variant `ssl`, expected one of `implicit`, `starttls`,
+/// `none`" as the choices to write, quoted as TOML wants them.
+fn unknown_choice(key: &str, message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown variant ")?;
+    let (found, choices) = rest.split_once(", expected ")?;
+    let choices: Vec<String> = choices
+        .trim_start_matches("one of ")
+        .split(", ")
+        .map(|choice| format!("\"{}\"", choice.trim_matches('`')))
+        .collect();
+    let (last, first) = choices.split_last()?;
+    let choices = match first {
+        [] => last.clone(),
+        first => format!("{} or {last}", first.join(", ")),
+    };
+    Some(format!(
+        "{key} must be {choices} (found \"{}\")",
+        found.trim_matches('`')
+    ))
 }
 
 /// A plain replacement for a syntax error on `line` of the file that comes
@@ -109,6 +142,32 @@ mod tests {
         );
         // Anything else keeps the parser's words.
         assert_eq!(type_error("account.x", "missing field `host`"), None);
+    }
+
+    #[test]
+    fn choices_lists_and_array_tables() {
+        assert_eq!(
+            type_error(
+                "account.tls",
+                "unknown variant `ssl`, expected one of `implicit`, `starttls`, `none`"
+            )
+            .unwrap(),
+            "tls must be \"implicit\", \"starttls\" or \"none\" (found \"ssl\")"
+        );
+        assert_eq!(
+            type_error(
+                "account.deliver_to",
+                "invalid type: string \"a@b.org\", expected a sequence"
+            )
+            .unwrap(),
+            "deliver_to must be a list in brackets, like deliver_to = [\"alice@example.org\"] \
+             (found string \"a@b.org\")"
+        );
+        assert!(
+            type_error("account", "invalid type: map, expected a sequence")
+                .unwrap()
+                .contains("write [[account]]")
+        );
     }
 
     #[test]

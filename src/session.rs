@@ -302,8 +302,5 @@ async fn authenticate(
 async fn login_secret(account: &Account) -> Result<LoginSecret, PollError> {
     LoginSecret::fetch(&account.credential, &account.name)
         .await
-        .map_err(|source| PollError::Credential {
-            account: account.name.clone(),
-            source,
-        })
+        .map_err(PollError::Credential)
 }

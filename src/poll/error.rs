@@ -13,11 +13,10 @@ pub enum PollError {
     Pop3(#[from] Pop3Error),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("account {account}: {source}")]
-    Credential {
-        account: String,
-        source: CredentialError,
-    },
+    /// The login secret could not be had. Every place that prints a poll's
+    /// error already names the account, so the error does not.
+    #[error(transparent)]
+    Credential(CredentialError),
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
     /// No connection to the relay could be set up, or it said it is
@@ -41,10 +40,7 @@ impl PollError {
             PollError::Pop3(e) => e.is_auth_failure(),
             // A refused refresh token or client needs a person; asking the
             // token endpoint again soon only gets the client throttled.
-            PollError::Credential {
-                source: CredentialError::OAuth(e),
-                ..
-            } => !e.is_temporary(),
+            PollError::Credential(CredentialError::OAuth(e)) => !e.is_temporary(),
             PollError::Relay { source } => source.is_auth_failure(),
             _ => false,
         }
@@ -96,12 +92,11 @@ mod tests {
             "ledger /var/lib/popferry/popferry.db: cannot record deliveries: \
              database disk image is malformed"
         );
-        let quoted = PollError::Credential {
-            account: "alice".into(),
-            source: CredentialError::Password(crate::config::SecretError::EnvMissing {
+        let quoted = PollError::Credential(CredentialError::Password(
+            crate::config::SecretError::EnvMissing {
                 name: "ALICE_PASSWORD".into(),
-            }),
-        };
+            },
+        ));
         assert_eq!(quoted.with_causes(), quoted.to_string());
     }
 

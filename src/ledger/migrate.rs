@@ -37,6 +37,7 @@ pub(super) fn migrate(
     migrations: &[&str],
 ) -> Result<(), LedgerError> {
     let open_error = |source| LedgerError::open(path, source);
+    let mut first = None;
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -44,9 +45,21 @@ pub(super) fn migrate(
         let found: u32 = tx
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(open_error)?;
+        first.get_or_insert(found);
         let sql = match (found as usize).cmp(&migrations.len()) {
             Ordering::Less => migrations[found as usize],
-            Ordering::Equal => return Ok(()),
+            Ordering::Equal => {
+                // One line for the whole climb: a new file goes through
+                // every step, and that is news only as "created".
+                match first {
+                    Some(0) => tracing::info!(ledger = %path.display(), "ledger created"),
+                    Some(from) if from < found => tracing::info!(
+                        ledger = %path.display(), from, to = found, "ledger schema upgraded"
+                    ),
+                    _ => {}
+                }
+                return Ok(());
+            }
             Ordering::Greater => {
                 return Err(LedgerError::TooNew {
                     path: path.to_owned(),
@@ -60,7 +73,6 @@ pub(super) fn migrate(
             .and_then(|()| tx.pragma_update(None, "user_version", version))
             .and_then(|()| tx.commit())
             .map_err(|source| LedgerError::migrate(path, version, source))?;
-        tracing::info!(ledger = %path.display(), version, "ledger schema upgraded");
     }
 }
 

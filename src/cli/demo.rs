@@ -44,7 +44,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ok &= fetch_and_show(&demo, &config, "second fetch").await?;
 
     println!("\n$ popferry -c {} status", demo.config.display());
-    status::run(&config).await?;
+    status::run(&config, status::StatusArgs::default()).await?;
     println!("\nLook at the delivered .eml files, the config and the ledger (SQLite) in");
     println!("  {}", dir.display());
     println!("Then write your own config: config/example.toml documents every key.");

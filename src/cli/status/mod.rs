@@ -87,14 +87,19 @@ fn chosen<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a Account>, 
     names
         .iter()
         .map(|name| {
-            config.accounts.iter().find(|a| &a.name == name).ok_or_else(|| {
-                let known: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
-                format!(
-                    "no account named {name:?} in {} (its accounts: {})",
-                    config.path.display(),
-                    known.join(", ")
-                )
-            })
+            config
+                .accounts
+                .iter()
+                .find(|a| &a.name == name)
+                .ok_or_else(|| {
+                    let known: Vec<&str> =
+                        config.accounts.iter().map(|a| a.name.as_str()).collect();
+                    format!(
+                        "no account named {name:?} in {} (its accounts: {})",
+                        config.path.display(),
+                        known.join(", ")
+                    )
+                })
         })
         .collect()
 }

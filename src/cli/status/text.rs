@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use super::{rfc3339, Found, View};
 use crate::config::Account;
 use crate::ledger::{
-    AccountDetail, AccountStatus, MessageState, PollOutcome, PollSummary, RecipientState,
-    Snapshot, WaitingMessage,
+    AccountDetail, AccountStatus, MessageState, PollOutcome, PollSummary, RecipientState, Snapshot,
+    WaitingMessage,
 };
 
 pub(super) fn render(view: &View<'_>) -> String {
@@ -119,7 +119,8 @@ fn waiting(message: &WaitingMessage, now: i64) -> String {
     if message.state == MessageState::Partial {
         line.push_str("partial");
     } else {
-        let _ = write!(line, "rejected ({} attempts)", message.attempts);
+        let plural = if message.attempts == 1 { "" } else { "s" };
+        let _ = write!(line, "rejected ({} attempt{plural})", message.attempts);
         if let Some(reason) = &message.reason {
             let _ = write!(line, ": {reason}");
         }
@@ -129,6 +130,10 @@ fn waiting(message: &WaitingMessage, now: i64) -> String {
         (RecipientState::Deferred, "still waiting"),
         (RecipientState::Rejected, "refused for good"),
     ] {
+        // A rejected message's reason already holds every refusal.
+        if state == RecipientState::Rejected && message.state == MessageState::Rejected {
+            continue;
+        }
         let who: Vec<String> = (message.recipients.iter())
             .filter(|r| r.state == state)
             .map(|r| match &r.reply {

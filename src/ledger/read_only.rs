@@ -59,7 +59,10 @@ impl LedgerReader {
         };
         let mut header = Vec::with_capacity(100);
         match File::open(path) {
-            Ok(file) => file.take(100).read_to_end(&mut header).map_err(read_error)?,
+            Ok(file) => file
+                .take(100)
+                .read_to_end(&mut header)
+                .map_err(read_error)?,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Opened::Missing),
             Err(e) => return Err(read_error(e)),
         };
@@ -124,7 +127,11 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 /// the path. An absolute path gets the empty authority (`file:///…`), so a
 /// path starting with `//` is not taken for a host name.
 fn uri(path: &Path, immutable: bool) -> String {
-    let mut uri = String::from(if path.is_absolute() { "file://" } else { "file:" });
+    let mut uri = String::from(if path.is_absolute() {
+        "file://"
+    } else {
+        "file:"
+    });
     for &byte in path.as_os_str().as_bytes() {
         if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
             uri.push(char::from(byte));

@@ -96,11 +96,7 @@ pub(super) fn count_deletion(conn: &Connection, account: &str, uid: &str) -> rus
 }
 
 /// Adds the row `select` yields (account, kind, 1) to the totals.
-fn raise(
-    conn: &Connection,
-    select: &str,
-    params: &[&dyn rusqlite::ToSql],
-) -> rusqlite::Result<()> {
+fn raise(conn: &Connection, select: &str, params: &[&dyn rusqlite::ToSql]) -> rusqlite::Result<()> {
     conn.prepare_cached(&format!(
         "INSERT INTO total (account, kind, count) {select}
          ON CONFLICT (account, kind) DO UPDATE SET count = count + 1"

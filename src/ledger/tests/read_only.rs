@@ -71,8 +71,14 @@ fn an_older_schema_is_refused_with_the_way_to_upgrade() {
     super::super::migrate::migrate(&mut conn, &path, &MIGRATIONS[..2]).unwrap();
     drop(conn);
     let err = LedgerReader::open(&path).unwrap_err();
-    assert!(matches!(err, LedgerError::Older { found: 2, .. }), "{err:?}");
-    assert!(err.to_string().contains("run `popferry fetch` once"), "{err}");
+    assert!(
+        matches!(err, LedgerError::Older { found: 2, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("run `popferry fetch` once"),
+        "{err}"
+    );
     assert_eq!(user_version(&path), 2, "status does not upgrade");
 }
 

@@ -43,7 +43,10 @@ async fn totals_outlive_the_rows_they_were_counted_from() {
     let first = deleted(&["a", "b", "c", "d", "e"]);
     ledger.mark_deleted("alice", &first).await.unwrap();
     // The next listing no longer shows them: the rows go, the totals stay.
-    ledger.forget_absent("alice", &HashSet::new()).await.unwrap();
+    ledger
+        .forget_absent("alice", &HashSet::new())
+        .await
+        .unwrap();
     for uid in ["f", "g"] {
         ledger.record_delivered("alice", uid, 1).await.unwrap();
     }
@@ -66,8 +69,14 @@ async fn a_retried_rejection_counts_once_and_a_deletion_once() {
     }
     ledger.record_delivered("alice", "r", 5).await.unwrap();
     // A QUIT confirmation repeated for a message already marked deleted.
-    ledger.mark_deleted("alice", &deleted(&["r"])).await.unwrap();
-    ledger.mark_deleted("alice", &deleted(&["r"])).await.unwrap();
+    ledger
+        .mark_deleted("alice", &deleted(&["r"]))
+        .await
+        .unwrap();
+    ledger
+        .mark_deleted("alice", &deleted(&["r"]))
+        .await
+        .unwrap();
     let (totals, _) = counts(&ledger, "alice").await;
     let expected = Totals {
         delivered: 1,
@@ -82,7 +91,10 @@ async fn a_retried_rejection_counts_once_and_a_deletion_once() {
 async fn a_reused_uid_is_a_new_message_and_counts_again() {
     let ledger = Ledger::open_in_memory().unwrap();
     ledger.record_delivered("alice", "u", 100).await.unwrap();
-    ledger.mark_deleted("alice", &deleted(&["u"])).await.unwrap();
+    ledger
+        .mark_deleted("alice", &deleted(&["u"]))
+        .await
+        .unwrap();
     ledger.record_delivered("alice", "u", 200).await.unwrap();
     let (totals, on_server) = counts(&ledger, "alice").await;
     assert_eq!((totals.delivered, totals.deleted), (2, 1));

@@ -30,9 +30,7 @@ async fn totals_after_two_fetches_add_up() {
         assert_eq!(account["last_poll"]["delivered"], 2);
         let text = mailbox.popferry(&["status"]).await.ok();
         assert!(
-            text.contains(
-                "since counting began: delivered 7, deleted 7, rejected 0, quarantined 0"
-            ),
+            text.contains("totals:     delivered 7, deleted 7, rejected 0, quarantined 0"),
             "{text}"
         );
     })

@@ -86,7 +86,7 @@ async fn status_reads_a_ledger_nobody_may_write() {
 
         let stdout = as_owner.ok();
         assert!(
-            stdout.contains("since counting began: delivered 3, deleted 3"),
+            stdout.contains("totals:     delivered 3, deleted 3"),
             "{stdout}"
         );
         let document: serde_json::Value = serde_json::from_str(&as_root.ok()).expect("json");

@@ -26,7 +26,7 @@ pub(super) fn render(view: &View<'_>) -> String {
         Found::Ledger(snapshot) => snapshot,
     };
     let mut out = format!(
-        "ledger {}, counting since {}\n",
+        "ledger {} (totals since {})\n",
         view.ledger.display(),
         rfc3339(snapshot.counting_since)
     );
@@ -53,23 +53,23 @@ fn account(out: &mut String, view: &View<'_>, snapshot: &Snapshot, account: &Acc
 }
 
 fn summary(out: &mut String, status: &AccountStatus, keep: bool) {
-    let _ = writeln!(out, "  last poll: {}", poll(status.last_poll.as_ref()));
+    let _ = writeln!(out, "  last poll:  {}", poll(status.last_poll.as_ref()));
     let t = &status.totals;
     let _ = writeln!(
         out,
-        "  since counting began: delivered {}, deleted {}, rejected {}, quarantined {}",
+        "  totals:     delivered {}, deleted {}, rejected {}, quarantined {}",
         t.delivered, t.deleted, t.rejected, t.quarantined
     );
     let s = &status.on_server;
     let delivered = if keep {
         "delivered and kept"
     } else {
-        "delivered, not yet deleted"
+        "delivered awaiting deletion"
     };
     let _ = writeln!(
         out,
-        "  on the server at the last listing: {delivered} {}, waiting {}, rejected {}, \
-         quarantined, not yet deleted {}",
+        "  on server:  {} {delivered}, {} waiting for some recipients, {} rejected, \
+         {} quarantined awaiting deletion",
         s.delivered, s.waiting, s.rejected, s.quarantined
     );
 }

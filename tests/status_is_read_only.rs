@@ -1,7 +1,7 @@
 //! `popferry status` only reads: a missing ledger is "nothing fetched yet"
 //! and nothing is created, a ledger nobody may write is read (as root and
-//! as its unprivileged owner), and it reads beside a `popferry run` that
-//! holds the ledger's lock.
+//! as its unprivileged owner), it reads beside a `popferry run` that holds
+//! the ledger's lock, and a ledger it cannot read exits 2 in plain words.
 
 mod harness;
 mod pop3_server;
@@ -128,6 +128,44 @@ async fn status_reads_beside_a_running_daemon_that_holds_the_lock() {
                 .is_empty(),
             "{document}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_ledger_that_cannot_be_read_exits_2_with_a_plain_error() {
+    within(async {
+        let mailbox = Mailbox::start("").await;
+        let ledger = mailbox.ledger();
+        fs::write(&ledger, b"not a database, just text\n").expect("write");
+        let garbage = mailbox.popferry(&["status"]).await;
+        assert_eq!(garbage.code, Some(2), "{garbage:?}");
+        let expected = format!(
+            "popferry: {} is not a popferry ledger (not an SQLite database)\n",
+            ledger.display()
+        );
+        assert_eq!(garbage.stderr, expected);
+
+        mailbox.add(&["m1"], "");
+        fs::remove_file(&ledger).expect("rm");
+        mailbox.fetch().await;
+        fs::set_permissions(&ledger, fs::Permissions::from_mode(0o000)).expect("chmod");
+        let root = fs::metadata("/proc/self").expect("/proc/self").uid() == 0;
+        if root {
+            chown_all(mailbox.dir.path(), NOBODY);
+        }
+        let denied = mailbox
+            .popferry_as(root.then_some(NOBODY), &["status"])
+            .await;
+        assert_eq!(denied.code, Some(2), "{denied:?}");
+        assert_eq!(
+            denied.stderr,
+            format!(
+                "popferry: cannot read the ledger {}: Permission denied (os error 13)\n",
+                ledger.display()
+            )
+        );
+        assert!(denied.stdout.is_empty(), "{denied:?}");
     })
     .await;
 }

@@ -51,9 +51,7 @@ pub use messages::{MessageRecord, MessageState};
 pub use polls::{PollId, PollOutcome, PollReport, PollSummary};
 pub use read_only::{LedgerReader, Opened};
 pub use recipients::{RecipientRecord, RecipientRefusal, RecipientState};
-pub use report::{
-    AccountDetail, AccountStatus, OnServer, Snapshot, Totals, WaitingMessage, RECENT_POLLS,
-};
+pub use report::{AccountDetail, AccountStatus, OnServer, Snapshot, Totals, WaitingMessage};
 
 /// How long a statement waits for another process (say `popferry status`
 /// next to the daemon) to release its lock before failing with "busy".

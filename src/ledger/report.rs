@@ -10,7 +10,7 @@ use super::recipients::{self, RecipientRecord, RecipientRefusal};
 use super::{get_u64, Ledger, LedgerError, MessageState, PollSummary};
 
 /// How many polls `status ACCOUNT` shows.
-pub const RECENT_POLLS: usize = 10;
+const RECENT_POLLS: usize = 10;
 
 /// One account as `popferry status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub struct WaitingMessage {
 /// The details `status ACCOUNT` adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountDetail {
-    /// Newest first, at most [`RECENT_POLLS`].
+    /// Newest first, the latest ten.
     pub polls: Vec<PollSummary>,
     pub waiting: Vec<WaitingMessage>,
 }

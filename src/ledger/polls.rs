@@ -10,9 +10,8 @@ use super::{get_u64, now, sql_int, Ledger, LedgerError};
 
 /// How many polls of each account are kept. `status` shows the latest, and
 /// `status ACCOUNT` the latest ten; the rest are for an operator digging
-/// with `sqlite3`, and
-/// without a bound a daemon polling every minute would grow the file by
-/// half a million rows a year per account.
+/// with `sqlite3`, and without a bound a daemon polling every minute would
+/// grow the file by half a million rows a year per account.
 pub(super) const POLL_HISTORY: i64 = 1000;
 
 /// Identifies a poll between [`Ledger::start_poll`] and

@@ -49,7 +49,10 @@ impl LedgerReader {
     /// one to close it folds the WAL into the file and removes it) and the
     /// file is read as `immutable`, which creates nothing. A poller that
     /// opens the ledger during that read only appends to a new `-wal`, so
-    /// the read sees the ledger as it was a moment before.
+    /// the read sees the ledger as it was a moment before. Only a poller
+    /// that also finishes and folds its WAL back into the file within that
+    /// millisecond could make the read fail (or, in theory, mix two
+    /// states); asking again answers.
     ///
     /// This blocks on file I/O; call it from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Opened, LedgerError> {

@@ -51,7 +51,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         demo.pop3.count()
     );
     println!("\n$ popferry -c {} status", demo.config.display());
-    status::run(&config).await?;
+    status::run(&config, status::StatusArgs::default()).await?;
     println!("\nLook at the delivered .eml files, the config and the ledger (SQLite) in");
     println!("  {}", dir.display());
     println!("Then write your own config: config/example.toml documents every key.");

@@ -42,8 +42,9 @@ pub enum Command {
     Run,
     /// Validate the configuration; with --connect also log in to each server
     Check(check::CheckArgs),
-    /// Show what the ledger knows about each account
-    Status,
+    /// Show what the ledger knows about each account (read-only); name
+    /// accounts for their recent polls and waiting messages
+    Status(status::StatusArgs),
     /// Sign in to OAuth2 providers (Microsoft 365, Gmail) and show token state
     #[command(name = "oauth")]
     OAuth(oauth::OAuthArgs),
@@ -112,7 +113,7 @@ impl Cli {
             Command::Fetch(args) => async { fetch::run(&load()?, args).await }.await,
             Command::Run => async { run::run(load()?).await }.await,
             Command::Check(args) => async { check::run(&load()?, args).await }.await,
-            Command::Status => async { status::run(&load()?).await }.await,
+            Command::Status(args) => async { status::run(&load()?, args).await }.await,
             Command::OAuth(args) => async { oauth::run(&load()?, args).await }.await,
             Command::Demo(args) => demo::run(args).await,
             Command::Completions(args) => reference::completions(&args),

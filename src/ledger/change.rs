@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use rusqlite::{params, Connection};
 
 use super::recipients::{RecipientState, REFUSAL_HISTORY};
+use super::totals::{self, Kind};
 use super::{sql_int, MessageState};
 
 /// The outcome of one delivery attempt, as written by [`upsert`].
@@ -133,6 +134,9 @@ impl Change {
                 return Ok(0);
             }
         };
+        if let Some(kind) = Kind::of(attempt.state) {
+            totals::count(conn, account, uid, size, kind)?;
+        }
         upsert(conn, account, uid, size, &attempt)
     }
 }
@@ -175,6 +179,7 @@ fn remember_refusal(
 /// something popferry had not recorded, which is a bug upstream worth
 /// hearing about, but overwriting a rejection would hide it.
 fn mark_deleted(conn: &Connection, account: &str, uid: &str, at: i64) -> rusqlite::Result<()> {
+    totals::count_deletion(conn, account, uid)?;
     let changed = conn
         .prepare_cached(
             "UPDATE message SET state = 'deleted', deleted_at = ?3

@@ -45,6 +45,31 @@ pub enum LedgerError {
         source: rusqlite::Error,
     },
 
+    /// `popferry status` could not read the file at all (its mode, say).
+    #[error("cannot read the ledger {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The file is not an SQLite database.
+    #[error("{} is not a popferry ledger (not an SQLite database)", path.display())]
+    NotALedger { path: PathBuf },
+
+    /// `popferry status` found a schema older than this build's. It only
+    /// reads, so it does not upgrade; any poller of this build does.
+    #[error(
+        "the ledger {} has schema {found}, older than this build's {known}: `popferry status` \
+         only reads and does not upgrade it; run `popferry fetch` once (or restart \
+         `popferry run`), then ask again",
+        path.display()
+    )]
+    Older {
+        path: PathBuf,
+        found: u32,
+        known: usize,
+    },
+
     /// A schema migration failed; it was rolled back, so the file is still
     /// at the previous version.
     #[error("cannot upgrade the ledger {} to schema {version}", path.display())]

@@ -27,7 +27,8 @@ pub enum MessageState {
 }
 
 impl MessageState {
-    pub(super) fn as_str(self) -> &'static str {
+    /// The name the ledger stores, also used by `status --json`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Deleted => "deleted",

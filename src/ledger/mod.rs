@@ -30,9 +30,12 @@ mod error;
 mod messages;
 mod migrate;
 mod polls;
+mod read_only;
 mod recipients;
+mod report;
 #[cfg(test)]
 mod tests;
+mod totals;
 
 use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -45,8 +48,10 @@ use rusqlite::{Connection, OpenFlags, Row};
 pub use change::Change;
 pub use error::LedgerError;
 pub use messages::{MessageRecord, MessageState};
-pub use polls::{AccountStatus, PollId, PollOutcome, PollReport, PollSummary};
+pub use polls::{PollId, PollOutcome, PollReport, PollSummary};
+pub use read_only::{LedgerReader, Opened};
 pub use recipients::{RecipientRecord, RecipientRefusal, RecipientState};
+pub use report::{AccountDetail, AccountStatus, OnServer, Snapshot, Totals, WaitingMessage};
 
 /// How long a statement waits for another process (say `popferry status`
 /// next to the daemon) to release its lock before failing with "busy".
@@ -107,14 +112,6 @@ impl Ledger {
             }
         }
         Self::connect(path, Some(file))
-    }
-
-    /// Opens the ledger without the polling lock, for `popferry status`:
-    /// it only reads, and must work while the daemon runs. (WAL mode lets
-    /// it read while the daemon writes.)
-    pub fn open_shared(path: &Path) -> Result<Self, LedgerError> {
-        create_private(path)?;
-        Self::connect(path, None)
     }
 
     fn connect(path: &Path, lock: Option<File>) -> Result<Self, LedgerError> {

@@ -1,5 +1,5 @@
-//! The per-poll half of the ledger: a history of polls, and the status view
-//! built from it and from the message table.
+//! The per-poll half of the ledger: a history of polls, which `status`
+//! reads (`report.rs`).
 
 use std::fmt;
 
@@ -8,10 +8,10 @@ use rusqlite::{params, Row, ToSql, TransactionBehavior};
 
 use super::{get_u64, now, sql_int, Ledger, LedgerError};
 
-/// How many polls of each account are kept. Only the latest is shown by
-/// `status`; the rest are for an operator digging with `sqlite3`, and
-/// without a bound a daemon polling every minute would grow the file by
-/// half a million rows a year per account.
+/// How many polls of each account are kept. `status` shows the latest, and
+/// `status ACCOUNT` the latest ten; the rest are for an operator digging
+/// with `sqlite3`, and without a bound a daemon polling every minute would
+/// grow the file by half a million rows a year per account.
 pub(super) const POLL_HISTORY: i64 = 1000;
 
 /// Identifies a poll between [`Ledger::start_poll`] and
@@ -61,7 +61,7 @@ pub struct PollReport {
     pub error: Option<String>,
 }
 
-/// The latest poll of an account.
+/// One poll of an account, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollSummary {
     /// Unix seconds.
@@ -82,74 +82,19 @@ pub struct PollSummary {
     pub error: Option<String>,
 }
 
-/// One account as `popferry status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountStatus {
-    pub account: String,
-    pub last_poll: Option<PollSummary>,
-    /// Messages the server no longer needs to keep: delivered, quarantined,
-    /// or already deleted.
-    pub delivered: u64,
-    /// Messages safe to delete whose deletion the server has not confirmed
-    /// yet, i.e. delivered or quarantined. Nonzero between polls means the
-    /// last session ended before QUIT; the next poll deletes them.
-    pub awaiting_delete: u64,
-    /// Messages waiting on the server for another delivery attempt: refused
-    /// as a whole, or (partial) still owed to some recipients.
-    pub rejected: u64,
-    /// Messages given up on and saved to the quarantine.
-    pub quarantined: u64,
-}
-
-/// Every account seen in either table, with its message counts and the
-/// poll with the highest id. One statement, so one consistent snapshot.
-const STATUS_SQL: &str = "
-WITH accounts AS (
-    SELECT account FROM message UNION SELECT account FROM poll
-), counts AS (
-    SELECT account,
-           sum(state NOT IN ('rejected', 'partial')) AS delivered,
-           sum(state IN ('delivered', 'quarantined')) AS awaiting_delete,
-           sum(state IN ('rejected', 'partial')) AS rejected,
-           sum(state = 'quarantined') AS quarantined
-    FROM message GROUP BY account
-), latest AS (
-    SELECT account, max(id) AS id FROM poll GROUP BY account
-)
-SELECT a.account,
-       coalesce(c.delivered, 0), coalesce(c.awaiting_delete, 0),
-       coalesce(c.rejected, 0), coalesce(c.quarantined, 0),
-       p.started_at, p.finished_at, p.outcome,
-       p.listed, p.delivered, p.deleted, p.deferred, p.rejected, p.error
-FROM accounts AS a
-LEFT JOIN counts AS c ON c.account = a.account
-LEFT JOIN latest AS l ON l.account = a.account
-LEFT JOIN poll AS p ON p.id = l.id
-ORDER BY a.account";
-
-fn account_status(row: &Row<'_>) -> rusqlite::Result<AccountStatus> {
-    let started_at: Option<i64> = row.get(5)?;
-    let last_poll = match started_at {
-        None => None,
-        Some(started_at) => Some(PollSummary {
-            started_at,
-            finished_at: row.get(6)?,
-            outcome: outcome(row, 7)?,
-            listed: get_u64(row, 8)?,
-            delivered: get_u64(row, 9)?,
-            deleted: get_u64(row, 10)?,
-            deferred: get_u64(row, 11)?,
-            rejected: get_u64(row, 12)?,
-            error: row.get(13)?,
-        }),
-    };
-    Ok(AccountStatus {
-        account: row.get(0)?,
-        last_poll,
-        delivered: get_u64(row, 1)?,
-        awaiting_delete: get_u64(row, 2)?,
-        rejected: get_u64(row, 3)?,
-        quarantined: get_u64(row, 4)?,
+/// Reads a poll row's columns from `first` on: started_at, finished_at,
+/// outcome, listed, delivered, deleted, deferred, rejected, error.
+pub(super) fn poll_summary(row: &Row<'_>, first: usize) -> rusqlite::Result<PollSummary> {
+    Ok(PollSummary {
+        started_at: row.get(first)?,
+        finished_at: row.get(first + 1)?,
+        outcome: outcome(row, first + 2)?,
+        listed: get_u64(row, first + 3)?,
+        delivered: get_u64(row, first + 4)?,
+        deleted: get_u64(row, first + 5)?,
+        deferred: get_u64(row, first + 6)?,
+        rejected: get_u64(row, first + 7)?,
+        error: row.get(first + 8)?,
     })
 }
 
@@ -222,15 +167,5 @@ impl Ledger {
             });
         }
         Ok(())
-    }
-
-    /// Every account the ledger knows, by name.
-    pub async fn status(&self) -> Result<Vec<AccountStatus>, LedgerError> {
-        self.run("read the status", |conn| {
-            let mut stmt = conn.prepare(STATUS_SQL)?;
-            let rows = stmt.query_map([], account_status)?;
-            rows.collect()
-        })
-        .await
     }
 }

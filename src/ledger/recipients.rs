@@ -25,7 +25,8 @@ pub enum RecipientState {
 }
 
 impl RecipientState {
-    fn as_str(self) -> &'static str {
+    /// The name the ledger stores, also used by `status --json`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Deferred => "deferred",
@@ -102,28 +103,31 @@ pub(super) fn of_waiting_messages(
     Ok(by_uid)
 }
 
-impl Ledger {
-    /// The latest refusal of every recipient that has not had the
-    /// message since, oldest first; kept after the message is forgotten.
-    pub async fn refused_recipients(&self) -> Result<Vec<RecipientRefusal>, LedgerError> {
-        self.run("read the refused recipients", |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT account, uid, address, state, reply, at FROM refusal
-                 WHERE id IN (SELECT max(id) FROM refusal GROUP BY account, uid, address)
-                 ORDER BY at, id",
-            )?;
-            let rows = stmt.query_map([], |row| {
-                Ok(RecipientRefusal {
-                    account: row.get(0)?,
-                    uid: row.get(1)?,
-                    address: row.get(2)?,
-                    state: row.get(3)?,
-                    reply: row.get(4)?,
-                    at: row.get(5)?,
-                })
-            })?;
-            rows.collect()
+/// The latest refusal of every recipient that has not had the message
+/// since, oldest first; kept after the message is forgotten.
+pub(super) fn refusals(conn: &Connection) -> rusqlite::Result<Vec<RecipientRefusal>> {
+    let mut stmt = conn.prepare(
+        "SELECT account, uid, address, state, reply, at FROM refusal
+         WHERE id IN (SELECT max(id) FROM refusal GROUP BY account, uid, address)
+         ORDER BY at, id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(RecipientRefusal {
+            account: row.get(0)?,
+            uid: row.get(1)?,
+            address: row.get(2)?,
+            state: row.get(3)?,
+            reply: row.get(4)?,
+            at: row.get(5)?,
         })
-        .await
+    })?;
+    rows.collect()
+}
+
+impl Ledger {
+    /// See [`refusals`].
+    pub async fn refused_recipients(&self) -> Result<Vec<RecipientRefusal>, LedgerError> {
+        self.run("read the refused recipients", |conn| refusals(conn))
+            .await
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use popferry::config::Daemon;
-use popferry::ledger::{Ledger, MessageState};
+use popferry::ledger::{Ledger, MessageState, OnServer};
 
 use super::{account_name, Mailbox, ACCOUNTS};
 use crate::harness;
@@ -95,12 +95,8 @@ pub async fn check_ledger(mailboxes: &[Mailbox], path: &Path) {
     assert_eq!(status.len(), ACCOUNTS, "accounts in the ledger");
     for account in &status {
         assert_eq!(
-            (
-                account.awaiting_delete,
-                account.rejected,
-                account.quarantined
-            ),
-            (0, 0, 0),
+            account.on_server,
+            OnServer::default(),
             "{}",
             account.account
         );

@@ -1,9 +1,12 @@
 //! The ledger's unit tests: `file` for the database file itself (schema,
-//! mode, lock, durability, a full disk), `rows` for what the methods write.
+//! mode, lock, durability, a full disk), `rows` for what the methods write,
+//! `totals` for the running totals, `read_only` for the handle of `status`.
 
 mod file;
+mod read_only;
 mod recipients;
 mod rows;
+mod totals;
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;

@@ -168,15 +168,20 @@ async fn status_counts_messages_and_shows_the_latest_poll() {
     assert_eq!(names, ["alice", "bob"]);
 
     let alice = &status[0];
-    assert_eq!(
-        (
-            alice.delivered,
-            alice.awaiting_delete,
-            alice.rejected,
-            alice.quarantined
-        ),
-        (4, 3, 2, 1)
-    );
+    let totals = Totals {
+        delivered: 3,
+        deleted: 1,
+        rejected: 2,
+        quarantined: 1,
+    };
+    assert_eq!(alice.totals, totals);
+    let on_server = OnServer {
+        delivered: 2,
+        waiting: 0,
+        rejected: 2,
+        quarantined: 1,
+    };
+    assert_eq!(alice.on_server, on_server);
     let poll = alice.last_poll.as_ref().unwrap();
     assert_eq!(poll.outcome, Some(PollOutcome::Failed));
     assert!(poll.finished_at.is_some_and(|at| at >= poll.started_at));
@@ -194,8 +199,8 @@ async fn status_counts_messages_and_shows_the_latest_poll() {
 
     let bob = &status[1];
     assert_eq!(
-        (bob.delivered, bob.awaiting_delete, bob.rejected),
-        (0, 0, 0)
+        (bob.totals, bob.on_server),
+        (Totals::default(), OnServer::default())
     );
     let poll = bob.last_poll.as_ref().unwrap();
     assert_eq!(

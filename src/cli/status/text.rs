@@ -1,0 +1,182 @@
+//! `popferry status` for people.
+
+use std::fmt::Write as _;
+
+use super::{rfc3339, Found, View};
+use crate::config::Account;
+use crate::ledger::{
+    AccountDetail, AccountStatus, MessageState, PollOutcome, PollSummary, RecipientState, Snapshot,
+    WaitingMessage,
+};
+
+pub(super) fn render(view: &View<'_>) -> String {
+    let snapshot = match &view.found {
+        Found::Missing => {
+            return format!(
+                "nothing fetched yet (no ledger at {})\n",
+                view.ledger.display()
+            )
+        }
+        Found::Empty => {
+            return format!(
+                "nothing fetched yet (the ledger {} is empty)\n",
+                view.ledger.display()
+            )
+        }
+        Found::Ledger(snapshot) => snapshot,
+    };
+    let mut out = format!(
+        "ledger {} (totals since {})\n",
+        view.ledger.display(),
+        rfc3339(snapshot.counting_since)
+    );
+    for account in &view.accounts {
+        self::account(&mut out, view, snapshot, account);
+    }
+    out
+}
+
+fn account(out: &mut String, view: &View<'_>, snapshot: &Snapshot, account: &Account) {
+    let _ = writeln!(out, "{}:", account.name);
+    let status = snapshot.accounts.iter().find(|s| s.account == account.name);
+    match status {
+        Some(status) => summary(out, status, account.keep),
+        None => out.push_str("  never polled\n"),
+    }
+    let detail = (snapshot.details.iter())
+        .find(|(name, _)| *name == account.name)
+        .map(|(_, detail)| detail);
+    if let Some(detail) = detail.filter(|_| view.detailed) {
+        details(out, detail, view.now);
+    }
+    refusals(out, snapshot, &account.name);
+}
+
+fn summary(out: &mut String, status: &AccountStatus, keep: bool) {
+    let _ = writeln!(out, "  last poll:  {}", poll(status.last_poll.as_ref()));
+    let t = &status.totals;
+    let _ = writeln!(
+        out,
+        "  totals:     delivered {}, deleted {}, rejected {}, quarantined {}",
+        t.delivered, t.deleted, t.rejected, t.quarantined
+    );
+    let s = &status.on_server;
+    let delivered = if keep {
+        "delivered and kept"
+    } else {
+        "delivered awaiting deletion"
+    };
+    let _ = writeln!(
+        out,
+        "  on server:  {} {delivered}, {} waiting for some recipients, {} rejected, \
+         {} quarantined awaiting deletion",
+        s.delivered, s.waiting, s.rejected, s.quarantined
+    );
+}
+
+fn details(out: &mut String, detail: &AccountDetail, now: i64) {
+    out.push_str("  recent polls, newest first:\n");
+    if detail.polls.is_empty() {
+        out.push_str("    none\n");
+    }
+    for summary in &detail.polls {
+        let _ = writeln!(out, "    {}", poll(Some(summary)));
+    }
+    out.push_str("  waiting for another attempt:\n");
+    if detail.waiting.is_empty() {
+        out.push_str("    none\n");
+    }
+    for message in &detail.waiting {
+        let _ = writeln!(out, "    {}", waiting(message, now));
+    }
+}
+
+fn poll(poll: Option<&PollSummary>) -> String {
+    let Some(poll) = poll else {
+        return "never".into();
+    };
+    let when = rfc3339(poll.started_at);
+    match (poll.outcome, &poll.error) {
+        (None, _) => format!("{when}, did not finish (still running, or the process was stopped)"),
+        (Some(PollOutcome::Ok), _) => format!(
+            "{when}, ok: {} listed, {} delivered, {} deleted, {} deferred, {} rejected",
+            poll.listed, poll.delivered, poll.deleted, poll.deferred, poll.rejected
+        ),
+        (Some(PollOutcome::Failed), error) => {
+            format!(
+                "{when}, FAILED: {}",
+                error.as_deref().unwrap_or("unknown error")
+            )
+        }
+    }
+}
+
+/// One waiting message: what holds it, and when it is tried again (the
+/// rule of `poll::decide`: a rejected message waits for its retry time, a
+/// partial one goes to its waiting recipients at the next poll).
+fn waiting(message: &WaitingMessage, now: i64) -> String {
+    let mut line = format!("{}, {} bytes, ", message.uid, message.size);
+    if message.state == MessageState::Partial {
+        line.push_str("partial");
+    } else {
+        let plural = if message.attempts == 1 { "" } else { "s" };
+        let _ = write!(line, "rejected ({} attempt{plural})", message.attempts);
+        if let Some(reason) = &message.reason {
+            let _ = write!(line, ": {reason}");
+        }
+    }
+    for (state, label) in [
+        (RecipientState::Delivered, "has it"),
+        (RecipientState::Deferred, "still waiting"),
+        (RecipientState::Rejected, "refused for good"),
+    ] {
+        // A rejected message's reason already holds every refusal.
+        if state == RecipientState::Rejected && message.state == MessageState::Rejected {
+            continue;
+        }
+        let who: Vec<String> = (message.recipients.iter())
+            .filter(|r| r.state == state)
+            .map(|r| match &r.reply {
+                Some(reply) => format!("{} ({reply})", r.address),
+                None => r.address.clone(),
+            })
+            .collect();
+        if !who.is_empty() {
+            let _ = write!(line, "; {label}: {}", who.join(", "));
+        }
+    }
+    match message.retry_at.filter(|at| *at > now) {
+        Some(at) => {
+            let _ = write!(
+                line,
+                "; tried again at the first poll after {} (or `popferry fetch --retry-rejected`)",
+                rfc3339(at)
+            );
+        }
+        None => line.push_str("; tried again at the next poll"),
+    }
+    line
+}
+
+fn refusals(out: &mut String, snapshot: &Snapshot, account: &str) {
+    let refused: Vec<_> = (snapshot.refusals.iter())
+        .filter(|r| r.account == account)
+        .collect();
+    if !refused.is_empty() {
+        out.push_str("  recipients the relay refused:\n");
+    }
+    for r in refused {
+        let how = match r.state {
+            RecipientState::Deferred => "for now, tried again at the next poll",
+            _ => "for good",
+        };
+        let _ = writeln!(
+            out,
+            "    message {}, {}: {how} ({}): {}",
+            r.uid,
+            r.address,
+            rfc3339(r.at),
+            r.reply
+        );
+    }
+}

@@ -40,6 +40,20 @@ fn demo_delivers_every_sample_once_and_empties_the_mailbox() {
         "{stdout}"
     );
     assert_eq!(stdout.matches("left on the POP3 server: 0").count(), 2);
+    assert!(
+        stdout.contains("totals:     delivered 7, deleted 7"),
+        "the status totals add up to both fetches: {stdout}"
+    );
+    assert_eq!(
+        stdout.matches("from <>:").count(),
+        1,
+        "the null sender is explained, once: {stdout}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no log lines in the middle of the report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut files: Vec<_> = fs::read_dir(dir.join("delivered"))
         .expect("delivered folder")
@@ -81,7 +95,7 @@ fn demo_refuses_a_folder_that_is_not_empty() {
     let dir = tempfile::tempdir().expect("temp dir");
     fs::write(dir.path().join("precious.txt"), "keep me").expect("write");
     let out = demo(dir.path());
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("not empty") && stderr.contains("--dir"),

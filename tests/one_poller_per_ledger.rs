@@ -72,7 +72,11 @@ fn fetch_is_refused_while_the_daemon_holds_the_ledger() {
 
     let refused = popferry(&config, "fetch");
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a usage error: nothing ran\n{stderr}"
+    );
     assert!(
         stderr.contains("in use by another popferry process"),
         "{stderr}"

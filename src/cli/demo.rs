@@ -37,19 +37,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  config         {}", demo.config.display());
 
-    let mut ok = fetch_and_show(&demo, &config, "first fetch").await?;
+    let mut null_sender_told = false;
+    let mut ok = fetch_and_show(&demo, &config, "first fetch", &mut null_sender_told).await?;
     demo.second_batch();
     println!(
         "\nTwo new messages arrive; the mailbox now holds {}.",
         demo.pop3.count()
     );
-    ok &= fetch_and_show(&demo, &config, "second fetch").await?;
+    ok &= fetch_and_show(&demo, &config, "second fetch", &mut null_sender_told).await?;
 
-    println!(
-        "\n{} messages delivered in all; {} left on the POP3 server.",
-        demo.delivered().len(),
-        demo.pop3.count()
-    );
     println!("\n$ popferry -c {} status", demo.config.display());
     status::run(&config, status::StatusArgs::default()).await?;
     println!("\nLook at the delivered .eml files, the config and the ledger (SQLite) in");
@@ -64,7 +60,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs one `popferry fetch` and lists what reached the receiver during
 /// it. True when the fetch succeeded and left the mailbox empty.
-async fn fetch_and_show(demo: &Demo, config: &Config, label: &str) -> anyhow::Result<bool> {
+/// `null_sender_told`: whether the `<>` sender was explained already.
+async fn fetch_and_show(
+    demo: &Demo,
+    config: &Config,
+    label: &str,
+    null_sender_told: &mut bool,
+) -> anyhow::Result<bool> {
     let before = demo.delivered().len();
     println!("\n{label}: $ popferry -c {} fetch", demo.config.display());
     let code = fetch::run(config, fetch::FetchArgs::default()).await?;
@@ -84,7 +86,8 @@ async fn fetch_and_show(demo: &Demo, config: &Config, label: &str) -> anyhow::Re
             message.subject
         );
     }
-    if null_sender {
+    if null_sender && !*null_sender_told {
+        *null_sender_told = true;
         println!(
             "  (from <>: the envelope sender comes from the Return-Path header, and a message\n   \
              without one is sent with the null sender <>, as bounces are)"

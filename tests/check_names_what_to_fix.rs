@@ -98,9 +98,8 @@ fn a_configuration_that_holds_everywhere_is_ok_and_exits_0() {
     for line in [
         format!("ledger: {}: not created yet; folder ", ledger.display()),
         format!("trusts ca_file {} (1 certificate)", ca_file.display()),
-        format!(
-            "ca_file certificate: subject CN=popferry test server, issuer CN=check CA, valid from "
-        ),
+        "ca_file certificate: subject CN=popferry test server, issuer CN=check CA, valid from "
+            .to_owned(),
         format!("SHA-256 {}", leaf.fingerprint()),
         format!("client_key {} matches it", s.path("client.key").display()),
         format!(

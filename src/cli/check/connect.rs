@@ -29,9 +29,8 @@ async fn pop3(account: &Account, report: &mut Report) {
         Err(e) => return report.fail(name, &what, &e.with_causes()),
     };
     println!(
-        "{name}: logged in to {peer} ({}) with {}",
-        tls_mode(account.pop3.tls),
-        session.login_method()
+        "{name}: logged in to {peer} ({})",
+        tls_mode(account.pop3.tls)
     );
     serverinfo::tls(report, name, &what, session.client().tls_info());
     let capabilities: Vec<String> = (session.capabilities().iter())
@@ -66,12 +65,7 @@ async fn relay(account: &Account, report: &mut Report) {
         Err(problem) => return report.fail(name, &what, &problem),
     };
     let login = match (&smtp.credentials, connection.mechanism()) {
-        (Some(credentials), Some(mechanism)) => {
-            format!(
-                "logged in as {} with SASL {mechanism}",
-                credentials.username
-            )
-        }
+        (Some(credentials), Some(_)) => format!("logged in as {}", credentials.username),
         _ => "no login configured".to_owned(),
     };
     report.item(

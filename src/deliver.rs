@@ -175,11 +175,11 @@ impl Relay {
         }
     }
 
-    /// Sets up a connection (TLS and AUTH included) and closes it: what
-    /// `popferry check --connect` asks of a relay.
-    pub async fn probe(&self) -> Result<(), SmtpError> {
-        Connection::open(&self.inner.settings).await?.quit().await;
-        Ok(())
+    /// Sets up a fresh connection (TLS and AUTH included) outside the
+    /// pool, for `popferry check --connect` to read what the relay offered
+    /// and then QUIT without sending mail.
+    pub async fn probe(&self) -> Result<Connection, SmtpError> {
+        Connection::open(&self.inner.settings).await
     }
 
     fn checkout(&self) -> Option<Connection> {

@@ -46,6 +46,15 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// The negotiated TLS parameters and the server's certificate; `None`
+    /// on a plain or Unix socket.
+    pub fn tls_info(&self) -> Option<tls::ConnectionInfo> {
+        match self {
+            Stream::Tls(tls) => Some(tls::ConnectionInfo::of(tls.get_ref().1)),
+            Stream::Plain(_) | Stream::Unix(_) => None,
+        }
+    }
 }
 
 /// A server that hangs up mid-handshake most often wanted something

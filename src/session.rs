@@ -55,6 +55,25 @@ impl Extensions {
     }
 }
 
+/// How a session logged in, for `popferry check --connect` to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMethod {
+    /// USER/PASS.
+    User,
+    Apop,
+    Sasl(Mechanism),
+}
+
+impl std::fmt::Display for LoginMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginMethod::User => f.write_str("USER/PASS"),
+            LoginMethod::Apop => f.write_str("APOP"),
+            LoginMethod::Sasl(mechanism) => write!(f, "SASL {mechanism}"),
+        }
+    }
+}
+
 /// What WAKE says about the mailbox since the session went to sleep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
@@ -89,6 +108,10 @@ pub struct Listing {
 pub struct Session {
     client: Client,
     extensions: Extensions,
+    /// CAPA as it was before login (after STLS), when the server still
+    /// lists its SASL mechanisms; a server without CAPA has none.
+    capabilities: Capabilities,
+    login: LoginMethod,
     /// True when the last cycle left nothing on the server to act on later,
     /// so a WAKE with `[ACTIVITY/NONE]` means there is nothing to do.
     pub settled: bool,
@@ -155,13 +178,15 @@ impl Session {
             client = client.starttls(config).await?;
             capa = client.capa().await?;
         }
-        authenticate(&mut client, account, capa.as_ref(), secret).await?;
-        let caps = capa.unwrap_or_default();
-        let extensions = Extensions::new(&caps, account);
-        debug!(?extensions, "logged in");
+        let login = authenticate(&mut client, account, capa.as_ref(), secret).await?;
+        let capabilities = capa.unwrap_or_default();
+        let extensions = Extensions::new(&capabilities, account);
+        debug!(?extensions, %login, "logged in");
         Ok(Session {
             client,
             extensions,
+            capabilities,
+            login,
             settled: false,
         })
     }
@@ -172,6 +197,15 @@ impl Session {
 
     pub fn extensions(&self) -> Extensions {
         self.extensions
+    }
+
+    /// What the server offered before login.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    pub fn login_method(&self) -> LoginMethod {
+        self.login
     }
 
     /// How a command names the message listed as `n` with `uid`.
@@ -266,12 +300,15 @@ async fn authenticate(
     account: &Account,
     capa: Option<&Capabilities>,
     secret: &LoginSecret,
-) -> Result<(), Pop3Error> {
+) -> Result<LoginMethod, Pop3Error> {
     let user = &account.username;
     let password = secret.expose();
     let wanted = match account.auth {
-        AuthMethod::User => return client.login_user(user, password).await,
-        AuthMethod::Apop => return client.login_apop(user, password).await,
+        AuthMethod::User => return user_pass(client, user, password).await,
+        AuthMethod::Apop => {
+            client.login_apop(user, password).await?;
+            return Ok(LoginMethod::Apop);
+        }
         AuthMethod::Auto => None,
         AuthMethod::Plain => Some(Mechanism::Plain),
         AuthMethod::CramMd5 => Some(Mechanism::CramMd5),
@@ -285,7 +322,7 @@ async fn authenticate(
     let mechanism = match sasl::choose(wanted, offered, kind, tls, Protocol::Pop3) {
         Ok(mechanism) => mechanism,
         Err(SaslError::NothingUsable { .. }) if kind != SecretKind::Token => {
-            return client.login_user(user, password).await
+            return user_pass(client, user, password).await
         }
         Err(source) => return Err(client.sasl_error(source)),
     };
@@ -296,7 +333,17 @@ async fn authenticate(
         port: account.pop3.port,
     };
     let exchange = Exchange::new(mechanism, &credentials).map_err(|e| client.sasl_error(e))?;
-    client.authenticate(exchange).await
+    client.authenticate(exchange).await?;
+    Ok(LoginMethod::Sasl(mechanism))
+}
+
+async fn user_pass(
+    client: &mut Client,
+    user: &str,
+    password: &str,
+) -> Result<LoginMethod, Pop3Error> {
+    client.login_user(user, password).await?;
+    Ok(LoginMethod::User)
 }
 
 async fn login_secret(account: &Account) -> Result<LoginSecret, PollError> {

@@ -116,6 +116,11 @@ impl Client {
         self.stream.is_tls()
     }
 
+    /// The TLS version, cipher suite and server certificate, if encrypted.
+    pub fn tls_info(&self) -> Option<crate::tls::ConnectionInfo> {
+        self.stream.tls_info()
+    }
+
     /// Upgrade to TLS with STLS (RFC 2595). Capabilities must be asked for
     /// again afterwards: the server may offer more once encrypted.
     pub async fn starttls(mut self, config: Arc<ClientConfig>) -> Result<Client, Pop3Error> {

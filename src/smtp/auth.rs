@@ -57,7 +57,9 @@ impl Connection {
             port: settings.port,
         };
         let exchange = Exchange::new(mechanism, &credentials).map_err(|e| self.sasl_error(e))?;
-        self.authenticate(exchange).await
+        self.authenticate(exchange).await?;
+        self.mechanism = Some(mechanism);
+        Ok(())
     }
 
     /// AUTH (RFC 4954) with one SASL exchange: the initial response on the

@@ -88,6 +88,8 @@ pub struct Connection {
     pub(super) peer: String,
     pub(super) protocol: Protocol,
     pub(super) timeout: Duration,
+    /// The AUTH mechanism the login used; `None` without a login.
+    pub(super) mechanism: Option<Mechanism>,
     /// Left in a state no next transaction can start from (a DATA opened
     /// and abandoned, a 421, a failed RSET): close it, never reuse it.
     pub(super) broken: bool,
@@ -130,6 +132,7 @@ impl Connection {
             peer,
             protocol: settings.protocol,
             timeout: limit,
+            mechanism: None,
             broken: false,
         };
         conn.expect("greeting", 220).await?;
@@ -151,6 +154,27 @@ impl Connection {
     /// Polite end of the session; a relay that already left loses nothing.
     pub async fn quit(mut self) {
         let _ = self.command("QUIT", "QUIT", 221).await;
+    }
+
+    /// The extensions of the last EHLO (LHLO) reply, one line each, as the
+    /// relay wrote them; after STARTTLS, those offered over TLS.
+    pub fn capabilities(&self) -> &[String] {
+        &self.ext.lines
+    }
+
+    /// The SASL mechanisms the relay's AUTH extension offers.
+    pub fn auth_mechanisms(&self) -> &[String] {
+        &self.ext.auth
+    }
+
+    /// The mechanism the login used, if the relay has a login.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        self.mechanism
+    }
+
+    /// The TLS version, cipher suite and relay certificate, if encrypted.
+    pub fn tls_info(&self) -> Option<crate::tls::ConnectionInfo> {
+        self.stream.tls_info()
     }
 
     /// Whether the next transaction may start on this connection.

@@ -12,11 +12,16 @@ pub(super) struct Extensions {
     pub size: bool,
     /// The SASL mechanisms of the AUTH keyword, as the relay spells them.
     pub auth: Vec<String>,
+    /// Every extension line as the relay wrote it, for `popferry check`.
+    pub lines: Vec<String>,
 }
 
 impl Extensions {
     pub fn from_ehlo(reply: &Reply) -> Extensions {
-        let mut ext = Extensions::default();
+        let mut ext = Extensions {
+            lines: reply.lines.iter().skip(1).cloned().collect(),
+            ..Extensions::default()
+        };
         for line in reply.lines.iter().skip(1) {
             let mut words = line.split([' ', '=']);
             let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
@@ -57,6 +62,8 @@ mod tests {
         let ext = Extensions::from_ehlo(&reply);
         assert!(ext.pipelining && ext.size && ext.eight_bit);
         assert_eq!(ext.auth, ["LOGIN", "CRAM-MD5"]);
+        assert_eq!(ext.lines.len(), 4, "{:?}", ext.lines);
+        assert_eq!(ext.lines[1], "SIZE 10240000");
         assert!(!ext.starttls && !ext.smtputf8);
         let greeting_only = Reply {
             code: 250,

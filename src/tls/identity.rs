@@ -14,7 +14,7 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
-use super::provider;
+use super::{provider, CertificateInfo};
 
 /// A certificate chain and the key it certifies, as loaded from PEM files.
 #[derive(Clone)]
@@ -98,6 +98,14 @@ impl ClientIdentity {
             chain,
             key: Arc::new(key),
         })
+    }
+}
+
+impl ClientIdentity {
+    /// The client's own certificate, the first of the chain, for
+    /// `popferry check` to show and to warn of its expiry.
+    pub fn certificate(&self) -> Option<CertificateInfo> {
+        self.chain.first().and_then(CertificateInfo::of)
     }
 }
 

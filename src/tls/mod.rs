@@ -12,6 +12,7 @@ mod anchors;
 mod explain;
 mod fingerprint;
 mod identity;
+mod info;
 mod refusal;
 mod verify;
 
@@ -27,6 +28,7 @@ pub use anchors::Origin;
 pub use explain::{describe, plain};
 pub use fingerprint::{BadFingerprint, Fingerprint};
 pub use identity::{ClientIdentity, IdentityError};
+pub use info::{CertificateInfo, ConnectionInfo, Validity};
 use verify::{Check, Verifier};
 
 /// Which server certificates a connection accepts.
@@ -102,6 +104,17 @@ pub fn trust_source(trust: &Trust) -> Result<String, TlsConfigError> {
             ca_file: Some(path),
         } => anchors::ca_file(path)?.origin.to_string(),
     })
+}
+
+/// What each certificate of a `ca_file` is, for `popferry check`; the
+/// same errors as a connection using the file would meet.
+pub fn ca_file_certificates(path: &Path) -> Result<Vec<CertificateInfo>, TlsConfigError> {
+    let anchors = anchors::ca_file(path)?;
+    Ok(anchors
+        .listed
+        .iter()
+        .filter_map(CertificateInfo::of)
+        .collect())
 }
 
 /// A client configuration that accepts what `trust` says and, when the

@@ -210,7 +210,7 @@ pub(super) fn wrong_name(cert: &X509Certificate<'_>) -> Cause {
     Cause::WrongName { names: names(cert) }
 }
 
-fn date(time: ASN1Time) -> String {
+pub(super) fn date(time: ASN1Time) -> String {
     let format =
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     time.to_datetime()

@@ -98,8 +98,8 @@ impl AccountTask {
 
 async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag, wake: &Notify) {
     let options = PollOptions {
-        retry_rejected: false,
         stop: stop.clone(),
+        ..PollOptions::default()
     };
     let mut failures = 0;
     let mut delay = spread(account.poll_interval.min(Duration::from_secs(5)));
@@ -162,7 +162,7 @@ fn next_delay(account: &Account, polled: &Polled, failures: &mut u32, limits: &D
             *failures = 0;
             interval
         }
-        Err(e) if e.is_auth_failure() => limits.max_backoff.max(interval),
+        Err(e) if e.needs_a_person() => limits.max_backoff.max(interval),
         Err(_) => {
             *failures += 1;
             backoff(interval, *failures, limits.max_backoff)

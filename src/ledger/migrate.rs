@@ -19,6 +19,7 @@ use super::LedgerError;
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_ledger.sql"),
     include_str!("../../migrations/0002_recipients.sql"),
+    include_str!("../../migrations/0003_imported.sql"),
 ];
 
 /// Applies the entries of `migrations` the file has not run yet.

@@ -27,6 +27,7 @@
 
 mod change;
 mod error;
+mod imported;
 mod messages;
 mod migrate;
 mod polls;
@@ -44,6 +45,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 pub use change::Change;
 pub use error::LedgerError;
+pub use imported::Adopted;
 pub use messages::{MessageRecord, MessageState};
 pub use polls::{AccountStatus, PollId, PollOutcome, PollReport, PollSummary};
 pub use recipients::{RecipientRecord, RecipientRefusal, RecipientState};

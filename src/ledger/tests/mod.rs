@@ -1,7 +1,9 @@
 //! The ledger's unit tests: `file` for the database file itself (schema,
-//! mode, lock, durability, a full disk), `rows` for what the methods write.
+//! mode, lock, durability, a full disk), `rows` for what the methods write,
+//! `imported` for unique-ids another program delivered.
 
 mod file;
+mod imported;
 mod recipients;
 mod rows;
 

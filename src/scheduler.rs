@@ -267,6 +267,30 @@ mod tests {
     }
 
     #[test]
+    fn a_first_poll_the_guard_refused_waits_the_longest_backoff() {
+        let account = crate::config::Config::from_toml(
+            "[smtp]\nhost = \"h\"\n[[account]]\nname = \"a\"\nhost = \"h\"\nkeep = true\n\
+             username = \"u\"\npassword_env = \"P\"\ndeliver_to = [\"u@example.org\"]\n",
+            std::path::Path::new("/nonexistent/popferry.toml"),
+        )
+        .expect("config")
+        .accounts
+        .remove(0);
+        let refused = Polled {
+            result: Err(PollError::FirstPoll {
+                account: "a".into(),
+                listed: 51,
+            }),
+            parked: None,
+            login_delay: None,
+        };
+        let limits = Daemon::default();
+        let mut failures = 0;
+        let delay = next_delay(&account, &refused, &mut failures, &limits);
+        assert!(delay >= limits.max_backoff - Duration::from_secs(5), "{delay:?}");
+    }
+
+    #[test]
     fn spread_is_not_constant() {
         let draws: std::collections::HashSet<_> =
             (0..50).map(|_| spread(Duration::from_secs(1))).collect();

@@ -287,7 +287,10 @@ mod tests {
         let limits = Daemon::default();
         let mut failures = 0;
         let delay = next_delay(&account, &refused, &mut failures, &limits);
-        assert!(delay >= limits.max_backoff - Duration::from_secs(5), "{delay:?}");
+        assert!(
+            delay >= limits.max_backoff - Duration::from_secs(5),
+            "{delay:?}"
+        );
     }
 
     #[test]

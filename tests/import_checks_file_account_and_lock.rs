@@ -60,10 +60,17 @@ fn a_good_fetchids_file_is_recorded_once() {
     );
     let out = w.import(&["fetchmail", arg(&file)]);
     assert_eq!(out.code, Some(0), "{out}");
-    assert!(out.stdout.contains("imported 2 unique-ids for account work from"), "{out}");
+    assert!(
+        out.stdout
+            .contains("imported 2 unique-ids for account work from"),
+        "{out}"
+    );
     let out = w.import(&["fetchmail", arg(&file), "--account", "work"]);
     assert_eq!(out.code, Some(0), "{out}");
-    assert!(out.stdout.contains("imported 0 unique-ids") && out.stdout.contains("2 already known"), "{out}");
+    assert!(
+        out.stdout.contains("imported 0 unique-ids") && out.stdout.contains("2 already known"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -76,7 +83,10 @@ fn a_malformed_file_names_its_line_and_changes_nothing() {
     let out = w.import(&["mpop", arg(&file)]);
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("line 3"), "names the line\n{out}");
-    assert!(out.stderr.contains("fewer unique-ids than counted"), "{out}");
+    assert!(
+        out.stderr.contains("fewer unique-ids than counted"),
+        "{out}"
+    );
     assert!(!w.ledger().exists(), "the ledger was not even opened");
 }
 
@@ -95,7 +105,11 @@ fn a_file_no_account_matches_asks_for_one() {
 
     let out = w.import(&["getmail", arg(&file), "--account", "work"]);
     assert_eq!(out.code, Some(0), "the user says whose it is\n{out}");
-    assert!(out.stdout.contains("imported 1 unique-ids for account work"), "{out}");
+    assert!(
+        out.stdout
+            .contains("imported 1 unique-ids for account work"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -105,7 +119,10 @@ fn a_ledger_in_use_by_a_poller_is_refused() {
     let held = popferry::ledger::Ledger::open(&w.ledger()).expect("hold the ledger lock");
     let out = w.import(&["fetchmail", arg(&file)]);
     assert_eq!(out.code, Some(2), "{out}");
-    assert!(out.stderr.contains("in use by another popferry process"), "{out}");
+    assert!(
+        out.stderr.contains("in use by another popferry process"),
+        "{out}"
+    );
     drop(held);
     let out = w.import(&["fetchmail", arg(&file)]);
     assert_eq!(out.code, Some(0), "{out}");

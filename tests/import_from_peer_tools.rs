@@ -66,7 +66,9 @@ fn moves_without_redelivery(mut s: Scenario, home: &PeerHome, tool: &str, file: 
 
     let again = import(&s, tool, file);
     assert!(
-        again.stdout.contains(&format!("imported 0 unique-ids for account {name}"))
+        again
+            .stdout
+            .contains(&format!("imported 0 unique-ids for account {name}"))
             && again.stdout.contains(&format!("; {KEPT} already known")),
         "a second import changes nothing\n{again}"
     );

@@ -46,7 +46,12 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
     let named = match args.account.as_deref() {
         Some(name) => match config.account(name) {
             Some(account) => Some(account),
-            None => return usage(format!("no account named {name:?} in {}", config.path.display())),
+            None => {
+                return usage(format!(
+                    "no account named {name:?} in {}",
+                    config.path.display()
+                ))
+            }
         },
         None => None,
     };

@@ -66,7 +66,11 @@ pub fn assign<'a>(
     Ok(assigned)
 }
 
-fn for_named(path: &Path, lists: Vec<UidList>, account: &Account) -> Result<Vec<String>, ImportError> {
+fn for_named(
+    path: &Path,
+    lists: Vec<UidList>,
+    account: &Account,
+) -> Result<Vec<String>, ImportError> {
     if lists.len() <= 1 {
         return Ok(lists.into_iter().flat_map(|list| list.uids).collect());
     }

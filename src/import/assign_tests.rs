@@ -66,8 +66,13 @@ fn each_list_goes_to_the_account_with_its_user_and_host() {
 #[test]
 fn no_matching_account_is_an_error_naming_the_mailbox_and_the_way_out() {
     let accounts = accounts();
-    let err = assign(&file(), vec![list("carol", "pop.example.com", &["c1"])], &accounts, None)
-        .unwrap_err();
+    let err = assign(
+        &file(),
+        vec![list("carol", "pop.example.com", &["c1"])],
+        &accounts,
+        None,
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, ImportError::NoAccount { .. }), "{err:?}");
     assert!(text.contains("\"carol\" on pop.example.com"), "{text}");
@@ -77,8 +82,13 @@ fn no_matching_account_is_an_error_naming_the_mailbox_and_the_way_out() {
 #[test]
 fn several_matching_accounts_is_an_error_naming_them() {
     let accounts = accounts();
-    let err = assign(&file(), vec![list("alice", "pop.example.com", &["a1"])], &accounts, None)
-        .unwrap_err();
+    let err = assign(
+        &file(),
+        vec![list("alice", "pop.example.com", &["a1"])],
+        &accounts,
+        None,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("work, twin"), "{err}");
 }
 
@@ -114,7 +124,10 @@ fn a_named_account_takes_only_its_own_lists_from_several() {
     let lists = vec![list("x", "a", &["1"]), list("y", "b", &["2"])];
     let err = assign(&file(), lists, &accounts, Some(&accounts[0])).unwrap_err();
     assert!(matches!(err, ImportError::NotForAccount { .. }), "{err:?}");
-    assert!(err.to_string().contains("\"x\" on a; user \"y\" on b"), "{err}");
+    assert!(
+        err.to_string().contains("\"x\" on a; user \"y\" on b"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,5 +141,8 @@ fn a_getmail_file_matches_by_its_whole_name() {
     let assigned = assign(&file(), lists, &accounts, None).unwrap();
     assert_eq!(names(&assigned), [("home".into(), vec!["g1".into()])]);
     let lists = vec![owner("oldmail-pop.example.net-995-bob")];
-    assert!(assign(&file(), lists, &accounts, None).is_err(), "another port");
+    assert!(
+        assign(&file(), lists, &accounts, None).is_err(),
+        "another port"
+    );
 }

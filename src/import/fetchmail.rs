@@ -33,7 +33,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Vec<UidList>, Malformed> {
 
 fn split(n: usize, line: &str) -> Result<(Owner, String), Malformed> {
     let at = line.find('@').ok_or_else(|| Malformed::new(n, EXPECTED))?;
-    let space = at + line[at..].find(' ').ok_or_else(|| Malformed::new(n, EXPECTED))?;
+    let space = at
+        + line[at..]
+            .find(' ')
+            .ok_or_else(|| Malformed::new(n, EXPECTED))?;
     let user_host = line[..space].trim_end_matches([' ', '\t']);
     let (user, host) = user_host
         .rsplit_once('@')
@@ -41,7 +44,10 @@ fn split(n: usize, line: &str) -> Result<(Owner, String), Malformed> {
         .ok_or_else(|| Malformed::new(n, EXPECTED))?;
     let uid = line[space..].trim_matches([' ', '\t']);
     if uid.contains([' ', '\t']) {
-        return Err(Malformed::new(n, format!("{EXPECTED}, with nothing after it")));
+        return Err(Malformed::new(
+            n,
+            format!("{EXPECTED}, with nothing after it"),
+        ));
     }
     let owner = Owner::Mailbox {
         user: user.to_owned(),
@@ -77,9 +83,12 @@ mod tests {
 
     #[test]
     fn a_user_name_may_hold_at_signs_and_spaces_and_a_uid_at_signs() {
-        let lists = parse(b"alice@example.com@pop.example.com <a@b>\nJohn Doe@notes.example x1\n")
-            .unwrap();
-        assert_eq!(lists[0].owner, mailbox("alice@example.com", "pop.example.com"));
+        let lists =
+            parse(b"alice@example.com@pop.example.com <a@b>\nJohn Doe@notes.example x1\n").unwrap();
+        assert_eq!(
+            lists[0].owner,
+            mailbox("alice@example.com", "pop.example.com")
+        );
         assert_eq!(lists[0].uids, ["<a@b>"]);
         assert_eq!(lists[1].owner, mailbox("John Doe", "notes.example"));
     }
@@ -100,7 +109,12 @@ mod tests {
             (b"a@p 1\n\na@p \xc3\xa9t\xc3\xa9\n", 3),
         ] {
             let err = parse(file).unwrap_err();
-            assert_eq!(err.line, line, "{:?}: {err:?}", String::from_utf8_lossy(file));
+            assert_eq!(
+                err.line,
+                line,
+                "{:?}: {err:?}",
+                String::from_utf8_lossy(file)
+            );
         }
     }
 }

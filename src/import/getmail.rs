@@ -91,7 +91,12 @@ mod tests {
             (b"\x001\n", 1),
         ] {
             let err = parse(file, "oldmail-h-1-u").unwrap_err();
-            assert_eq!(err.line, line, "{:?}: {err:?}", String::from_utf8_lossy(file));
+            assert_eq!(
+                err.line,
+                line,
+                "{:?}: {err:?}",
+                String::from_utf8_lossy(file)
+            );
         }
     }
 }

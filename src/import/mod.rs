@@ -225,7 +225,10 @@ mod tests {
         };
         assert_eq!(numbered(b""), []);
         assert_eq!(numbered(b"a\r\nb\n"), [(1, "a".into()), (2, "b".into())]);
-        assert_eq!(numbered(b"a\n\nb"), [(1, "a".into()), (2, "".into()), (3, "b".into())]);
+        assert_eq!(
+            numbered(b"a\n\nb"),
+            [(1, "a".into()), (2, "".into()), (3, "b".into())]
+        );
     }
 
     #[test]
@@ -236,7 +239,10 @@ mod tests {
 
     #[test]
     fn unique_ids_are_rfc_1939_ones() {
-        assert_eq!(unique_id(1, "000000016b0f572e").unwrap(), "000000016b0f572e");
+        assert_eq!(
+            unique_id(1, "000000016b0f572e").unwrap(),
+            "000000016b0f572e"
+        );
         assert!(unique_id(1, &"x".repeat(70)).is_ok());
         for bad in ["", "with space", "tab\there", "é", &"x".repeat(71)] {
             assert_eq!(unique_id(4, bad).unwrap_err().line, 4, "{bad:?}");

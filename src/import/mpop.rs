@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn reads_several_lists_and_a_file_of_comments_only() {
         let lists = parse(b" 1 a.example u1\nx\n 2 b.example u2\ny\nz\n").unwrap();
-        assert_eq!(lists.iter().map(|l| l.uids.len()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            lists.iter().map(|l| l.uids.len()).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert_eq!(parse(b"# nothing fetched yet\n").unwrap(), []);
     }
 
@@ -131,7 +134,12 @@ mod tests {
             (b" 1 host user\nbad uid\n", 2),
         ] {
             let err = parse(file).unwrap_err();
-            assert_eq!(err.line, line, "{:?}: {err:?}", String::from_utf8_lossy(file));
+            assert_eq!(
+                err.line,
+                line,
+                "{:?}: {err:?}",
+                String::from_utf8_lossy(file)
+            );
         }
     }
 }

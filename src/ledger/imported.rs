@@ -32,33 +32,42 @@ impl Ledger {
         uids: Vec<(String, Option<u64>)>,
     ) -> Result<Adopted, LedgerError> {
         let account = account.to_owned();
-        self.run("record unique-ids delivered by another program", move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let at = now();
-            let mut adopted = Adopted::default();
-            {
-                let mut insert = tx.prepare(
-                    "INSERT INTO message
+        self.run(
+            "record unique-ids delivered by another program",
+            move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let at = now();
+                let mut adopted = Adopted::default();
+                {
+                    let mut insert = tx.prepare(
+                        "INSERT INTO message
                          (account, uid, size, size_known, state, delivered_at, attempts)
                      VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, 0)
                      ON CONFLICT (account, uid) DO NOTHING",
-                )?;
-                let mut seen = std::collections::HashSet::new();
-                for (uid, size) in &uids {
-                    if !seen.insert(uid) {
-                        continue;
-                    }
-                    let row = params![account, uid, sql_int(size.unwrap_or(0))?, size.is_some(), at];
-                    if insert.execute(row)? == 1 {
-                        adopted.added += 1;
-                    } else {
-                        adopted.known += 1;
+                    )?;
+                    let mut seen = std::collections::HashSet::new();
+                    for (uid, size) in &uids {
+                        if !seen.insert(uid) {
+                            continue;
+                        }
+                        let row = params![
+                            account,
+                            uid,
+                            sql_int(size.unwrap_or(0))?,
+                            size.is_some(),
+                            at
+                        ];
+                        if insert.execute(row)? == 1 {
+                            adopted.added += 1;
+                        } else {
+                            adopted.known += 1;
+                        }
                     }
                 }
-            }
-            tx.commit()?;
-            Ok(adopted)
-        })
+                tx.commit()?;
+                Ok(adopted)
+            },
+        )
         .await
     }
 

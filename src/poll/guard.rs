@@ -45,7 +45,13 @@ mod tests {
     fn lets_through_a_known_account_a_deleting_one_and_an_explicit_request() {
         let many = FIRST_POLL_LIMIT + 1;
         assert!(!refuses_first_poll(true, true, many, false), "known");
-        assert!(!refuses_first_poll(false, false, many, false), "keep = false");
-        assert!(!refuses_first_poll(true, false, many, true), "--deliver-existing");
+        assert!(
+            !refuses_first_poll(false, false, many, false),
+            "keep = false"
+        );
+        assert!(
+            !refuses_first_poll(true, false, many, true),
+            "--deliver-existing"
+        );
     }
 }

@@ -147,9 +147,10 @@ impl PeerHome {
         );
         self.write_private(".getmail/getmailrc", &rc);
         self.run("getmail", &[]);
-        self.path()
-            .join(".getmail")
-            .join(format!("oldmail-{HOST}-{}-{}", env.pop3s_port, mailbox.user))
+        self.path().join(".getmail").join(format!(
+            "oldmail-{HOST}-{}-{}",
+            env.pop3s_port, mailbox.user
+        ))
     }
 
     /// Where fetchmail's and mpop's MDA append the messages.

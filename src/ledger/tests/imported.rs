@@ -20,7 +20,10 @@ async fn imported_uids_are_delivered_without_a_size_and_counted_once() {
     let messages = ledger.messages("alice").await.unwrap();
     assert_eq!(messages.len(), 4);
     let u1 = &messages["u1"];
-    assert_eq!((u1.size, u1.state, u1.attempts), (None, MessageState::Delivered, 0));
+    assert_eq!(
+        (u1.size, u1.state, u1.attempts),
+        (None, MessageState::Delivered, 0)
+    );
     assert!(u1.is_for(1) && u1.is_for(5000));
     assert!(ledger.messages("bob").await.unwrap().is_empty());
 }
@@ -29,7 +32,10 @@ async fn imported_uids_are_delivered_without_a_size_and_counted_once() {
 async fn adopted_uids_keep_their_listed_size() {
     let ledger = Ledger::open_in_memory().unwrap();
     let listed = vec![("u1".to_owned(), Some(120))];
-    ledger.record_delivered_elsewhere("alice", listed).await.unwrap();
+    ledger
+        .record_delivered_elsewhere("alice", listed)
+        .await
+        .unwrap();
     let record = &ledger.messages("alice").await.unwrap()["u1"];
     assert_eq!(record.size, Some(120));
     assert!(record.is_for(120) && !record.is_for(121));
@@ -48,7 +54,10 @@ async fn importing_never_changes_a_row_already_there() {
         .unwrap();
     assert_eq!(adopted, Adopted { added: 0, known: 1 });
     let record = &ledger.messages("alice").await.unwrap()["u1"];
-    assert_eq!((record.size, record.state), (Some(50), MessageState::Rejected));
+    assert_eq!(
+        (record.size, record.state),
+        (Some(50), MessageState::Rejected)
+    );
 }
 
 #[tokio::test]
@@ -98,10 +107,19 @@ async fn an_account_is_known_by_its_messages_or_a_good_poll_that_listed_mail() {
         "a refused or failed poll proves nothing"
     );
     let id = ledger.start_poll("alice").await.unwrap();
-    ledger.finish_poll(id, &poll(0, PollOutcome::Ok)).await.unwrap();
-    assert!(!ledger.knows_account("alice").await.unwrap(), "an empty mailbox");
+    ledger
+        .finish_poll(id, &poll(0, PollOutcome::Ok))
+        .await
+        .unwrap();
+    assert!(
+        !ledger.knows_account("alice").await.unwrap(),
+        "an empty mailbox"
+    );
     let id = ledger.start_poll("alice").await.unwrap();
-    ledger.finish_poll(id, &poll(3, PollOutcome::Ok)).await.unwrap();
+    ledger
+        .finish_poll(id, &poll(3, PollOutcome::Ok))
+        .await
+        .unwrap();
     assert!(ledger.knows_account("alice").await.unwrap());
 
     assert!(!ledger.knows_account("bob").await.unwrap());

@@ -58,7 +58,10 @@ async fn reused_uid_with_another_size_is_a_new_message() {
         .unwrap();
     assert_eq!(attempts, 1);
     let record = &ledger.messages("alice").await.unwrap()["u1"];
-    assert_eq!((record.size, record.state), (Some(999), MessageState::Rejected));
+    assert_eq!(
+        (record.size, record.state),
+        (Some(999), MessageState::Rejected)
+    );
 }
 
 #[tokio::test]

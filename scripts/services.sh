@@ -194,6 +194,10 @@ SUBMISSION_SINK_PORT=${POPFERRY_TEST_SUBMISSION_SINK_PORT:-23525}
 MAIL_USER=popferry-test
 PASSWORD=pw
 PACKAGES=(dovecot-core dovecot-pop3d postfix openssl systemd)
+# The peers `popferry import` reads the state of: tests/import_from_peer_tools.rs
+# runs each against Dovecot (tests/support/peers.rs).  Nothing of theirs is
+# started here, and none of them removes a package the tests use.
+PACKAGES+=(fetchmail mpop getmail6)
 DOVECOT=/usr/sbin/dovecot
 SMTP_SINK=/usr/sbin/smtp-sink
 POSTFIX_MASTER=/usr/lib/postfix/sbin/master

@@ -9,6 +9,7 @@ mod support;
 
 use std::path::Path;
 
+use popferry::ledger::Ledger;
 use support::mail::{message, messages_of_size};
 use support::peers::{PeerHome, HOST};
 use support::popferry::RunOutput;
@@ -32,6 +33,21 @@ fn import(s: &Scenario, tool: &str, file: &Path) -> RunOutput {
     out
 }
 
+/// The sizes the ledger holds for the account's messages (popferry is not
+/// running, so the ledger is free).
+fn recorded_sizes(s: &Scenario) -> Vec<Option<u64>> {
+    let path = s.config.dir.path().join("popferry.db");
+    let name = s.config.accounts[0].name.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let ledger = Ledger::open(&path).expect("open the ledger");
+    let messages = runtime
+        .block_on(ledger.messages(&name))
+        .expect("read the ledger");
+    messages.values().map(|record| record.size).collect()
+}
+
 /// The whole move, once the tool has fetched and left `file`.
 fn moves_without_redelivery(mut s: Scenario, home: &PeerHome, tool: &str, file: &Path) {
     assert_eq!(home.delivered(), KEPT, "{tool} fetched the mailbox");
@@ -45,9 +61,16 @@ fn moves_without_redelivery(mut s: Scenario, home: &PeerHome, tool: &str, file: 
     );
     assert!(out.stdout.contains(&expected), "{out}");
 
+    assert_eq!(recorded_sizes(&s), [None; KEPT], "the file names no sizes");
+
     let out = s.fetch_expecting(&[0], "fetch after the import");
     assert!(s.dumps().is_empty(), "nothing delivered again\n{out}");
     s.assert_pop3_holds(KEPT, &out);
+    let learned = recorded_sizes(&s);
+    assert!(
+        learned.iter().all(Option::is_some),
+        "the first listing recorded each size: {learned:?}"
+    );
 
     let newer = message(&s.mailbox.user, KEPT, 400);
     s.mailbox.add(&newer);

@@ -120,3 +120,16 @@ fn getmail_oldmail_import_stops_redelivery() {
     let file = home.getmail(&s.mailbox);
     moves_without_redelivery(s, &home, "getmail", &file);
 }
+
+#[test]
+fn imported_mail_is_deleted_unsent_when_popferry_does_not_keep() {
+    let mut s = kept_mailbox("import-then-delete");
+    s.account().keep = false;
+    let home = PeerHome::new();
+    let file = home.mpop(&s.mailbox);
+    assert_eq!(home.delivered(), KEPT, "mpop fetched the mailbox");
+    import(&s, "mpop", &file);
+    let out = s.fetch_expecting(&[0], "fetch with keep = false");
+    assert!(s.dumps().is_empty(), "mpop delivered them already\n{out}");
+    s.assert_pop3_holds(0, &out);
+}

@@ -2,6 +2,8 @@
 //! fetchmail, mpop or getmail (`popferry import`), or everything a mailbox
 //! lists now (`popferry adopt`), recorded so that no poll delivers them.
 
+use std::collections::HashSet;
+
 use rusqlite::{params, TransactionBehavior};
 
 use super::{now, sql_int, Ledger, LedgerError};
@@ -45,7 +47,7 @@ impl Ledger {
                      VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, 0)
                      ON CONFLICT (account, uid) DO NOTHING",
                     )?;
-                    let mut seen = std::collections::HashSet::new();
+                    let mut seen = HashSet::new();
                     for (uid, size) in &uids {
                         if !seen.insert(uid) {
                             continue;

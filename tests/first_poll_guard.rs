@@ -6,8 +6,13 @@
 
 mod support;
 
+use std::thread;
+use std::time::Duration;
+
 use support::mail::{message, messages_of_size};
+use support::popferry::spawn_popferry;
 use support::scenario::Scenario;
+use support::watch::wait_for_lines;
 
 fn mailbox(name: &str, count: usize, keep: bool) -> Scenario {
     let mut s = Scenario::new(name, |tag| messages_of_size(tag, count, 300));
@@ -84,4 +89,26 @@ fn adopt_then_fetch_delivers_only_new_mail() {
     assert_eq!(dumps.len(), 1, "only the new message\n{out}");
     assert_eq!(dumps[0].message_id(), Some(newer.message_id));
     s.assert_pop3_holds(52, &out);
+}
+
+#[test]
+fn the_daemon_refuses_too_and_waits_its_longest_backoff() {
+    let mut s = mailbox("guard-daemon", 51, true);
+    s.account().poll_interval = "1s".to_owned();
+    s.config.daemon = "max_backoff = \"1h\"".to_owned();
+    let log = s.config.dir.path().join("run.log");
+    let daemon = spawn_popferry(&s.config.write(), &["run"], &log);
+    let hint = "popferry adopt guard-daemon";
+    wait_for_lines(&log, hint, 1, Duration::from_secs(30));
+    // Polled every second, it would have refused three more times by now.
+    thread::sleep(Duration::from_secs(3));
+    let refusals = wait_for_lines(&log, hint, 1, Duration::ZERO);
+    drop(daemon);
+    assert_eq!(
+        refusals.len(),
+        1,
+        "one refusal, then the backoff: {refusals:?}"
+    );
+    assert!(s.dumps().is_empty(), "the daemon sent nothing");
+    assert_eq!(s.mailbox.count(), 51);
 }

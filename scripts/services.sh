@@ -196,6 +196,10 @@ PASSWORD=pw
 # zsh, fish, man-db and groff-base: tests/shell_completions_and_man_page.rs
 # loads the completion scripts into each shell and renders the man page.
 PACKAGES=(dovecot-core dovecot-pop3d postfix openssl systemd zsh fish man-db groff-base)
+# The peers `popferry import` reads the state of: tests/import_from_peer_tools.rs
+# runs each against Dovecot (tests/support/peers.rs).  Nothing of theirs is
+# started here, and none of them removes a package the tests use.
+PACKAGES+=(fetchmail mpop getmail6)
 DOVECOT=/usr/sbin/dovecot
 SMTP_SINK=/usr/sbin/smtp-sink
 POSTFIX_MASTER=/usr/lib/postfix/sbin/master

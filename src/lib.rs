@@ -13,6 +13,8 @@
 //! * [`smtp`]: the SMTP client (sans-IO replies and DATA stuffing under a
 //!   thin async driver); [`deliver`] pools its connections per relay.
 //! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
+//! * [`import`]: the state files of fetchmail, mpop and getmail, read
+//!   into the ledger by `popferry import`.
 //! * [`quarantine`]: durable copies of messages the relay rejected.
 //! * [`multidrop`]: the recipients of a domain mailbox's messages, read from
 //!   the envelope header its provider adds, and the loop guard.
@@ -37,6 +39,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod demo;
 mod headers;
+pub mod import;
 pub mod ledger;
 pub mod multidrop;
 pub mod net;

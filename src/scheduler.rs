@@ -98,8 +98,8 @@ impl AccountTask {
 
 async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag, wake: &Notify) {
     let options = PollOptions {
-        retry_rejected: false,
         stop: stop.clone(),
+        ..PollOptions::default()
     };
     let mut failures = 0;
     let mut delay = spread(account.poll_interval.min(Duration::from_secs(5)));
@@ -162,7 +162,7 @@ fn next_delay(account: &Account, polled: &Polled, failures: &mut u32, limits: &D
             *failures = 0;
             interval
         }
-        Err(e) if e.is_auth_failure() => limits.max_backoff.max(interval),
+        Err(e) if e.needs_a_person() => limits.max_backoff.max(interval),
         Err(_) => {
             *failures += 1;
             backoff(interval, *failures, limits.max_backoff)
@@ -263,6 +263,33 @@ mod tests {
         assert!(
             next_delay(&account, &quick, &mut failures, &Daemon::default())
                 <= Duration::from_secs(66)
+        );
+    }
+
+    #[test]
+    fn a_first_poll_the_guard_refused_waits_the_longest_backoff() {
+        let account = crate::config::Config::from_toml(
+            "[smtp]\nhost = \"h\"\n[[account]]\nname = \"a\"\nhost = \"h\"\nkeep = true\n\
+             username = \"u\"\npassword_env = \"P\"\ndeliver_to = [\"u@example.org\"]\n",
+            std::path::Path::new("/nonexistent/popferry.toml"),
+        )
+        .expect("config")
+        .accounts
+        .remove(0);
+        let refused = Polled {
+            result: Err(PollError::FirstPoll {
+                account: "a".into(),
+                listed: 51,
+            }),
+            parked: None,
+            login_delay: None,
+        };
+        let limits = Daemon::default();
+        let mut failures = 0;
+        let delay = next_delay(&account, &refused, &mut failures, &limits);
+        assert!(
+            delay >= limits.max_backoff - Duration::from_secs(5),
+            "{delay:?}"
         );
     }
 

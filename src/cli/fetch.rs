@@ -19,6 +19,10 @@ pub struct FetchArgs {
     /// Try messages the relay rejected now, instead of at their retry time
     #[arg(long)]
     pub retry_rejected: bool,
+    /// Deliver everything a kept mailbox holds even on a first poll with
+    /// more than 50 messages (see `popferry adopt` and `popferry import`)
+    #[arg(long)]
+    pub deliver_existing: bool,
 }
 
 pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
@@ -32,6 +36,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
     let ledger = Ledger::open(&config.state).map_err(super::usage)?;
     let options = PollOptions {
         retry_rejected: args.retry_rejected,
+        deliver_existing: args.deliver_existing,
         ..PollOptions::default()
     };
     let mut relays = Relays::default();

@@ -1,9 +1,11 @@
 //! The command line. This is the edge of the program: library errors become
 //! `anyhow` errors with context here, and nowhere else.
 
+mod adopt;
 mod check;
 mod demo;
 mod fetch;
+mod import;
 mod oauth;
 mod reference;
 mod run;
@@ -48,6 +50,10 @@ pub enum Command {
     /// Sign in to OAuth2 providers (Microsoft 365, Gmail) and show token state
     #[command(name = "oauth")]
     OAuth(oauth::OAuthArgs),
+    /// Record another program's fetched mail (its state FILE) as delivered
+    Import(import::ImportArgs),
+    /// Record everything the mailbox lists now as delivered, without fetching it
+    Adopt(adopt::AdoptArgs),
     /// Move sample mail between a POP3 server and an SMTP receiver started
     /// on loopback for the occasion; needs no config and no network
     Demo(demo::DemoArgs),
@@ -115,6 +121,8 @@ impl Cli {
             Command::Check(args) => async { check::run(&load()?, args).await }.await,
             Command::Status(args) => async { status::run(&load()?, args).await }.await,
             Command::OAuth(args) => async { oauth::run(&load()?, args).await }.await,
+            Command::Import(args) => async { import::run(&load()?, args).await }.await,
+            Command::Adopt(args) => async { adopt::run(&load()?, args).await }.await,
             Command::Demo(args) => demo::run(args).await,
             Command::Completions(args) => reference::completions(&args),
             Command::Man => reference::man(),

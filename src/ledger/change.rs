@@ -227,6 +227,7 @@ fn upsert(
          ON CONFLICT (account, uid) DO UPDATE SET
              attempts = CASE WHEN size = excluded.size THEN attempts + 1 ELSE 1 END,
              size = excluded.size,
+             size_known = 1,
              state = excluded.state,
              delivered_at = excluded.delivered_at,
              deleted_at = NULL,

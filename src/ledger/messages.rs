@@ -66,7 +66,11 @@ pub struct MessageRecord {
     pub uid: String,
     /// The size the server listed when the message was handled. A listing
     /// with the same uid but another size is a different message.
-    pub size: u64,
+    ///
+    /// `None` for a unique-id imported from another tool's state, which
+    /// names no sizes: it is the same message whatever size is listed,
+    /// until a poll that lists it records the size (see [`Self::is_for`]).
+    pub size: Option<u64>,
     pub state: MessageState,
     /// Delivery attempts for this uid and size, the latest included.
     pub attempts: u32,
@@ -80,6 +84,17 @@ pub struct MessageRecord {
     pub recipients: Vec<RecipientRecord>,
 }
 
+impl MessageRecord {
+    /// Whether a listed message of `size` bytes is the one recorded here.
+    /// A reused unique-id with a different size is a new message; an
+    /// imported one, whose size is not known yet, is taken on its
+    /// unique-id alone, since the tool that recorded it saw that message
+    /// under that unique-id.
+    pub fn is_for(&self, size: u64) -> bool {
+        self.size.is_none_or(|recorded| recorded == size)
+    }
+}
+
 impl Ledger {
     /// Every message recorded for `account`, keyed by uid.
     pub async fn messages(
@@ -89,13 +104,14 @@ impl Ledger {
         let account = account.to_owned();
         self.run("read the recorded messages", move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT uid, size, state, attempts, retry_at, last_error
+                "SELECT uid, size, state, attempts, retry_at, last_error, size_known
                  FROM message WHERE account = ?1",
             )?;
             let rows = stmt.query_map([&account], |row| {
+                let size_known: bool = row.get(6)?;
                 Ok(MessageRecord {
                     uid: row.get(0)?,
-                    size: get_u64(row, 1)?,
+                    size: size_known.then(|| get_u64(row, 1)).transpose()?,
                     state: row.get(2)?,
                     attempts: row.get(3)?,
                     retry_at: row.get(4)?,

@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_ledger.sql"),
     include_str!("../../migrations/0002_recipients.sql"),
     include_str!("../../migrations/0003_totals.sql"),
+    include_str!("../../migrations/0004_imported.sql"),
 ];
 
 /// Applies the entries of `migrations` the file has not run yet.

@@ -27,6 +27,7 @@
 
 mod change;
 mod error;
+mod imported;
 mod messages;
 mod migrate;
 mod polls;
@@ -47,6 +48,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 pub use change::Change;
 pub use error::LedgerError;
+pub use imported::Adopted;
 pub use messages::{MessageRecord, MessageState};
 pub use polls::{PollId, PollOutcome, PollReport, PollSummary};
 pub use read_only::{LedgerReader, Opened};

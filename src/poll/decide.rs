@@ -27,7 +27,7 @@ pub fn decide(
     now: i64,
     retry_rejected: bool,
 ) -> Action {
-    let record = record.filter(|r| r.size == size);
+    let record = record.filter(|r| r.is_for(size));
     match record.map(|r| (r.state, r.retry_at)) {
         Some((MessageState::Delivered | MessageState::Deleted | MessageState::Quarantined, _)) => {
             if account.keep {

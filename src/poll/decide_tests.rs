@@ -47,7 +47,7 @@ fn account(keep: bool) -> Account {
 fn record(state: MessageState, size: u64, retry_at: Option<i64>) -> MessageRecord {
     MessageRecord {
         uid: "u1".into(),
-        size,
+        size: Some(size),
         state,
         attempts: 1,
         retry_at,
@@ -100,6 +100,22 @@ fn reused_uid_with_another_size_is_a_new_message() {
         decide(Some(&r), 11, &account(false), NOW, false),
         Action::Fetch
     );
+}
+
+#[test]
+fn imported_uid_without_a_size_matches_any_listed_size() {
+    let mut r = record(MessageState::Delivered, 0, None);
+    r.size = None;
+    for size in [1, 10, 999] {
+        assert_eq!(
+            decide(Some(&r), size, &account(false), NOW, false),
+            Action::Delete
+        );
+        assert_eq!(
+            decide(Some(&r), size, &account(true), NOW, false),
+            Action::Skip
+        );
+    }
 }
 
 #[test]

@@ -30,6 +30,18 @@ pub enum PollError {
     Recipient { address: String },
     #[error("cannot quarantine a message: {0}")]
     Quarantine(#[from] std::io::Error),
+    /// The first-poll guard ([`super::refuses_first_poll`]): nothing was
+    /// delivered or deleted.
+    #[error(
+        "account {account} keeps its mail on the server (keep = true) and the ledger knows \
+         nothing of it, but the server lists {listed} messages (more than {limit}): delivering \
+         them all could resend years of mail, so nothing was delivered or deleted. If another \
+         program delivered them, record them with `popferry adopt {account}` (everything \
+         listed now) or `popferry import fetchmail|mpop|getmail FILE --account {account}` \
+         (its state file); to deliver them all, run `popferry fetch --deliver-existing {account}`",
+        limit = super::FIRST_POLL_LIMIT
+    )]
+    FirstPoll { account: String, listed: u64 },
 }
 
 impl PollError {
@@ -44,6 +56,13 @@ impl PollError {
             PollError::Relay { source } => source.is_auth_failure(),
             _ => false,
         }
+    }
+
+    /// True when only a person can make the next poll succeed: refused
+    /// credentials, or a first poll the guard stopped. The daemon waits its
+    /// longest backoff before trying again.
+    pub fn needs_a_person(&self) -> bool {
+        self.is_auth_failure() || matches!(self, PollError::FirstPoll { .. })
     }
 
     /// The error and each cause under it, joined by ": ", for the one line

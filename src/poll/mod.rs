@@ -7,8 +7,10 @@
 //!    the previous poll. `[ACTIVITY/NONE]` after a settled poll means
 //!    nothing arrived and nothing is left to do: straight to step 4;
 //! 2. UIDL and LIST (sent together where the server offers PIPELINING):
-//!    the server's snapshot of the mailbox. Ledger rows for unique-ids the
-//!    snapshot no longer shows are pruned;
+//!    the server's snapshot of the mailbox. A kept mailbox the ledger knows
+//!    nothing of that lists more than [`FIRST_POLL_LIMIT`] messages stops
+//!    here (the first-poll guard, `guard.rs`). Ledger rows for unique-ids
+//!    the snapshot no longer shows are pruned;
 //! 3. for each listed message, the ledger decides ([`decide`]):
 //!    * recorded as delivered with the same size: **DELE only**. This heals
 //!      a lost QUIT reply: the server never committed the deletion, but the
@@ -72,15 +74,18 @@ mod copies;
 mod decide;
 mod error;
 mod fetch;
+mod guard;
 mod options;
 mod recipients;
 mod record;
+mod sizes;
 mod transfer;
 
 use copies::{Groups, Sizes};
 pub use decide::{decide, Action};
 use decide::{now, retry_at};
 pub use error::{line_with_causes, PollError};
+pub use guard::{refuses_first_poll, FIRST_POLL_LIMIT};
 pub use options::{Ending, PollOptions, StopFlag};
 use transfer::{transfer, Context, Step};
 pub use transfer::{FETCH_AHEAD, UNRECORDED};
@@ -205,6 +210,15 @@ async fn run(
     };
     let Listing { uids, sizes } = session.listing().await?;
     report.listed = uids.len() as u64;
+    // Only a kept mailbox can be refused, so only then is the ledger asked.
+    let known = !account.keep || ledger.knows_account(&account.name).await?;
+    if refuses_first_poll(account.keep, known, report.listed, options.deliver_existing) {
+        session.quit().await?;
+        return Err(PollError::FirstPoll {
+            account: account.name.clone(),
+            listed: report.listed,
+        });
+    }
     let listed: HashSet<String> = uids.iter().map(|(_, uid)| uid.clone()).collect();
     let pruned = ledger.forget_absent(&account.name, &listed).await?;
     debug!(
@@ -213,6 +227,7 @@ async fn run(
     );
 
     let known = ledger.messages(&account.name).await?;
+    sizes::learn_sizes(ledger, account, &known, &uids, &sizes).await?;
     let now = now();
     // Whether everything listed was dealt with for good; only then may a
     // later `[ACTIVITY/NONE]` skip the listing.
@@ -372,7 +387,7 @@ fn recipients(account: &Account) -> Result<Arc<[String]>, PollError> {
 /// refused it for good are skipped while others wait (partial), but asked
 /// again when the whole message comes up for its retry (rejected).
 fn earlier(record: &MessageRecord, size: u64) -> Vec<RecipientRecord> {
-    if record.size != size {
+    if !record.is_for(size) {
         return Vec::new();
     }
     let retried = record.state == MessageState::Rejected;

@@ -9,6 +9,10 @@ use std::sync::Arc;
 pub struct PollOptions {
     /// Try rejected messages again now instead of waiting for their retry time.
     pub retry_rejected: bool,
+    /// Deliver a kept mailbox the ledger knows nothing of even when it holds
+    /// more than [`FIRST_POLL_LIMIT`](super::FIRST_POLL_LIMIT) messages:
+    /// the explicit way past the first-poll guard.
+    pub deliver_existing: bool,
     /// Raised at shutdown: finish the message in flight, then log out.
     pub stop: StopFlag,
 }

@@ -8,6 +8,7 @@
 //! * [`lab`]: the OAuth2/TLS lab's servers (self-signed, client certificate).
 //! * [`popferry`]: config files, and running the binary with a time limit.
 //! * [`mail`]: generated test messages and byte comparisons.
+//! * [`peers`]: fetchmail, mpop and getmail run as a user runs them.
 //! * [`link_proxy`]: a TCP proxy that cuts the POP3 link at a chosen command.
 //! * [`raw`]: POP3/SMTP sessions line by line over TCP or TLS, no popferry code.
 //! * [`receivers`]: the interop suite's Postfix, Exim, Dovecot LMTP, aiosmtpd.
@@ -22,6 +23,7 @@ pub mod jwt;
 pub mod lab;
 pub mod link_proxy;
 pub mod mail;
+pub mod peers;
 pub mod popferry;
 pub mod raw;
 pub mod real;

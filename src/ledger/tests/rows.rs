@@ -7,7 +7,7 @@ async fn delivered_message_reads_back() {
     let messages = ledger.messages("alice").await.unwrap();
     let expected = MessageRecord {
         uid: "u1".into(),
-        size: 1234,
+        size: Some(1234),
         state: MessageState::Delivered,
         attempts: 1,
         retry_at: None,
@@ -58,7 +58,10 @@ async fn reused_uid_with_another_size_is_a_new_message() {
         .unwrap();
     assert_eq!(attempts, 1);
     let record = &ledger.messages("alice").await.unwrap()["u1"];
-    assert_eq!((record.size, record.state), (999, MessageState::Rejected));
+    assert_eq!(
+        (record.size, record.state),
+        (Some(999), MessageState::Rejected)
+    );
 }
 
 #[tokio::test]

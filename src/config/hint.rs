@@ -58,6 +58,7 @@ fn unknown_choice(key: &str, message: &str) -> Option<String> {
     let choices: Vec<String> = choices
         .trim_start_matches("one of ")
         .split(", ")
+        .flat_map(|choice| choice.split(" or "))
         .map(|choice| format!("\"{}\"", choice.trim_matches('`')))
         .collect();
     let (last, first) = choices.split_last()?;
@@ -153,6 +154,14 @@ mod tests {
             )
             .unwrap(),
             "tls must be \"implicit\", \"starttls\" or \"none\" (found \"ssl\")"
+        );
+        assert_eq!(
+            type_error(
+                "smtp.protocol",
+                "unknown variant `esmtp`, expected `smtp` or `lmtp`"
+            )
+            .unwrap(),
+            "protocol must be \"smtp\" or \"lmtp\" (found \"esmtp\")"
         );
         assert_eq!(
             type_error(

@@ -1,5 +1,6 @@
 //! The `[daemon]` table: limits of `popferry run` that span accounts.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -28,6 +29,21 @@ pub struct Daemon {
     pub shutdown_timeout: Duration,
     /// Longest wait between attempts of a failing account.
     pub max_backoff: Duration,
+    /// Where `/metrics` and `/healthz` are served; none without the key,
+    /// since an open port is not something to get by surprise.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How `popferry run` writes its log, unless `--log-format` says.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The shape of each log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` text, which journald and a person read alike.
+    #[default]
+    Plain,
+    /// One JSON object per line, span fields included, for log shippers.
+    Json,
 }
 
 impl Default for Daemon {
@@ -40,6 +56,8 @@ impl Default for Daemon {
             keepalive: Duration::from_secs(4 * 60),
             shutdown_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30 * 60),
+            metrics_listen: None,
+            log_format: None,
         }
     }
 }
@@ -55,6 +73,8 @@ pub(super) struct RawDaemon {
     keepalive: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     max_backoff: Option<Spanned<String>>,
+    metrics_listen: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -100,7 +120,38 @@ impl Scope<'_> {
                 d.max_backoff,
                 SECOND,
             )?,
+            metrics_listen: raw
+                .metrics_listen
+                .as_ref()
+                .map(|raw| self.listen_address(raw))
+                .transpose()?,
+            log_format: raw
+                .log_format
+                .as_ref()
+                .map(|raw| self.log_format(raw))
+                .transpose()?,
         })
+    }
+
+    fn listen_address(&self, raw: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
+        raw.get_ref().parse().map_err(|_| {
+            let problem = format!(
+                "{:?} is not an IP address and port, like \"127.0.0.1:9187\" or \"[::1]:9187\"",
+                raw.get_ref()
+            );
+            self.error(raw.span(), "metrics_listen", problem)
+        })
+    }
+
+    fn log_format(&self, raw: &Spanned<String>) -> Result<LogFormat, ConfigError> {
+        match raw.get_ref().as_str() {
+            "plain" => Ok(LogFormat::Plain),
+            "json" => Ok(LogFormat::Json),
+            other => {
+                let problem = format!("{other:?} is not \"plain\" or \"json\"");
+                Err(self.error(raw.span(), "log_format", problem))
+            }
+        }
     }
 
     fn count(

@@ -58,7 +58,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument as _};
 
 use crate::config::Account;
 use crate::deliver::Relay;
@@ -81,7 +81,7 @@ use copies::{Groups, Sizes};
 pub use decide::{decide, Action};
 use decide::{now, retry_at};
 pub use error::{line_with_causes, PollError};
-pub use options::{Ending, PollOptions, StopFlag};
+pub use options::{Ending, Events, PollEvents, PollOptions, StopFlag};
 use transfer::{transfer, Context, Step};
 pub use transfer::{FETCH_AHEAD, UNRECORDED};
 
@@ -129,8 +129,13 @@ pub async fn poll_session(
             }
         }
     };
+    // The ledger's poll id ties each log line to the poll's row, which
+    // `popferry status` shows.
+    let span = tracing::info_span!("poll", id = %id);
     let mut report = PollReport::default();
-    let result = run(account, ledger, relay, options, parked, ending, &mut report).await;
+    let result = run(account, ledger, relay, options, parked, ending, &mut report)
+        .instrument(span.clone())
+        .await;
     if let Err(e) = &result {
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
@@ -140,7 +145,10 @@ pub async fn poll_session(
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
     };
-    let ms = started.elapsed().as_millis() as u64;
+    let took = started.elapsed();
+    (options.events).finished(&report, result.as_ref().err(), took);
+    let _entered = span.enter();
+    let ms = took.as_millis() as u64;
     match result {
         Ok(Finished {
             parked,
@@ -284,12 +292,16 @@ async fn run(
         });
     }
 
+    let fetching = plan.iter().filter(|step| step.fetch);
+    let bytes = fetching.clone().map(|step| step.size).sum();
+    options.events.planned(fetching.count() as u64, bytes);
     let cx = Context {
         account,
         ledger,
         relay,
         recipients: &recipients,
         stop: &options.stop,
+        events: &options.events,
     };
     let moved = transfer(&mut session, &plan, &cx).await?;
     report.delivered += moved.delivered;

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use super::progress::Progress;
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::Config;
 use crate::deliver::Relays;
@@ -20,6 +21,9 @@ pub struct FetchArgs {
     /// Try messages the relay rejected now, instead of at their retry time
     #[arg(long)]
     pub retry_rejected: bool,
+    /// No progress display (set from the global -q).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
@@ -36,6 +40,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         retry_rejected: args.retry_rejected,
         ..PollOptions::default()
     };
+    let progress = Progress::on_terminal(args.quiet);
     let mut relays = Relays::default();
     let mut polls = JoinSet::new();
     for account in &config.accounts {
@@ -43,8 +48,11 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let relay = relays.get(&account.smtp, &account.name)?;
-        let (account, ledger, options) = (account.clone(), ledger.clone(), options.clone());
-        let span = tracing::info_span!("poll", account = %account.name);
+        let (account, ledger, mut options) = (account.clone(), ledger.clone(), options.clone());
+        if let Some(progress) = &progress {
+            options.events = progress.account(&account.name);
+        }
+        let span = tracing::info_span!("account", account = %account.name);
         polls.spawn(
             async move {
                 let started = Instant::now();

@@ -62,6 +62,27 @@ impl Default for Daemon {
     }
 }
 
+/// `[daemon] log_format` from the file at `path`, read before logging
+/// starts and before the config is loaded (whose warnings need the log).
+/// Any problem gives `None`: the full load that follows reports it.
+pub fn peek_log_format(path: &std::path::Path) -> Option<LogFormat> {
+    #[derive(Deserialize)]
+    struct File {
+        daemon: Option<Table>,
+    }
+    #[derive(Deserialize)]
+    struct Table {
+        log_format: Option<String>,
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: File = toml::from_str(&text).ok()?;
+    match file.daemon?.log_format?.as_str() {
+        "plain" => Some(LogFormat::Plain),
+        "json" => Some(LogFormat::Json),
+        _ => None,
+    }
+}
+
 /// The table as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

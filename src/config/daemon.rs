@@ -192,3 +192,62 @@ impl Scope<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn daemon(table: &str) -> Result<Daemon, ConfigError> {
+        let toml = format!(
+            "[daemon]\n{table}\n[smtp]\nhost = \"h\"\n[[account]]\nname = \"a\"\n\
+             host = \"h\"\nusername = \"u\"\npassword_env = \"P\"\n\
+             deliver_to = [\"u@example.org\"]\n"
+        );
+        Config::from_toml(&toml, Path::new("/nonexistent/popferry.toml")).map(|c| c.daemon)
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_and_port_and_is_off_without_it() {
+        assert_eq!(daemon("").unwrap().metrics_listen, None);
+        let v4 = daemon("metrics_listen = \"127.0.0.1:9187\"").unwrap();
+        assert_eq!(v4.metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+        let v6 = daemon("metrics_listen = \"[::1]:9187\"").unwrap();
+        assert_eq!(v6.metrics_listen, Some("[::1]:9187".parse().unwrap()));
+        for bad in ["localhost:9187", "127.0.0.1", "127.0.0.1:99999"] {
+            let error = daemon(&format!("metrics_listen = \"{bad}\"")).unwrap_err();
+            let text = error.to_string();
+            assert!(text.contains("metrics_listen"), "{text}");
+            assert!(text.contains("like \"127.0.0.1:9187\""), "{text}");
+        }
+    }
+
+    #[test]
+    fn log_format_is_plain_or_json() {
+        assert_eq!(daemon("").unwrap().log_format, None);
+        let json = daemon("log_format = \"json\"").unwrap();
+        assert_eq!(json.log_format, Some(LogFormat::Json));
+        let text = daemon("log_format = \"xml\"").unwrap_err().to_string();
+        assert!(
+            text.contains("log_format") && text.contains("\"plain\" or \"json\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_log_format_is_read_ahead_of_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("popferry.toml");
+        std::fs::write(&path, "[daemon]\nlog_format = \"json\"\n[smtp]\nhost = 1\n").unwrap();
+        assert_eq!(
+            peek_log_format(&path),
+            Some(LogFormat::Json),
+            "the rest need not be valid"
+        );
+        std::fs::write(&path, "[daemon]\nkeepalive = \"1m\"\n").unwrap();
+        assert_eq!(peek_log_format(&path), None);
+        assert_eq!(peek_log_format(&dir.path().join("missing.toml")), None);
+    }
+}

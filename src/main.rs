@@ -2,7 +2,7 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-use popferry::cli::Cli;
+use popferry::cli::{Cli, LogWriter};
 use popferry::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cli.log_filter()));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter);
     match cli.log_format() {
         // Colour codes only help a person at a terminal; in a journal or a
         // log file they are noise between every key and value.

@@ -2,7 +2,8 @@
 //! with `--log-format json` every stderr line is one JSON object that
 //! names its account and poll, and with stderr on a pipe no progress
 //! display is drawn, whatever the flags. The summary on stdout is the
-//! same plain line in both cases.
+//! same plain line in both cases. For contrast, on a terminal (a pty from
+//! util-linux's `script`) the bars are drawn, and `-q` removes them.
 
 mod harness;
 mod pop3_server;
@@ -114,6 +115,47 @@ async fn no_progress_display_when_stderr_is_not_a_terminal() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains("3 delivered"), "{stdout}");
         rig.assert_delivered_once(&["P1", "P2", "P3"]);
+    })
+    .await;
+}
+
+/// `popferry [flags] fetch` with a pty for its stdin, stdout and stderr;
+/// what the terminal showed.
+async fn fetch_on_a_terminal(config: PathBuf, flags: &str) -> String {
+    let command = format!(
+        "{} -c '{}' {flags} fetch",
+        env!("CARGO_BIN_EXE_popferry"),
+        config.display()
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .env_remove("POPFERRY_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run script(1) from util-linux")
+    })
+    .await
+    .expect("join");
+    let shown = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{shown}");
+    shown
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_the_bars_are_drawn_unless_quiet() {
+    within(async {
+        let rig = Rig::start("").await;
+        rig.add("T1", "");
+        rig.add("T2", "");
+        let shown = fetch_on_a_terminal(config(&rig), "").await;
+        assert!(shown.contains("2/2 messages"), "{shown:?}");
+        assert!(shown.contains("alice: ok in "), "{shown:?}");
+        rig.add("T3", "");
+        let quiet = fetch_on_a_terminal(config(&rig), "-q").await;
+        assert!(!quiet.contains("messages"), "{quiet:?}");
+        assert!(quiet.contains("1 delivered"), "{quiet:?}");
     })
     .await;
 }

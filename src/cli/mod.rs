@@ -14,6 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use progress::LogWriter;
+
 use crate::config::{default_config_path, Config, ConfigError, LogFormat};
 
 /// Moves mail from POP3 mailboxes to an SMTP relay, exactly once.

@@ -5,9 +5,9 @@
 //! so a script reading a pipe or a log file sees none of it; the summary
 //! lines on stdout are the same either way.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -28,10 +28,13 @@ impl std::fmt::Debug for Progress {
 }
 
 impl Progress {
-    /// A display when one belongs on this stderr, else `None`.
+    /// A display when one belongs on this stderr, else `None`. Log lines
+    /// from then on are written above the bars (see [`LogWriter`]).
     pub fn on_terminal(quiet: bool) -> Option<Progress> {
-        (!quiet && std::io::stderr().is_terminal())
-            .then(|| Progress::new(ProgressDrawTarget::stderr()))
+        let progress = (!quiet && std::io::stderr().is_terminal())
+            .then(|| Progress::new(ProgressDrawTarget::stderr()))?;
+        let _ = DRAWN.set(progress.bars.clone());
+        Some(progress)
     }
 
     fn new(target: ProgressDrawTarget) -> Progress {
@@ -50,11 +53,34 @@ impl Progress {
     pub fn account(&self, account: &str) -> Events {
         let bar = self
             .bars
-            .add(ProgressBar::new(0).with_style(self.style.clone()));
+            .add(ProgressBar::no_length().with_style(self.style.clone()));
         bar.set_prefix(account.to_owned());
         bar.set_message("connecting");
         bar.enable_steady_tick(Duration::from_millis(200));
         Events(Arc::new(AccountBar::new(bar)))
+    }
+}
+
+/// The bars on stderr now, if any: logging starts before `fetch` knows
+/// whether it draws any, so the log's writer looks here.
+static DRAWN: OnceLock<MultiProgress> = OnceLock::new();
+
+/// The log's stderr. While bars are drawn, each line is written with the
+/// bars lifted and drawn again below it; a line written between two of
+/// their redraws would otherwise be torn by the next one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match DRAWN.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
@@ -174,6 +200,8 @@ mod tests {
         bob.planned(1, 10);
         alice.fetched(1024);
         let drawn = screen.0.lock().unwrap().clone();
+        let first = &drawn[drawn.find("alice [").expect("alice drawn")..][..12];
+        assert_eq!(first, "alice [     ", "empty until the listing: {drawn}");
         // The last frame: both bars, one after the other.
         let last = &drawn[drawn.rfind("alice [").expect("alice drawn")..];
         let (alice_line, bob_line) = last.split_once("bob [").expect("bob drawn after alice");

@@ -26,7 +26,8 @@ pub struct PollOptions {
 /// account, so it can resolve its labels once instead of per event.
 ///
 /// Every method is called on the poll's own task, between I/O: it must
-/// not block, and should not allocate.
+/// not block, and per message it should cost no more than an atomic add
+/// or two (the progress bar's redraw is rate-limited by indicatif).
 pub trait PollEvents: Send + Sync + fmt::Debug {
     /// The poll will RETR `messages` messages of `bytes` bytes (by LIST).
     fn planned(&self, _messages: u64, _bytes: u64) {}

@@ -47,6 +47,9 @@
 #                    per-recipient refusals.  Their ports (POPFERRY_TEST_*
 #                    _PORT, 25524-25530), recipients and env variables:
 #                    scripts/lib/interop_mta.sh.
+#   prometheus       scrapes popferry's /metrics on POPFERRY_TEST_METRICS_PORT
+#                    (24591) every second; its API on 24590
+#                    (scripts/lib/prometheus.sh).
 #
 # State: $POPFERRY_TEST_DIR (default /var/tmp/popferry-test-<checksum of the
 # repo path>: short enough for Dovecot's socket paths and reachable by the
@@ -236,7 +239,9 @@ OWNER=services.sh
 . "$REPO_ROOT/scripts/lib/interop_pop3.sh"
 # shellcheck source=scripts/lib/interop_mta.sh
 . "$REPO_ROOT/scripts/lib/interop_mta.sh"
-SERVICES+=("${MTA_SERVICES[@]}")
+# shellcheck source=scripts/lib/prometheus.sh
+. "$REPO_ROOT/scripts/lib/prometheus.sh"
+SERVICES+=("${MTA_SERVICES[@]}" prometheus)
 
 need_root() {
     [[ $EUID -eq 0 ]] || die "'$1' must run as root (try: sudo $0 $1)"
@@ -254,6 +259,7 @@ install_services() {
     install_user
     interop_pop3_install
     interop_mta_install
+    prometheus_install
 }
 
 cmd_install() {
@@ -288,7 +294,7 @@ validate_ports() {
     for v in POP3_PORT POP3S_PORT SMTP_PORT SMTP_TEMPFAIL_PORT SMTP_PERMFAIL_PORT \
         OAUTH_POP3_PORT OAUTH_POP3S_PORT OAUTH_AUTH_PORT CLIENTCERT_POP3S_PORT \
         SUBMISSION_PORT SUBMISSIONS_PORT SUBMISSION_SINK_PORT "${INTEROP_POP3_PORT_VARS[@]}" \
-        "${MTA_PORT_VARS[@]}"; do
+        "${MTA_PORT_VARS[@]}" "${PROMETHEUS_PORT_VARS[@]}"; do
         p=${!v}
         if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then
             die "POPFERRY_TEST_$v=$p is not a TCP port"
@@ -374,6 +380,7 @@ Set POPFERRY_TEST_DIR to a directory under e.g. /var/tmp."
         "$SUBMISSION_PORT=POPFERRY_TEST_SUBMISSION_PORT" \
         "$SUBMISSIONS_PORT=POPFERRY_TEST_SUBMISSIONS_PORT"
     interop_mta_start "$uid" "$gid" "$TLS_CHANGED" "$oauth_restarted"
+    prometheus_start
 
     interop_pop3_wait
     write_env "$uid" "$gid"
@@ -437,7 +444,7 @@ write_env() {
             "POPFERRY_TEST_CLIENTCERT_POP3S_PORT=$CLIENTCERT_POP3S_PORT" \
             "POPFERRY_TEST_CLIENT_CERT=$TLS/client.pem" \
             "POPFERRY_TEST_CLIENT_KEY=$TLS/client.key" "${interop[@]}" \
-            $(interop_mta_env); do
+            $(interop_mta_env) $(prometheus_env); do
             printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
     } >"$DIR/env.new"
@@ -489,7 +496,7 @@ cmd_status() {
         dovecot-oauth) port="$OAUTH_POP3_PORT,$OAUTH_POP3S_PORT,$OAUTH_AUTH_PORT" ;;
         dovecot-cert) port=$CLIENTCERT_POP3S_PORT ;;
         postfix) port="$SUBMISSION_PORT,$SUBMISSIONS_PORT" ;;
-        *) port="$(interop_pop3_ports "$name")$(interop_mta_ports "$name")" ;;
+        *) port="$(interop_pop3_ports "$name")$(interop_mta_ports "$name")$(prometheus_ports "$name")" ;;
         esac
         if pid=$(running_pid "$name"); then
             printf '%-16s running  pid %-7s 127.0.0.1:%s\n' "$name" "$pid" "$port"

@@ -23,6 +23,8 @@ use tracing::{error, info, warn};
 use crate::config::{Account, Config};
 use crate::deliver::Relays;
 use crate::ledger::{Ledger, LedgerError};
+use crate::metrics::http::ListenError;
+use crate::metrics::Metrics;
 use crate::scheduler::{AccountTask, Shared};
 
 /// Why the daemon could not start.
@@ -35,6 +37,8 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
+    #[error(transparent)]
+    Metrics(#[from] ListenError),
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -47,7 +51,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
-    let shared = Arc::new(Shared::new(ledger, config.daemon));
+    let mut shared = Shared::new(ledger, config.daemon);
+    let mut metrics = None;
+    if let Some(addr) = config.daemon.metrics_listen {
+        let exported = Arc::new(Metrics::new());
+        shared = shared.with_metrics(Arc::clone(&exported));
+        let (bound, server) =
+            crate::metrics::http::serve(addr, Arc::clone(&exported), shared.pool.clone()).await?;
+        info!(address = %bound, "serving /metrics and /healthz");
+        metrics = Some((exported, server));
+    }
+    let shared = Arc::new(shared);
     let mut running = Running {
         config: config.clone(),
         tasks: HashMap::new(),
@@ -69,6 +83,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         })
     };
     info!(accounts = config.accounts.len(), "running");
+    let health = metrics.as_ref().map(|(exported, _)| exported.health());
+    health.inspect(|health| health.set_running(true));
     notify("READY=1");
 
     loop {
@@ -80,6 +96,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
 
     notify("STOPPING=1");
+    health.inspect(|health| health.set_running(false));
     info!("stopping: finishing the messages in flight");
     tender.abort();
     let grace = config.daemon.shutdown_timeout;
@@ -95,6 +112,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
     tokio::time::timeout(grace, shared.pool.close()).await.ok();
+    if let Some((_, server)) = &metrics {
+        server.abort();
+    }
     info!("stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! * [`oauth`]: OAuth2 access tokens for XOAUTH2 and OAUTHBEARER: refresh,
 //!   cache, rotation and the first sign-in.
 //! * [`ledger`]: the SQLite record of every delivered unique-id.
+//! * [`metrics`]: Prometheus metrics and `/healthz` for `popferry run`.
 //! * [`smtp`]: the SMTP client (sans-IO replies and DATA stuffing under a
 //!   thin async driver); [`deliver`] pools its connections per relay.
 //! * [`poll`]: one poll of one account, RETR to DELE, top to bottom.
@@ -41,6 +42,7 @@ pub mod demo;
 mod headers;
 pub mod import;
 pub mod ledger;
+pub mod metrics;
 pub mod multidrop;
 pub mod net;
 pub mod oauth;

@@ -2,7 +2,8 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-use popferry::cli::Cli;
+use popferry::cli::{Cli, LogWriter};
+use popferry::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 /// Threads for blocking work: every ledger call runs there, and they all
@@ -15,13 +16,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cli.log_filter()));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter);
+    match cli.log_format() {
         // Colour codes only help a person at a terminal; in a journal or a
         // log file they are noise between every key and value.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Plain => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Every span's fields (the account, the poll id) on every line, so
+        // a line read alone says which poll wrote it.
+        LogFormat::Json => logs.json().with_span_list(true).init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)

@@ -233,6 +233,20 @@ impl Pool {
         }
     }
 
+    /// Parked sessions per server (`host:port`), every server the pool
+    /// has known included, so a gauge falls back to zero.
+    pub fn parked_per_server(&self) -> Vec<(String, usize)> {
+        let state = self.state();
+        let mut counts: HashMap<&ServerKey, usize> =
+            state.servers.keys().map(|server| (server, 0)).collect();
+        for key in state.parked.keys() {
+            *counts.entry(&key.server).or_default() += 1;
+        }
+        (counts.into_iter())
+            .map(|(server, n)| (format!("{}:{}", server.host, server.port), n))
+            .collect()
+    }
+
     /// Logs out every parked session, at shutdown.
     pub async fn close(&self) {
         let parked: Vec<Parked> = self.state().parked.drain().map(|(_, p)| p).collect();

@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 use crate::config::{Account, Daemon};
 use crate::deliver::Relay;
 use crate::ledger::{Ledger, PollReport};
+use crate::metrics::Metrics;
 use crate::poll::{poll_session, Ending, PollError, PollOptions, Polled, StopFlag};
 use crate::pool::Pool;
 
@@ -29,6 +30,8 @@ pub struct Shared {
     pub pool: Pool,
     polls: Semaphore,
     limits: Daemon,
+    /// Where each account's polls report, when metrics are served.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Shared {
@@ -38,6 +41,15 @@ impl Shared {
             pool: Pool::new(limits),
             polls: Semaphore::new(limits.max_concurrent_polls),
             limits,
+            metrics: None,
+        }
+    }
+
+    /// Every account's polls report to `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Shared {
+        Shared {
+            metrics: Some(metrics),
+            ..self
         }
     }
 }
@@ -63,7 +75,7 @@ impl AccountTask {
     ) -> AccountTask {
         let stop = StopFlag::default();
         let wake = Arc::new(Notify::new());
-        let span = tracing::info_span!("account", name = %account.name);
+        let span = tracing::info_span!("account", account = %account.name);
         let task = {
             let (account, stop, wake) = (account.clone(), stop.clone(), Arc::clone(&wake));
             async move {
@@ -99,6 +111,7 @@ impl AccountTask {
 async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag, wake: &Notify) {
     let options = PollOptions {
         stop: stop.clone(),
+        events: (shared.metrics.as_ref()).map_or_else(Default::default, |m| m.account(account)),
         ..PollOptions::default()
     };
     let mut failures = 0;

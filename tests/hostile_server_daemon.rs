@@ -83,7 +83,7 @@ async fn healthy_account_delivers_exactly_once_while_a_slowloris_account_fails()
         "{slow_failures:?}"
     );
     assert!(
-        failures.iter().all(|l| l.contains("name=healthy")),
+        failures.iter().all(|l| l.contains("account=healthy")),
         "{failures:?}"
     );
     for uid in UIDS {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use super::progress::Progress;
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::Config;
 use crate::deliver::Relays;
@@ -23,6 +24,9 @@ pub struct FetchArgs {
     /// more than 50 messages (see `popferry adopt` and `popferry import`)
     #[arg(long)]
     pub deliver_existing: bool,
+    /// No progress display (set from the global -q).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
@@ -39,6 +43,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         deliver_existing: args.deliver_existing,
         ..PollOptions::default()
     };
+    let progress = Progress::on_terminal(args.quiet);
     let mut relays = Relays::default();
     let mut polls = JoinSet::new();
     for account in &config.accounts {
@@ -46,8 +51,11 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let relay = relays.get(&account.smtp, &account.name)?;
-        let (account, ledger, options) = (account.clone(), ledger.clone(), options.clone());
-        let span = tracing::info_span!("poll", account = %account.name);
+        let (account, ledger, mut options) = (account.clone(), ledger.clone(), options.clone());
+        if let Some(progress) = &progress {
+            options.events = progress.account(&account.name);
+        }
+        let span = tracing::info_span!("account", account = %account.name);
         polls.spawn(
             async move {
                 let started = Instant::now();

@@ -7,6 +7,7 @@ mod demo;
 mod fetch;
 mod import;
 mod oauth;
+mod progress;
 mod reference;
 mod run;
 mod status;
@@ -16,7 +17,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{default_config_path, Config, ConfigError};
+pub use progress::LogWriter;
+
+use crate::config::{default_config_path, Config, ConfigError, LogFormat};
 
 /// Moves mail from POP3 mailboxes to an SMTP relay, exactly once.
 #[derive(Debug, Parser)]
@@ -31,6 +34,9 @@ pub struct Cli {
     /// Less log output (-q: errors only, -qq: nothing)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
+    /// Log lines as plain text or one JSON object each [default: plain, or `[daemon] log_format` for run]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -112,11 +118,29 @@ impl Cli {
         }
     }
 
+    /// The log format: the flag, else for `run` the config's key, which is
+    /// read here on its own because logging starts before the config loads.
+    pub fn log_format(&self) -> LogFormat {
+        let from_config = || {
+            let path = self.config.clone().or_else(default_config_path)?;
+            crate::config::peek_log_format(&path)
+        };
+        match (self.log_format, &self.command) {
+            (Some(format), _) => format,
+            (None, Command::Run) => from_config().unwrap_or_default(),
+            (None, _) => LogFormat::Plain,
+        }
+    }
+
     pub async fn run(self) -> ExitCode {
         let path = self.config.clone().or_else(default_config_path);
         let load = || Config::load(path.as_deref().ok_or(ConfigError::NotFound)?);
+        let quiet = self.quiet > 0;
         let result = match self.command {
-            Command::Fetch(args) => async { fetch::run(&load()?, args).await }.await,
+            Command::Fetch(args) => {
+                let args = fetch::FetchArgs { quiet, ..args };
+                async { fetch::run(&load()?, args).await }.await
+            }
             Command::Run => async { run::run(load()?).await }.await,
             Command::Check(args) => async { check::run(&load()?, args).await }.await,
             Command::Status(args) => async { status::run(&load()?, args).await }.await,

@@ -1,5 +1,6 @@
 //! The `[daemon]` table: limits of `popferry run` that span accounts.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -28,6 +29,21 @@ pub struct Daemon {
     pub shutdown_timeout: Duration,
     /// Longest wait between attempts of a failing account.
     pub max_backoff: Duration,
+    /// Where `/metrics` and `/healthz` are served; none without the key,
+    /// since an open port is not something to get by surprise.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How `popferry run` writes its log, unless `--log-format` says.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The shape of each log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` text, which journald and a person read alike.
+    #[default]
+    Plain,
+    /// One JSON object per line, span fields included, for log shippers.
+    Json,
 }
 
 impl Default for Daemon {
@@ -40,7 +56,30 @@ impl Default for Daemon {
             keepalive: Duration::from_secs(4 * 60),
             shutdown_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30 * 60),
+            metrics_listen: None,
+            log_format: None,
         }
+    }
+}
+
+/// `[daemon] log_format` from the file at `path`, read before logging
+/// starts and before the config is loaded (whose warnings need the log).
+/// Any problem gives `None`: the full load that follows reports it.
+pub fn peek_log_format(path: &std::path::Path) -> Option<LogFormat> {
+    #[derive(Deserialize)]
+    struct File {
+        daemon: Option<Table>,
+    }
+    #[derive(Deserialize)]
+    struct Table {
+        log_format: Option<String>,
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: File = toml::from_str(&text).ok()?;
+    match file.daemon?.log_format?.as_str() {
+        "plain" => Some(LogFormat::Plain),
+        "json" => Some(LogFormat::Json),
+        _ => None,
     }
 }
 
@@ -55,6 +94,8 @@ pub(super) struct RawDaemon {
     keepalive: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     max_backoff: Option<Spanned<String>>,
+    metrics_listen: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -100,7 +141,38 @@ impl Scope<'_> {
                 d.max_backoff,
                 SECOND,
             )?,
+            metrics_listen: raw
+                .metrics_listen
+                .as_ref()
+                .map(|raw| self.listen_address(raw))
+                .transpose()?,
+            log_format: raw
+                .log_format
+                .as_ref()
+                .map(|raw| self.log_format(raw))
+                .transpose()?,
         })
+    }
+
+    fn listen_address(&self, raw: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
+        raw.get_ref().parse().map_err(|_| {
+            let problem = format!(
+                "{:?} is not an IP address and port, like \"127.0.0.1:9187\" or \"[::1]:9187\"",
+                raw.get_ref()
+            );
+            self.error(raw.span(), "metrics_listen", problem)
+        })
+    }
+
+    fn log_format(&self, raw: &Spanned<String>) -> Result<LogFormat, ConfigError> {
+        match raw.get_ref().as_str() {
+            "plain" => Ok(LogFormat::Plain),
+            "json" => Ok(LogFormat::Json),
+            other => {
+                let problem = format!("{other:?} is not \"plain\" or \"json\"");
+                Err(self.error(raw.span(), "log_format", problem))
+            }
+        }
     }
 
     fn count(
@@ -118,5 +190,64 @@ impl Scope<'_> {
                 Err(self.error(raw.span(), key, problem))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn daemon(table: &str) -> Result<Daemon, ConfigError> {
+        let toml = format!(
+            "[daemon]\n{table}\n[smtp]\nhost = \"h\"\n[[account]]\nname = \"a\"\n\
+             host = \"h\"\nusername = \"u\"\npassword_env = \"P\"\n\
+             deliver_to = [\"u@example.org\"]\n"
+        );
+        Config::from_toml(&toml, Path::new("/nonexistent/popferry.toml")).map(|c| c.daemon)
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_and_port_and_is_off_without_it() {
+        assert_eq!(daemon("").unwrap().metrics_listen, None);
+        let v4 = daemon("metrics_listen = \"127.0.0.1:9187\"").unwrap();
+        assert_eq!(v4.metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+        let v6 = daemon("metrics_listen = \"[::1]:9187\"").unwrap();
+        assert_eq!(v6.metrics_listen, Some("[::1]:9187".parse().unwrap()));
+        for bad in ["localhost:9187", "127.0.0.1", "127.0.0.1:99999"] {
+            let error = daemon(&format!("metrics_listen = \"{bad}\"")).unwrap_err();
+            let text = error.to_string();
+            assert!(text.contains("metrics_listen"), "{text}");
+            assert!(text.contains("like \"127.0.0.1:9187\""), "{text}");
+        }
+    }
+
+    #[test]
+    fn log_format_is_plain_or_json() {
+        assert_eq!(daemon("").unwrap().log_format, None);
+        let json = daemon("log_format = \"json\"").unwrap();
+        assert_eq!(json.log_format, Some(LogFormat::Json));
+        let text = daemon("log_format = \"xml\"").unwrap_err().to_string();
+        assert!(
+            text.contains("log_format") && text.contains("\"plain\" or \"json\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_log_format_is_read_ahead_of_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("popferry.toml");
+        std::fs::write(&path, "[daemon]\nlog_format = \"json\"\n[smtp]\nhost = 1\n").unwrap();
+        assert_eq!(
+            peek_log_format(&path),
+            Some(LogFormat::Json),
+            "the rest need not be valid"
+        );
+        std::fs::write(&path, "[daemon]\nkeepalive = \"1m\"\n").unwrap();
+        assert_eq!(peek_log_format(&path), None);
+        assert_eq!(peek_log_format(&dir.path().join("missing.toml")), None);
     }
 }

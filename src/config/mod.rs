@@ -33,7 +33,7 @@ pub use crate::multidrop::{Multidrop, RecipientHeader};
 pub use crate::oauth::OAuth2;
 use crate::sasl::Mechanism;
 pub use crate::tls::{ClientIdentity, Trust};
-pub use daemon::Daemon;
+pub use daemon::{peek_log_format, Daemon, LogFormat};
 pub use secret::{PasswordSource, Secret, SecretError};
 
 /// A loaded configuration.

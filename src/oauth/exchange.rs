@@ -92,6 +92,7 @@ async fn refresh_under_lock(
     };
     let now = SystemTime::now();
     let outcome = refresh(registration, &refresh_token, client_secret.as_ref()).await;
+    super::count_refresh(outcome.is_ok());
     let outcome = outcome.map_err(|error| classify(error, registration, store, login));
     let saver = store.clone();
     match outcome {

@@ -27,6 +27,7 @@ mod store;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -194,6 +195,31 @@ impl TokenFile {
             tracing::warn!(%error, "cannot drop a refused access token from its cache file");
         }
     }
+}
+
+/// Refresh grants asked of token endpoints since the process started.
+/// Process-wide like [`tokens`]: refreshes happen deep inside a login,
+/// where no handle of the caller's reaches, and the daemon's metrics read
+/// these when scraped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refreshes {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+static REFRESHED: AtomicU64 = AtomicU64::new(0);
+static REFRESH_FAILED: AtomicU64 = AtomicU64::new(0);
+
+pub fn refreshes() -> Refreshes {
+    Refreshes {
+        ok: REFRESHED.load(Ordering::Relaxed),
+        failed: REFRESH_FAILED.load(Ordering::Relaxed),
+    }
+}
+
+fn count_refresh(ok: bool) {
+    let counter = if ok { &REFRESHED } else { &REFRESH_FAILED };
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// What `popferry oauth status` shows for `registration`'s token file.

@@ -11,6 +11,7 @@
 //! every copy's. Once it is recorded, every copy is deleted with it.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -30,6 +31,11 @@ pub(super) struct Fetched {
     /// Where the message as the server sent it starts, after the trace
     /// header.
     pub original: usize,
+    /// When popferry began reading its RETR reply: the start of its
+    /// delivery latency. Not when the RETR was sent, since pipelined RETRs
+    /// go out ahead and wait their turn on the wire; that wait belongs to
+    /// the messages before it.
+    pub started: Instant,
 }
 
 /// A command whose reply is still to be read, by step.
@@ -114,14 +120,16 @@ impl<'a, 's> Fetch<'a, 's> {
                     // Copies of a message already delivered, read only to
                     // show they are the same bytes: all of them may go.
                     Some(_) if !self.plan[step].fetch => self.verified(step),
-                    Some((message, original)) => {
+                    Some((message, original, started)) => {
                         let length = message.len() as u64;
+                        self.cx.events.fetched(length - original as u64);
                         self.bodies.insert(step, length);
                         self.in_memory += length;
                         let fetched_one = Fetched {
                             step,
                             message,
                             original,
+                            started,
                         };
                         if fetched.send(fetched_one).await.is_err() {
                             break;
@@ -210,10 +218,14 @@ impl<'a, 's> Fetch<'a, 's> {
         }
     }
 
-    /// The reply to a RETR: the message and where it starts behind the
-    /// trace header, or `None` if someone else deleted it since the
-    /// listing, or its copies differ from it.
-    async fn read_message(&mut self, step: usize) -> Result<Option<(Vec<u8>, usize)>, PollError> {
+    /// The reply to a RETR: the message, where it starts behind the trace
+    /// header and when its reading began, or `None` if someone else
+    /// deleted it since the listing, or its copies differ from it.
+    async fn read_message(
+        &mut self,
+        step: usize,
+    ) -> Result<Option<(Vec<u8>, usize, Instant)>, PollError> {
+        let started = Instant::now();
         let account = self.cx.account;
         let Step { uid, copies, .. } = &self.plan[step];
         let is_tls = self.session.client().is_tls();
@@ -224,12 +236,12 @@ impl<'a, 's> Fetch<'a, 's> {
             return Ok(None);
         }
         if copies.is_empty() {
-            return Ok(Some((message, header)));
+            return Ok(Some((message, header, started)));
         }
         let mut compared = self.compared.remove(&step).unwrap_or_default();
         compared.add(&message[header..]);
         if compared.identical() {
-            return Ok(Some((message, header)));
+            return Ok(Some((message, header, started)));
         }
         drop(message);
         self.differing(step).await?;

@@ -60,7 +60,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument as _};
 
 use crate::config::Account;
 use crate::deliver::Relay;
@@ -86,7 +86,7 @@ pub use decide::{decide, Action};
 use decide::{now, retry_at};
 pub use error::{line_with_causes, PollError};
 pub use guard::{refuses_first_poll, FIRST_POLL_LIMIT};
-pub use options::{Ending, PollOptions, StopFlag};
+pub use options::{Ending, Events, PollEvents, PollOptions, StopFlag};
 use transfer::{transfer, Context, Step};
 pub use transfer::{FETCH_AHEAD, UNRECORDED};
 
@@ -134,8 +134,13 @@ pub async fn poll_session(
             }
         }
     };
+    // The ledger's poll id ties each log line to the poll's row, which
+    // `popferry status` shows.
+    let span = tracing::info_span!("poll", id = %id);
     let mut report = PollReport::default();
-    let result = run(account, ledger, relay, options, parked, ending, &mut report).await;
+    let result = run(account, ledger, relay, options, parked, ending, &mut report)
+        .instrument(span.clone())
+        .await;
     if let Err(e) = &result {
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
@@ -145,7 +150,10 @@ pub async fn poll_session(
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
     };
-    let ms = started.elapsed().as_millis() as u64;
+    let took = started.elapsed();
+    (options.events).finished(&report, result.as_ref().err(), took);
+    let _entered = span.enter();
+    let ms = took.as_millis() as u64;
     match result {
         Ok(Finished {
             parked,
@@ -299,12 +307,16 @@ async fn run(
         });
     }
 
+    let fetching = plan.iter().filter(|step| step.fetch);
+    let bytes = fetching.clone().map(|step| step.size).sum();
+    options.events.planned(fetching.count() as u64, bytes);
     let cx = Context {
         account,
         ledger,
         relay,
         recipients: &recipients,
         stop: &options.stop,
+        events: &options.events,
     };
     let moved = transfer(&mut session, &plan, &cx).await?;
     report.delivered += moved.delivered;

@@ -6,6 +6,8 @@
 //! rejected message bound for the quarantine is saved, durably, before
 //! its row says so.
 
+use std::time::Instant;
+
 use tokio::sync::{mpsc, SemaphorePermit};
 use tracing::warn;
 
@@ -91,7 +93,9 @@ pub(super) async fn record(
             done.push(Recorded { step, delete });
         }
         if !changes.is_empty() {
+            let started = Instant::now();
             cx.ledger.commit(&account.name, changes).await?;
+            cx.events.committed(started.elapsed());
         }
         drop(permits);
         for done in done {

@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::fetch::{Fetch, Fetched};
 use super::recipients::{addressees, pending};
 use super::record::{record, ToRecord};
-use super::{PollError, StopFlag};
+use super::{Events, PollError, StopFlag};
 use crate::config::Account;
 use crate::deliver::{Outcome, Relay};
 use crate::ledger::{Ledger, RecipientRecord};
@@ -82,6 +82,7 @@ pub(super) struct Context<'a> {
     pub relay: &'a Relay,
     pub recipients: &'a [String],
     pub stop: &'a StopFlag,
+    pub events: &'a Events,
 }
 
 /// How the transfer went, for the poll's report.
@@ -168,6 +169,7 @@ async fn deliver<'a>(
         step,
         message,
         original,
+        started,
     }) = fetched.recv().await
     {
         let Ok(pending_permit) = unrecorded.acquire().await else {
@@ -185,8 +187,14 @@ async fn deliver<'a>(
                 if to.is_empty() {
                     Vec::new()
                 } else {
-                    let outcomes = (cx.relay.deliver(&message, &to).await)
-                        .map_err(|source| PollError::Relay { source })?;
+                    let outcomes = {
+                        let _busy = Busy::new(cx.events);
+                        cx.relay.deliver(&message, &to).await
+                    };
+                    let outcomes = outcomes.map_err(|source| PollError::Relay { source })?;
+                    if outcomes.contains(&Outcome::Delivered) {
+                        cx.events.delivered(started.elapsed());
+                    }
                     to.into_iter().zip(outcomes).collect()
                 }
             }
@@ -211,4 +219,21 @@ async fn deliver<'a>(
         }
     }
     Ok(())
+}
+
+/// An SMTP connection in use for one message, reported as handed back
+/// however the delivery ends (a poll dropped mid-transaction included).
+struct Busy<'a>(&'a Events);
+
+impl<'a> Busy<'a> {
+    fn new(events: &'a Events) -> Self {
+        events.relay_busy(true);
+        Busy(events)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.relay_busy(false);
+    }
 }

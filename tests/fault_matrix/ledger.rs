@@ -160,9 +160,16 @@ async fn run(fault: Fault, mid_run: bool) -> Row {
         },
         setup.ledger.display().to_string(),
     );
+    // A ledger that cannot be opened means nothing ran: a setup error (2).
+    // Once the poll is under way, the account failed (1).
+    let code = if mid_run { 1 } else { 2 };
     row.check(
-        faulted.code == Some(1) && text.contains(word) && text.contains(&ledger_name),
-        || format!("the run should fail saying the ledger {ledger_name} is {word}:\n{faulted}"),
+        faulted.code == Some(code) && text.contains(word) && text.contains(&ledger_name),
+        || {
+            format!(
+                "the run should exit {code} saying the ledger {ledger_name} is {word}:\n{faulted}"
+            )
+        },
     );
     smtp.set_judge(|_| Verdict::Accept);
     if let Some(held) = held.lock().expect("held").take() {

@@ -30,11 +30,9 @@ use crate::scheduler::{AccountTask, Shared};
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("opening the ledger {}: {source}", path.display())]
-    Ledger {
-        path: std::path::PathBuf,
-        source: LedgerError,
-    },
+    /// Every [`LedgerError`] names the file already.
+    #[error(transparent)]
+    Ledger(LedgerError),
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
     #[error(transparent)]
@@ -43,10 +41,7 @@ pub enum DaemonError {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let ledger = Ledger::open(&config.state).map_err(|source| DaemonError::Ledger {
-        path: config.state.clone(),
-        source,
-    })?;
+    let ledger = Ledger::open(&config.state).map_err(DaemonError::Ledger)?;
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;

@@ -197,6 +197,21 @@ async fn a_ledger_that_cannot_be_opened_is_2_for_fetch_and_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_address_already_taken_is_2_for_run() {
+    let world = World::new().await;
+    let path = world.accepting();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address");
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    text.push_str(&format!("\n[daemon]\nmetrics_listen = \"{addr}\"\n"));
+    std::fs::write(&path, text).expect("config");
+    let out = world.popferry(&path, &["run"]).await;
+    assert_exit(&out, 2, "the daemon never started");
+    assert!(out.stderr.contains(&addr.to_string()), "{out}");
+    assert_eq!(world.mailbox.pop3.count(), MESSAGES, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_are_2() {
     let world = World::new().await;
     let path = world.accepting();

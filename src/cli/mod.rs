@@ -87,7 +87,7 @@ Exit status:
      (server or relay unreachable, login refused, TLS failure)
   2  usage or configuration error: nothing ran (bad arguments, a config
      that does not load, a ledger that cannot be opened or is locked by
-     another popferry, a bad demo --dir)";
+     another popferry, a metrics_listen address in use, a bad demo --dir)";
 
 /// An error that means nothing ran because of how popferry was invoked or
 /// configured (exit status 2), as opposed to a failure while running.

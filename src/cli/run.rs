@@ -8,8 +8,9 @@ use crate::daemon::{self, DaemonError};
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     match daemon::run(config).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        // A ledger that cannot be opened or is locked: the daemon never started.
-        Err(e @ DaemonError::Ledger { .. }) => Err(super::usage(e)),
+        // A ledger that cannot be opened or is locked, a metrics_listen
+        // address that cannot be bound: the daemon never started.
+        Err(e @ (DaemonError::Ledger(_) | DaemonError::Metrics(_))) => Err(super::usage(e)),
         Err(e) => Err(e.into()),
     }
 }

@@ -61,3 +61,25 @@ async fn a_quarantined_message_counts_as_quarantined_not_delivered() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_poll_that_fails_midway_still_counts_what_it_committed() {
+    within(async {
+        let mailbox = Mailbox::start("").await;
+        mailbox.add(&["a1", "a2"], "");
+        mailbox.add(&["a3"], "X-Test-Reject: 421");
+        let failed = mailbox.popferry(&["fetch"]).await;
+        assert_eq!(failed.code, Some(1), "the relay closed: {failed:?}");
+        assert_eq!(mailbox.smtp.accepted().len(), 2, "{failed:?}");
+
+        let document = mailbox.status_json(&[]).await;
+        let account = alice(&document);
+        assert_eq!(account["last_poll"]["outcome"], "failed", "{document}");
+        assert_eq!(
+            account["last_poll"]["delivered"], 2,
+            "the failed poll's own count of what it committed: {document}"
+        );
+        assert_eq!(account["totals"]["delivered"], 2, "{document}");
+    })
+    .await;
+}

@@ -87,6 +87,7 @@ use decide::{now, retry_at};
 pub use error::{line_with_causes, PollError};
 pub use guard::{refuses_first_poll, FIRST_POLL_LIMIT};
 pub use options::{Ending, Events, PollEvents, PollOptions, StopFlag};
+use record::Tally;
 use transfer::{transfer, Context, Step};
 pub use transfer::{FETCH_AHEAD, UNRECORDED};
 
@@ -318,12 +319,15 @@ async fn run(
         stop: &options.stop,
         events: &options.events,
     };
-    let moved = transfer(&mut session, &plan, &cx).await?;
-    report.delivered += moved.delivered;
-    report.deferred += moved.deferred;
+    let mut committed = Tally::default();
+    let moved = transfer(&mut session, &plan, &cx, &mut committed).await;
+    report.delivered += committed.delivered;
+    report.deferred += committed.deferred;
+    report.rejected += committed.rejected;
+    let moved = moved?;
     report.rejected += moved.rejected;
     report.deleted += moved.deleted;
-    settled &= !moved.unsettled;
+    settled &= !(moved.unsettled || committed.unsettled);
     if options.stop.is_raised() {
         info!("stopping: the rest waits for the next start");
     }

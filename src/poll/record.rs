@@ -40,7 +40,7 @@ pub(super) struct Recorded {
     pub delete: bool,
 }
 
-/// Counts kept by the record stage.
+/// Counts of what the record stage committed to the ledger.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     pub delivered: u64,
@@ -49,14 +49,26 @@ pub(super) struct Tally {
     pub unsettled: bool,
 }
 
+impl Tally {
+    fn add(&mut self, batch: Tally) {
+        self.delivered += batch.delivered;
+        self.deferred += batch.deferred;
+        self.rejected += batch.rejected;
+        self.unsettled |= batch.unsettled;
+    }
+}
+
+/// Records outcomes as they come, counting each batch into `tally` once
+/// its commit returned: the counts stay true when a later stage fails, so
+/// a poll that ends in an error still reports what it committed.
 pub(super) async fn record(
     cx: &Context<'_>,
     plan: &[Step],
     mut inbox: mpsc::UnboundedReceiver<ToRecord<'_>>,
     recorded: mpsc::UnboundedSender<Recorded>,
-) -> Result<Tally, PollError> {
+    tally: &mut Tally,
+) -> Result<(), PollError> {
     let account = cx.account;
-    let mut tally = Tally::default();
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = inbox.try_recv() {
@@ -65,6 +77,7 @@ pub(super) async fn record(
         let mut changes = Vec::with_capacity(batch.len());
         let mut permits = Vec::with_capacity(batch.len());
         let mut done = Vec::with_capacity(batch.len());
+        let mut counted = Tally::default();
         for item in batch {
             let (step, outcomes, message) = match item {
                 ToRecord::Deleted(uid) => {
@@ -87,7 +100,7 @@ pub(super) async fn record(
                 &outcomes,
                 message,
                 &mut changes,
-                &mut tally,
+                &mut counted,
             )
             .await?;
             done.push(Recorded { step, delete });
@@ -97,13 +110,14 @@ pub(super) async fn record(
             cx.ledger.commit(&account.name, changes).await?;
             cx.events.committed(started.elapsed());
         }
+        tally.add(counted);
         drop(permits);
         for done in done {
             // Fetch may have stopped on an error; the records stand anyway.
             let _ = recorded.send(done);
         }
     }
-    Ok(tally)
+    Ok(())
 }
 
 /// Records one message's outcomes: the message's new state first, then

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::fetch::{Fetch, Fetched};
 use super::recipients::{addressees, pending};
-use super::record::{record, ToRecord};
+use super::record::{record, Tally, ToRecord};
 use super::{Events, PollError, StopFlag};
 use crate::config::Account;
 use crate::deliver::{Outcome, Relay};
@@ -85,15 +85,15 @@ pub(super) struct Context<'a> {
     pub events: &'a Events,
 }
 
-/// How the transfer went, for the poll's report.
+/// How the fetch stage went, for the poll's report (the record stage
+/// counts into a [`Tally`]).
 #[derive(Debug, Default)]
 pub(super) struct Transferred {
     /// DELE'd, deleted when QUIT or SLEE succeeds.
     pub flagged: Vec<String>,
     /// Deleted for good already (DELI, or gone before we asked).
     pub deleted: u64,
-    pub delivered: u64,
-    pub deferred: u64,
+    /// Groups of copies under one unique-id that differ.
     pub rejected: u64,
     /// Something stays on the server for a later poll to act on.
     pub unsettled: bool,
@@ -102,10 +102,14 @@ pub(super) struct Transferred {
 /// Moves every step of `plan`. Whatever happens, every delivery the relay
 /// accepted is recorded before this returns, including after an error on
 /// the POP3 side.
+///
+/// What the ledger committed is counted into `committed` as it happens, so
+/// the count is there also when this returns an error.
 pub(super) async fn transfer(
     session: &mut Session,
     plan: &[Step],
     cx: &Context<'_>,
+    committed: &mut Tally,
 ) -> Result<Transferred, PollError> {
     let window = if session.extensions().pipelining {
         WINDOW
@@ -139,23 +143,18 @@ pub(super) async fn transfer(
     let (fetched, delivered, recorded) = tokio::join!(
         fetching,
         delivering,
-        record(cx, plan, outcome_rx, recorded_tx)
+        record(cx, plan, outcome_rx, recorded_tx, committed)
     );
     // A ledger failure stops the other stages; it is the cause to report.
-    let recorded = recorded?;
+    recorded?;
     delivered?;
-    let mut out = match fetched {
-        Some(fetched) => fetched?,
-        None => Transferred {
+    match fetched {
+        Some(fetched) => fetched,
+        None => Ok(Transferred {
             unsettled: true,
             ..Transferred::default()
-        },
-    };
-    out.delivered = recorded.delivered;
-    out.deferred = recorded.deferred;
-    out.rejected += recorded.rejected;
-    out.unsettled |= recorded.unsettled;
-    Ok(out)
+        }),
+    }
 }
 
 async fn deliver<'a>(

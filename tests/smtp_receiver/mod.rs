@@ -30,10 +30,13 @@ pub struct Offer {
 pub type Judge = Arc<dyn Fn(&[u8]) -> Verdict + Send + Sync>;
 
 /// The default judge: `X-Test-Reject: 451` defers, `X-Test-Reject: 554`
-/// rejects, anything else is accepted.
+/// rejects, `X-Test-Reject: 421` answers 421 and closes the connection (a
+/// relay shutting down), anything else is accepted.
 pub fn by_marker(data: &[u8]) -> Verdict {
     if contains(data, b"X-Test-Reject: 451") {
         Verdict::Defer
+    } else if contains(data, b"X-Test-Reject: 421") {
+        Verdict::Refuse(421)
     } else if contains(data, b"X-Test-Reject: 554") {
         Verdict::Reject
     } else {

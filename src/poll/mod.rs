@@ -57,16 +57,13 @@
 //! each message is delivered once.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn, Instrument as _};
 
 use crate::config::Account;
 use crate::deliver::Relay;
-use crate::ledger::{
-    Ledger, MessageRecord, MessageState, PollOutcome, PollReport, RecipientRecord, RecipientState,
-};
+use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport};
 use crate::pop3::Pop3Error;
 use crate::session::{Activity, Listing, Session};
 
@@ -202,7 +199,7 @@ async fn run(
     ending: Ending,
     report: &mut PollReport,
 ) -> Result<Finished, PollError> {
-    let recipients = recipients(account)?;
+    let recipients = recipients::deliver_to(account)?;
     let mut session = match parked {
         Some(mut session) => match session.wake().await {
             Ok(Activity::None) if session.settled => {
@@ -296,7 +293,7 @@ async fn run(
                 continue;
             }
         };
-        let earlier = record.map_or_else(Vec::new, |r| earlier(r, size));
+        let earlier = record.map_or_else(Vec::new, |r| recipients::earlier(r, size));
         plan.push(Step {
             n,
             uid,
@@ -384,31 +381,4 @@ async fn finish(
         parked,
         login_delay,
     })
-}
-
-fn recipients(account: &Account) -> Result<Arc<[String]>, PollError> {
-    account
-        .deliver_to
-        .iter()
-        .map(|a| {
-            crate::smtp::is_address(a)
-                .then(|| a.clone())
-                .ok_or_else(|| PollError::Recipient { address: a.clone() })
-        })
-        .collect()
-}
-
-/// What earlier attempts at this very message (same size) say about its
-/// recipients. Those that have it are never sent it again; those that
-/// refused it for good are skipped while others wait (partial), but asked
-/// again when the whole message comes up for its retry (rejected).
-fn earlier(record: &MessageRecord, size: u64) -> Vec<RecipientRecord> {
-    if !record.is_for(size) {
-        return Vec::new();
-    }
-    let retried = record.state == MessageState::Rejected;
-    (record.recipients.iter())
-        .filter(|r| !retried || r.state == RecipientState::Delivered)
-        .cloned()
-        .collect()
 }

@@ -8,9 +8,12 @@
 //! waiting, alone, so nobody gets it twice. A message nobody has is
 //! rejected as a whole, as before per-recipient outcomes existed.
 
+use std::sync::Arc;
+
+use super::PollError;
 use crate::config::Account;
 use crate::deliver::Outcome;
-use crate::ledger::{RecipientRecord, RecipientState};
+use crate::ledger::{MessageRecord, MessageState, RecipientRecord, RecipientState};
 use crate::multidrop::carries_own_trace;
 
 /// Who `original` (the message as the server sent it) is for: with
@@ -118,6 +121,34 @@ pub(super) fn recorded(outcome: &Outcome) -> (RecipientState, Option<String>) {
         Outcome::Deferred(reason) => (RecipientState::Deferred, Some(reason.clone())),
         Outcome::Rejected(reply) => (RecipientState::Rejected, Some(reply.clone())),
     }
+}
+
+/// The account's `deliver_to`, each checked to be an address.
+pub(super) fn deliver_to(account: &Account) -> Result<Arc<[String]>, PollError> {
+    account
+        .deliver_to
+        .iter()
+        .map(|a| {
+            crate::smtp::is_address(a)
+                .then(|| a.clone())
+                .ok_or_else(|| PollError::Recipient { address: a.clone() })
+        })
+        .collect()
+}
+
+/// What earlier attempts at this very message (same size) say about its
+/// recipients. Those that have it are never sent it again; those that
+/// refused it for good are skipped while others wait (partial), but asked
+/// again when the whole message comes up for its retry (rejected).
+pub(super) fn earlier(record: &MessageRecord, size: u64) -> Vec<RecipientRecord> {
+    if !record.is_for(size) {
+        return Vec::new();
+    }
+    let retried = record.state == MessageState::Rejected;
+    (record.recipients.iter())
+        .filter(|r| !retried || r.state == RecipientState::Delivered)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `popferry adopt ACCOUNT`: record everything the mailbox lists now as
-//! delivered, without fetching it (getmail's `--only-oldmail-file`), for a
-//! mailbox whose mail another program already delivered.
+//! delivered, without fetching it, for a mailbox whose mail another
+//! program already delivered and whose state file is lost.
 
 use std::process::ExitCode;
 

@@ -73,8 +73,8 @@
 #                        was started with, run/NAME.ports its ports
 #
 # Ports (override by exporting the variable before `start`; scripts/test.sh
-# runs bench/run while these are up, and it takes 24110, 24111, 24525, 24995
-# and 24996, so keep clear of those):
+# runs bench/run while these are up, and it takes 24110, 24111, 24525, 24526,
+# 24995 and 24996, so keep clear of those):
 #   POPFERRY_TEST_POP3_PORT           21110  POP3, plain, offers STLS
 #   POPFERRY_TEST_POP3S_PORT          21995  POP3 over implicit TLS
 #   POPFERRY_TEST_SMTP_PORT           22525  smtp-sink, accepts and dumps

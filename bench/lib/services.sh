@@ -9,7 +9,8 @@
 # Nothing here touches the system Dovecot or the test servers' ports.
 #
 # Expects: STATE (runtime folder), BENCH_LIB (this folder), PY, and the port
-# variables POP3_PORT POP3S_PORT PROXY_PORT PROXYS_PORT SINK_PORT.
+# variables POP3_PORT POP3S_PORT PROXY_PORT PROXYS_PORT SINK_PORT
+# PROXY_SMTP_PORT.
 
 MAIL_USER=popferry-bench
 MAILBOX_USER=bench          # the POP3 login
@@ -157,8 +158,9 @@ start_services() {
         /usr/sbin/dovecot -F -c "$STATE/dovecot/dovecot.conf"
     : >"$SINK_LOG"
     launch sink "$SINK_PORT" -- "$PY" "$BENCH_LIB/sink.py" --port "$SINK_PORT" --log "$SINK_LOG"
-    launch proxy "$PROXY_PORT" "$PROXYS_PORT" -- "$PY" "$BENCH_LIB/proxy.py" \
-        --delay-ms "$PROXY_DELAY_MS" "$PROXY_PORT=$POP3_PORT" "$PROXYS_PORT=$POP3S_PORT"
+    launch proxy "$PROXY_PORT" "$PROXYS_PORT" "$PROXY_SMTP_PORT" -- "$PY" "$BENCH_LIB/proxy.py" \
+        --delay-ms "$PROXY_DELAY_MS" "$PROXY_PORT=$POP3_PORT" "$PROXYS_PORT=$POP3S_PORT" \
+        "$PROXY_SMTP_PORT=$SINK_PORT"
 }
 
 # refill_mailbox COUNT SIZE EXPECTED: a brand-new mailbox (no index, no

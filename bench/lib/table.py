@@ -23,6 +23,7 @@ TITLES = {
     "c": "c: {polls} empty polls, TLS",
     "d": "d: {n} x {size}, 20 ms RTT",
     "e": "e: {n} x {size}, plain",
+    "f": "f: {n} x {size}, relay at 20 ms RTT",
 }
 
 

@@ -8,8 +8,9 @@
 #   STARTS   how many times CMD is started (scenario c: once per poll)
 #   OKRC     exit statuses that count as success
 #   RECEIVED "sink", or the Maildir the tool delivered to
-# It reads the scenario's POP_PORT, POP_TLS (0 or 1) and POLLS, and the
-# bench's SINK_PORT, CA_FILE, MAILBOX_USER, MAILBOX_PASS, RCPT.
+# It reads the scenario's POP_PORT, POP_TLS (0 or 1), POLLS and SMTP_PORT
+# (the sink, or the proxy in front of it), and the bench's CA_FILE,
+# MAILBOX_USER, MAILBOX_PASS, RCPT.
 #
 # Every peer gets its fastest native setup that still deletes what it
 # fetched and hands each message to the sink (except mpop-maildir, the
@@ -52,7 +53,7 @@ state = "$dir/ledger.db"
 
 [smtp]
 host = "127.0.0.1"
-port = $SINK_PORT
+port = $SMTP_PORT
 tls = "none"
 helo_name = "popferry.bench.test"
 timeout = "300s"
@@ -77,7 +78,7 @@ EOF
 setup_limit() {
     CMD=("$PY" "$BENCH_LIB/limit.py" relay --pop3-port "$POP_PORT"
         --user "$MAILBOX_USER" --password "$MAILBOX_PASS"
-        --smtp-port "$SINK_PORT" --rcpt "$RCPT" --polls "$POLLS")
+        --smtp-port "$SMTP_PORT" --rcpt "$RCPT" --polls "$POLLS")
     ((POP_TLS)) && CMD+=(--tls --ca-file "$CA_FILE")
     # Its c polls run in one process: the floor of the protocol work
     # without an interpreter start (see README).
@@ -101,7 +102,7 @@ set no syslog
 set no bouncemail
 poll 127.0.0.1 with proto POP3 service $POP_PORT auth password timeout 300
   user "$MAILBOX_USER" there with password "$MAILBOX_PASS" is "bench" here
-  smtphost "127.0.0.1/$SINK_PORT"
+  smtphost "127.0.0.1/$SMTP_PORT"
   smtpname "$RCPT"
   fetchall
   no keep
@@ -139,7 +140,7 @@ password = $MAILBOX_PASS
 [destination]
 type = MDA_lmtp
 host = 127.0.0.1
-port = $SINK_PORT
+port = $SMTP_PORT
 override = $RCPT
 
 [options]
@@ -163,7 +164,7 @@ tls_host_override localhost"
     if [[ $tool == mpop ]]; then
         # mpop cannot speak SMTP: its documented way to a relay is one
         # msmtp process per message.
-        delivery="delivery mda \"/usr/bin/msmtp --host=127.0.0.1 --port=$SINK_PORT --auth=off --tls=off --from=%F -- $RCPT\""
+        delivery="delivery mda \"/usr/bin/msmtp --host=127.0.0.1 --port=$SMTP_PORT --auth=off --tls=off --from=%F -- $RCPT\""
     else
         mkdir -p "$dir/Maildir"/{new,cur,tmp}
         delivery="delivery maildir $dir/Maildir"

@@ -17,7 +17,7 @@
 # reference that writes a local Maildir instead). Why each option is there
 # is in bench/README.md.
 
-TOOLS_ALL="popferry limit fetchmail getmail mpop mpop-maildir"
+TOOLS_ALL="popferry limit limit-chained fetchmail getmail mpop mpop-maildir"
 
 # Debian packages each tool needs on top of the servers'.
 tool_packages() {
@@ -34,7 +34,7 @@ tool_setup() {
     STARTS=$POLLS OKRC=0 RECEIVED=sink
     case $tool in
     popferry) setup_popferry "$dir" ;;
-    limit) setup_limit ;;
+    limit | limit-chained) setup_limit "$tool" ;;
     fetchmail) setup_fetchmail "$dir" ;;
     getmail) setup_getmail "$dir" ;;
     mpop | mpop-maildir) setup_mpop "$tool" "$dir" ;;
@@ -80,6 +80,8 @@ setup_limit() {
         --user "$MAILBOX_USER" --password "$MAILBOX_PASS"
         --smtp-port "$SMTP_PORT" --rcpt "$RCPT" --polls "$POLLS")
     ((POP_TLS)) && CMD+=(--tls --ca-file "$CA_FILE")
+    # limit-chained: the next MAIL behind the dot, one SMTP round trip a message.
+    [[ $1 == limit-chained ]] && CMD+=(--chain)
     # Its c polls run in one process: the floor of the protocol work
     # without an interpreter start (see README).
     STARTS=1

@@ -198,11 +198,10 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Result<&str, Malformed>)>
     })
 }
 
-/// Checks a unique-id as RFC 1939 defines them: 1 to 70 characters from
-/// 0x21 to 0x7E. Anything else never came from a POP3 server's UIDL.
+/// `uid` if it is a POP3 unique-id: anything else never came from a
+/// server's UIDL.
 fn unique_id(line: usize, uid: &str) -> Result<String, Malformed> {
-    let visible = uid.bytes().all(|b| (0x21..=0x7e).contains(&b));
-    if visible && (1..=70).contains(&uid.len()) {
+    if crate::pop3::reply::is_unique_id(uid) {
         Ok(uid.to_owned())
     } else {
         Err(Malformed::new(

@@ -187,9 +187,14 @@ pub struct ListingError {
     pub line: Printable,
 }
 
-/// Parse `n uid` from a UIDL listing. RFC 1939 limits a unique-id to 1-70
-/// characters in 0x21-0x7E; anything else could not be stored or compared
-/// reliably, so it is refused.
+/// RFC 1939's unique-id: 1-70 characters in 0x21-0x7E. Anything else
+/// could not be stored or compared reliably, and never came from a UIDL.
+pub fn is_unique_id(uid: &str) -> bool {
+    (1..=70).contains(&uid.len()) && uid.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Parse `n uid` from a UIDL listing; a unique-id that is not one
+/// ([`is_unique_id`]) is refused.
 pub fn parse_uidl_line(line: &[u8]) -> Result<(u32, String), ListingError> {
     let bad = || ListingError {
         listing: "UIDL",
@@ -198,8 +203,7 @@ pub fn parse_uidl_line(line: &[u8]) -> Result<(u32, String), ListingError> {
     let text = std::str::from_utf8(line).map_err(|_| bad())?;
     let (number, uid) = text.split_once(' ').ok_or_else(bad)?;
     let number = number.parse().map_err(|_| bad())?;
-    let valid = (1..=70).contains(&uid.len()) && uid.bytes().all(|b| b.is_ascii_graphic());
-    if !valid {
+    if !is_unique_id(uid) {
         return Err(bad());
     }
     Ok((number, uid.to_owned()))

@@ -195,7 +195,7 @@ fn strip_newline(mut text: String) -> String {
 /// The permission bits of a file if group or others have any access to it,
 /// `None` if only its owner does.
 #[cfg(unix)]
-pub(super) fn exposed_mode(metadata: &Metadata) -> Option<u32> {
+pub(crate) fn exposed_mode(metadata: &Metadata) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = metadata.permissions().mode() & 0o7777;
     (mode & 0o077 != 0).then_some(mode)
@@ -203,7 +203,7 @@ pub(super) fn exposed_mode(metadata: &Metadata) -> Option<u32> {
 
 /// Without Unix permission bits there is nothing meaningful to check.
 #[cfg(not(unix))]
-pub(super) fn exposed_mode(_metadata: &Metadata) -> Option<u32> {
+pub(crate) fn exposed_mode(_metadata: &Metadata) -> Option<u32> {
     None
 }
 

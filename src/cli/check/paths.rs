@@ -138,8 +138,7 @@ pub(super) fn secret_file(path: &Path) -> Result<String, String> {
             io::Error::from(e)
         )
     })?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = crate::config::exposed_mode(&meta) {
         return Err(format!(
             "readable by group/others (mode {mode:04o}): run `chmod 600 {shown}`"
         ));
@@ -147,6 +146,7 @@ pub(super) fn secret_file(path: &Path) -> Result<String, String> {
     if meta.len() == 0 {
         return Err("is empty: write the password into it".to_owned());
     }
+    let mode = meta.permissions().mode() & 0o7777;
     Ok(format!("readable by its owner only (mode {mode:04o})"))
 }
 

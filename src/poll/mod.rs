@@ -216,9 +216,11 @@ async fn run(
     };
     let Listing { uids, sizes } = session.listing().await?;
     report.listed = uids.len() as u64;
-    // Only a kept mailbox can be refused, so only then is the ledger asked.
-    let known = !account.keep || ledger.knows_account(&account.name).await?;
-    if refuses_first_poll(account.keep, known, report.listed, options.deliver_existing) {
+    // The ledger is asked only when the listing alone would be refused
+    // for an account it does not know: a kept mailbox over the limit.
+    let refused =
+        |known| refuses_first_poll(account.keep, known, report.listed, options.deliver_existing);
+    if refused(false) && refused(ledger.knows_account(&account.name).await?) {
         session.quit().await?;
         return Err(PollError::FirstPoll {
             account: account.name.clone(),

@@ -285,7 +285,12 @@ impl<'a, 's> Fetch<'a, 's> {
         // of a large message.
         out.reserve_exact(usize::try_from(*size).unwrap_or(0));
         match client.read_body("RETR", out).await {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                // A body longer than LIST said grew by doubling: give the
+                // slack back, so what is held is what `in_memory` counts.
+                out.shrink_to_fit();
+                Ok(true)
+            }
             Err(e) if e.is_too_large() => {
                 let reason = format!("{e}; LIST gave {size} bytes");
                 warn!(uid, "{reason}; left on the server");

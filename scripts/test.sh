@@ -9,7 +9,7 @@
 # Steps: install + start the private Dovecot, Postfix and smtp-sink instances
 # (scripts/services.sh, root or sudo), load their POPFERRY_TEST_* variables,
 # then cargo fmt --check, clippy with -D warnings, cargo test, and (when no
-# test filter is given) the benchmark's ~13 s smoke run against the debug
+# test filter is given) the benchmark's ~25 s smoke run against the debug
 # build, so bench/ cannot rot, and the fuzz targets' smoke run
 # (scripts/fuzz.sh --smoke: 15 s per target, fails on any crash).  The
 # services are stopped again on exit, whatever happens.  Exits with the status of the first step that failed.

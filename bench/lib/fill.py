@@ -1,14 +1,17 @@
 #!/usr/bin/python3
-"""Put COUNT generated messages of SIZE bytes into a Maildir, as an MDA would.
+"""Put COUNT generated messages of SIZE bytes into each Maildir, as an MDA would.
 
-    fill.py --maildir DIR --count N --size BYTES --expected FILE [--owner UID:GID]
+    fill.py --maildir DIR [--maildir DIR ...] --count N --size BYTES --expected FILE
+            [--owner UID:GID]
 
 Each file is written to tmp/ and renamed into new/, named the way Dovecot's
 own delivery names files (",S=<size>,W=<size with CRLF>") so that Dovecot
 can answer LIST and STAT from the names. Files have LF line ends, as Dovecot
 stores mail; POP3 sends them with CRLF.
 
-Every message has a Message-ID unique to this fill (a random tag), headers
+Scenario g fills its 100 mailboxes with one start of this script, not 100.
+Every message has a Message-ID unique to this fill (a random tag, and the
+mailbox's position on the command line), headers
 like real mail, a UTF-8 text part with a line that starts with a dot (it must
 survive dot-stuffing both in POP3 and SMTP), and a base64 attachment of random
 bytes that pads it to SIZE. One line per message goes to --expected:
@@ -73,7 +76,7 @@ def make(i, count, size, tag, rng):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--maildir", required=True)
+    ap.add_argument("--maildir", required=True, action="append")
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--size", type=int, required=True)
     ap.add_argument("--expected", required=True)
@@ -83,24 +86,25 @@ def main():
     uid = gid = -1
     if a.owner:
         uid, gid = (int(x) for x in a.owner.split(":"))
-    for sub in ("tmp", "new", "cur"):
-        os.makedirs(os.path.join(a.maildir, sub), exist_ok=True)
     tag = "%x.%x" % (time.time_ns() // 1000, random.getrandbits(40))
     rng = random.Random(tag)
     stem = "%d.M%dP%d" % (time.time(), time.time_ns() // 1000 % 1000000, os.getpid())
     with open(a.expected, "w") as expected:
-        for i in range(1, a.count + 1):
-            data, mid = make(i, a.count, a.size, tag, rng)
-            wire = data.replace(b"\n", b"\r\n")
-            body = wire[wire.index(b"\r\n\r\n") + 4:]
-            name = "%sQ%d.bench,S=%d,W=%d" % (stem, i, len(data), len(wire))
-            tmp = os.path.join(a.maildir, "tmp", name)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            if uid >= 0:
-                os.chown(tmp, uid, gid)
-            os.rename(tmp, os.path.join(a.maildir, "new", name))
-            expected.write("%s\t%s\t%d\n" % (mid, hashlib.sha1(body).hexdigest(), len(wire)))
+        for box, maildir in enumerate(a.maildir):
+            for sub in ("tmp", "new", "cur"):
+                os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+            for i in range(1, a.count + 1):
+                data, mid = make(i, a.count, a.size, "%s.%d" % (tag, box), rng)
+                wire = data.replace(b"\n", b"\r\n")
+                body = wire[wire.index(b"\r\n\r\n") + 4:]
+                name = "%sQ%d.bench,S=%d,W=%d" % (stem, i, len(data), len(wire))
+                tmp = os.path.join(maildir, "tmp", name)
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                if uid >= 0:
+                    os.chown(tmp, uid, gid)
+                os.rename(tmp, os.path.join(maildir, "new", name))
+                expected.write("%s\t%s\t%d\n" % (mid, hashlib.sha1(body).hexdigest(), len(wire)))
 
 
 if __name__ == "__main__":

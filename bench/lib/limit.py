@@ -3,7 +3,8 @@
 
     limit.py relay --pop3-port P [--tls --ca-file F] --user U --password W
                    --smtp-port S --rcpt ADDR [--polls N] [--chain]
-    limit.py stat  --pop3-port P --user U --password W    (prints "<count> <octets>")
+    limit.py stat  --pop3-port P --user U [--user U ...] --password W
+                   (prints "<count> <octets>", summed over the mailboxes)
 
 relay: log in (USER, PASS and STAT in one flight), then send RETR i + DELE i
 for every message while a reader takes the replies off the wire; each
@@ -38,7 +39,7 @@ class ProtocolError(Exception):
     pass
 
 
-async def pop3_login(a):
+async def pop3_login(a, user):
     tls = None
     if a.tls:
         tls = ssl.create_default_context(cafile=a.ca_file)
@@ -46,7 +47,7 @@ async def pop3_login(a):
                                          server_hostname="localhost" if tls else None,
                                          limit=LIMIT)
     await ok(r)                                             # greeting
-    w.write(b"USER %s\r\nPASS %s\r\nSTAT\r\n" % (a.user.encode(), a.password.encode()))
+    w.write(b"USER %s\r\nPASS %s\r\nSTAT\r\n" % (user.encode(), a.password.encode()))
     await ok(r)
     await ok(r)
     stat = (await ok(r)).split()
@@ -125,12 +126,23 @@ async def relay(a, r, w, n):
     sw.close()
 
 
+async def stat(a):
+    # One total for all mailboxes (scenario g has 100): 0 means every one
+    # of them is empty.
+    messages = octets = 0
+    for user in a.user:
+        r, w, n, size = await pop3_login(a, user)
+        messages, octets = messages + n, octets + size
+        await pop3_quit(r, w)
+    print(messages, octets)
+
+
 async def main(a):
+    if a.mode == "stat":
+        return await stat(a)
     for _ in range(a.polls):
-        r, w, n, octets = await pop3_login(a)
-        if a.mode == "stat":
-            print(n, octets)
-        elif n:
+        r, w, n, _ = await pop3_login(a, a.user[0])
+        if n:
             await relay(a, r, w, n)
         await pop3_quit(r, w)
 
@@ -141,7 +153,8 @@ if __name__ == "__main__":
     ap.add_argument("--pop3-port", type=int, required=True)
     ap.add_argument("--tls", action="store_true", help="implicit TLS")
     ap.add_argument("--ca-file")
-    ap.add_argument("--user", required=True)
+    ap.add_argument("--user", required=True, action="append",
+                    help="the mailbox; stat takes several")
     ap.add_argument("--password", required=True)
     ap.add_argument("--smtp-port", type=int)
     ap.add_argument("--rcpt", default="bench@bench.test")
@@ -149,6 +162,8 @@ if __name__ == "__main__":
     ap.add_argument("--chain", action="store_true",
                     help="send the next MAIL behind the end-of-data dot")
     args = ap.parse_args()
+    if args.mode == "relay" and len(args.user) > 1:
+        ap.error("relay moves one mailbox: give --user once")
     try:
         asyncio.run(main(args))
     except (ProtocolError, OSError, asyncio.IncompleteReadError) as e:

@@ -15,11 +15,11 @@
 MAIL_USER=popferry-bench
 MAILBOX_USER=bench          # the POP3 login
 MAILBOX_PASS=pw
+MAILBOX_USERS=("$MAILBOX_USER")   # every mailbox of the scenario (see set_mailboxes)
 RUN=$STATE/run
 LOG=$STATE/log
 TLS=$STATE/tls
 CA_FILE=$TLS/ca.pem
-MAILDIR=$STATE/mail/$MAILBOX_USER/Maildir
 SINK_LOG=$STATE/sink/messages.log
 SERVICES=(dovecot sink proxy)   # start order; stopped in reverse
 
@@ -77,7 +77,8 @@ ssl_dh = </usr/share/dovecot/dh.pem
 
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-# Static password: password hashing is not what is measured.
+# Static password: password hashing is not what is measured. Any user name
+# logs in, so scenario g's 100 mailboxes need no user list.
 passdb {
   driver = static
   args = password=$MAILBOX_PASS
@@ -118,6 +119,9 @@ service pop3-login {
 service pop3 {
   service_count = 0
   process_min_avail = 2
+  # One process per session: scenario g opens 100 at once, and at the
+  # default limit (100) the last of them would wait for a free process.
+  process_limit = 256
 }
 service auth {
   client_limit = 2048
@@ -152,8 +156,8 @@ start_services() {
         die "generated Dovecot config is invalid: $STATE/dovecot/dovecot.conf"
     # A master.pid left by a killed instance would stop Dovecot from starting.
     rm -rf "$STATE/dovecot/base"
-    rm -rf "$STATE/mail/$MAILBOX_USER"
-    install -d -o "$uid" -g "$gid" "$STATE/mail/$MAILBOX_USER" "$MAILDIR"
+    # Mailboxes of an earlier bench (g's 100 included); each run fills its own.
+    find "$STATE/mail" -mindepth 1 -delete
     launch dovecot "$POP3_PORT" "$POP3S_PORT" -- \
         /usr/sbin/dovecot -F -c "$STATE/dovecot/dovecot.conf"
     : >"$SINK_LOG"
@@ -163,22 +167,37 @@ start_services() {
         "$PROXY_SMTP_PORT=$SINK_PORT"
 }
 
-# refill_mailbox COUNT SIZE EXPECTED: a brand-new mailbox (no index, no
-# uidlist) holding COUNT fresh messages; Dovecot has indexed it on return.
-refill_mailbox() {
-    local owner
-    owner="$(id -u "$MAIL_USER"):$(id -g "$MAIL_USER")"
-    find "$MAILDIR" -mindepth 1 -delete
-    install -d -o "${owner%:*}" -g "${owner#*:}" "$MAILDIR"/{new,cur,tmp}
-    "$PY" "$BENCH_LIB/fill.py" --maildir "$MAILDIR" --count "$1" --size "$2" \
-        --expected "$3" --owner "$owner"
-    # The first session moves new/ to cur/ and builds the index: untimed.
-    local stat
-    stat=$(mailbox_stat) || die "cannot log in to the bench Dovecot"
-    [[ ${stat%% *} == "$1" ]] || die "mailbox holds '$stat' after filling $1 messages"
+# set_mailboxes COUNT: MAILBOX_USERS becomes the scenario's logins: the one
+# "bench" mailbox, or bench001 ... for several (scenario g).
+set_mailboxes() {
+    MAILBOX_USERS=("$MAILBOX_USER")
+    (($1 > 1)) || return 0
+    mapfile -t MAILBOX_USERS < <(seq -f "$MAILBOX_USER%03g" "$1")
 }
 
-mailbox_stat() {   # prints "<messages> <octets>"
+# refill_mailbox COUNT SIZE EXPECTED: every mailbox of MAILBOX_USERS brand
+# new (no index, no uidlist) and holding COUNT fresh messages; Dovecot has
+# indexed them on return.
+refill_mailbox() {
+    local owner u dirs=() maildirs=()
+    owner="$(id -u "$MAIL_USER"):$(id -g "$MAIL_USER")"
+    for u in "${MAILBOX_USERS[@]}"; do
+        rm -rf "$STATE/mail/$u"
+        dirs+=("$STATE/mail/$u" "$STATE/mail/$u/Maildir"{,/new,/cur,/tmp})
+        maildirs+=(--maildir "$STATE/mail/$u/Maildir")
+    done
+    install -d -o "${owner%:*}" -g "${owner#*:}" "${dirs[@]}"
+    "$PY" "$BENCH_LIB/fill.py" "${maildirs[@]}" --count "$1" --size "$2" \
+        --expected "$3" --owner "$owner"
+    # The first session moves new/ to cur/ and builds the index: untimed.
+    local stat want=$(($1 * ${#MAILBOX_USERS[@]}))
+    stat=$(mailbox_stat) || die "cannot log in to the bench Dovecot"
+    [[ ${stat%% *} == "$want" ]] || die "mailboxes hold '$stat' after filling $want messages"
+}
+
+mailbox_stat() {   # prints "<messages> <octets>" over all of MAILBOX_USERS
+    local u users=()
+    for u in "${MAILBOX_USERS[@]}"; do users+=(--user "$u"); done
     "$PY" "$BENCH_LIB/limit.py" stat --pop3-port "$POP3_PORT" \
-        --user "$MAILBOX_USER" --password "$MAILBOX_PASS"
+        "${users[@]}" --password "$MAILBOX_PASS"
 }

@@ -4,8 +4,9 @@
     table.py RUNS.tsv
 
 Columns of RUNS.tsv, as bench/run writes them:
-    scenario tool round messages size polls octets wall_s rss_kib cpu_s verdict detail
-(size: each message's nominal size; octets: all messages on the wire, CRLF)
+    scenario tool round messages size polls octets wall_s rss_kib cpu_s verdict detail accounts
+(messages: over all mailboxes; size: each message's nominal size; octets: all
+messages on the wire, CRLF; accounts: mailboxes, absent in older files)
 
 Per scenario and tool: the median wall time (and min-max) over all runs;
 msgs/s and MB/s from that median (for c, ms per poll instead); the median
@@ -24,6 +25,7 @@ TITLES = {
     "d": "d: {n} x {size}, 20 ms RTT",
     "e": "e: {n} x {size}, plain",
     "f": "f: {n} x {size}, relay at 20 ms RTT",
+    "g": "g: {accounts} accounts x {per} x {size}, plain",
 }
 
 
@@ -37,10 +39,12 @@ def main(path):
     runs = collections.OrderedDict()
     with open(path) as f:
         for line in f:
-            scen, tool, _, n, size, polls, octets, wall, rss, cpu, verdict = line.split("\t")[:11]
+            fields = line.rstrip("\n").split("\t")
+            scen, tool, _, n, size, polls, octets, wall, rss, cpu, verdict = fields[:11]
+            accounts = int(fields[12]) if len(fields) > 12 else 1
             runs.setdefault((scen, tool), []).append(
                 (int(n), int(polls), int(octets), float(wall), int(rss), float(cpu), verdict,
-                 int(size)))
+                 int(size), accounts))
 
     base = {scen: statistics.median(r[3] for r in rs)
             for (scen, tool), rs in runs.items() if tool == "popferry"}
@@ -51,7 +55,9 @@ def main(path):
         n, polls, octets = rs[0][:3]
         walls = [r[3] for r in rs]
         wall = statistics.median(walls)
-        title = TITLES.get(scen, scen).format(n=n, polls=polls, size=size_text(rs[0][7]))
+        accounts = rs[0][8]
+        title = TITLES.get(scen, scen).format(n=n, polls=polls, size=size_text(rs[0][7]),
+                                              accounts=accounts, per=n // accounts)
         if scen == "c":
             rate, mbs = "%.1f ms/poll" % (wall / polls * 1000), "-"
         else:

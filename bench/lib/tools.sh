@@ -8,9 +8,11 @@
 #   STARTS   how many times CMD is started (scenario c: once per poll)
 #   OKRC     exit statuses that count as success
 #   RECEIVED "sink", or the Maildir the tool delivered to
-# It reads the scenario's POP_PORT, POP_TLS (0 or 1), POLLS and SMTP_PORT
-# (the sink, or the proxy in front of it), and the bench's CA_FILE,
-# MAILBOX_USER, MAILBOX_PASS, RCPT.
+# It reads the scenario's POP_PORT, POP_TLS (0 or 1), POLLS, SMTP_PORT
+# (the sink, or the proxy in front of it) and MAILBOX_USERS (one login, or
+# scenario g's 100: each tool then takes them all in its native
+# multi-account way, see bench/README.md), and the bench's CA_FILE,
+# MAILBOX_PASS, RCPT.
 #
 # Every peer gets its fastest native setup that still deletes what it
 # fetched and hands each message to the sink (except mpop-maildir, the
@@ -34,7 +36,7 @@ tool_setup() {
     STARTS=$POLLS OKRC=0 RECEIVED=sink
     case $tool in
     popferry) setup_popferry "$dir" ;;
-    limit | limit-chained) setup_limit "$tool" ;;
+    limit | limit-chained) setup_limit "$tool" "$dir" ;;
     fetchmail) setup_fetchmail "$dir" ;;
     getmail) setup_getmail "$dir" ;;
     mpop | mpop-maildir) setup_mpop "$tool" "$dir" ;;
@@ -57,31 +59,46 @@ port = $SMTP_PORT
 tls = "none"
 helo_name = "popferry.bench.test"
 timeout = "300s"
+EOF
+    # One [[account]] per mailbox; fetch polls them all at once.
+    local u
+    for u in "${MAILBOX_USERS[@]}"; do
+        cat >>"$dir/popferry.toml" <<EOF
 
 [[account]]
-name = "bench"
+name = "$u"
 host = "127.0.0.1"
 port = $POP_PORT
 tls = "$tls"
 ca_file = "$CA_FILE"
-username = "$MAILBOX_USER"
+username = "$u"
 password = "$MAILBOX_PASS"
 deliver_to = ["$RCPT"]
 timeout = "300s"
 # Above the default 64 MiB, for scenario e's 100 MiB message.
 max_message_size = "1GiB"
 EOF
+    done
     chmod 600 "$dir/popferry.toml"
     CMD=("$POPFERRY" fetch --config "$dir/popferry.toml")
 }
 
 setup_limit() {
+    local dir=$2
     CMD=("$PY" "$BENCH_LIB/limit.py" relay --pop3-port "$POP_PORT"
-        --user "$MAILBOX_USER" --password "$MAILBOX_PASS"
+        --password "$MAILBOX_PASS"
         --smtp-port "$SMTP_PORT" --rcpt "$RCPT" --polls "$POLLS")
     ((POP_TLS)) && CMD+=(--tls --ca-file "$CA_FILE")
     # limit-chained: the next MAIL behind the dot, one SMTP round trip a message.
     [[ $1 == limit-chained ]] && CMD+=(--chain)
+    if ((${#MAILBOX_USERS[@]} > 1)); then
+        # Scenario g: one client per mailbox, all at once; xargs fails
+        # (123) if any of them does.
+        printf '%s\n' "${MAILBOX_USERS[@]}" >"$dir/users"
+        CMD=(xargs -a "$dir/users" -P "${#MAILBOX_USERS[@]}" -I '{}' "${CMD[@]}" --user '{}')
+    else
+        CMD+=(--user "${MAILBOX_USERS[0]}")
+    fi
     # Its c polls run in one process: the floor of the protocol work
     # without an interpreter start (see README).
     STARTS=1
@@ -98,12 +115,14 @@ setup_fetchmail() {
     # fetchall + no keep: fetch everything, delete it, no UIDL bookkeeping;
     # no rewrite / no mimedecode: pass messages through untouched; the
     # *limit 0 options: everything in one session and one SMTP connection;
-    # smtpname forces the envelope recipient.
-    cat >"$dir/fetchmailrc" <<EOF
-set no syslog
-set no bouncemail
-poll 127.0.0.1 with proto POP3 service $POP_PORT auth password timeout 300
-  user "$MAILBOX_USER" there with password "$MAILBOX_PASS" is "bench" here
+    # smtpname forces the envelope recipient. One poll entry per mailbox
+    # (named for it, via the server): fetchmail polls them one after another.
+    printf '%s\n' "set no syslog" "set no bouncemail" >"$dir/fetchmailrc"
+    local u
+    for u in "${MAILBOX_USERS[@]}"; do
+        cat >>"$dir/fetchmailrc" <<EOF
+poll $u via 127.0.0.1 with proto POP3 service $POP_PORT auth password timeout 300
+  user "$u" there with password "$MAILBOX_PASS" is "bench" here
   smtphost "127.0.0.1/$SMTP_PORT"
   smtpname "$RCPT"
   fetchall
@@ -115,6 +134,7 @@ poll 127.0.0.1 with proto POP3 service $POP_PORT auth password timeout 300
   fetchlimit 0
   $tls
 EOF
+    done
     chmod 600 "$dir/fetchmailrc"
     CMD=(env HOME="$dir" FETCHMAILHOME="$dir" fetchmail --nodetach -f "$dir/fetchmailrc")
     OKRC="0 1"   # 1 means "no mail", the normal result of scenario c
@@ -131,12 +151,17 @@ ssl_cert_hostname = localhost"
     fi
     # getmail6 has no SMTP destination; LMTP over TCP (one connection for
     # the run) is its fastest way into a mail server, and the sink speaks it.
-    cat >"$dir/getmailrc" <<EOF
+    # One rc file per mailbox, all in one run: getmail takes them in turn.
+    local u
+    CMD=(getmail --getmaildir "$dir")
+    for u in "${MAILBOX_USERS[@]}"; do
+        CMD+=(--rcfile "getmailrc-$u")
+        cat >"$dir/getmailrc-$u" <<EOF
 [retriever]
 $retriever
 server = 127.0.0.1
 port = $POP_PORT
-username = $MAILBOX_USER
+username = $u
 password = $MAILBOX_PASS
 
 [destination]
@@ -150,7 +175,7 @@ verbose = 0
 read_all = true
 delete = true
 EOF
-    CMD=(getmail --getmaildir "$dir" --rcfile getmailrc)
+    done
 }
 
 setup_mpop() {
@@ -172,19 +197,25 @@ tls_host_override localhost"
         delivery="delivery maildir $dir/Maildir"
         RECEIVED=$dir/Maildir
     fi
-    cat >"$dir/mpoprc" <<EOF
-account bench
+    # One account per mailbox; mpop -a fetches them one after another.
+    : >"$dir/mpoprc"
+    local u
+    for u in "${MAILBOX_USERS[@]}"; do
+        cat >>"$dir/mpoprc" <<EOF
+account $u
 host 127.0.0.1
 port $POP_PORT
-user $MAILBOX_USER
+user $u
 password $MAILBOX_PASS
 auth user
 $tls
-uidls_file $dir/uidls
+uidls_file $dir/uidls-$u
 keep off
 only_new off
 $delivery
+
 EOF
+    done
     chmod 600 "$dir/mpoprc"
     CMD=(env HOME="$dir" mpop -C "$dir/mpoprc" -q -a)
 }

@@ -114,7 +114,10 @@ async fn empty_polls_show_in_status_within_the_flush_interval_and_exactly_after_
     );
     assert_eq!(entry["last_poll"], polls[0], "{entry}");
     let text = config.run(&["status", "idle"]).stdout;
-    let line = format!("ok: nothing new ({} empty polls since ", pop3.commands("WAKE"));
+    let line = format!(
+        "ok: nothing new ({} empty polls since ",
+        pop3.commands("WAKE")
+    );
     assert!(text.contains(&line), "{text}");
 }
 

@@ -25,6 +25,7 @@ use crate::deliver::Relays;
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::http::ListenError;
 use crate::metrics::Metrics;
+use crate::poll::line_with_causes;
 use crate::scheduler::{AccountTask, Shared};
 
 /// Why the daemon could not start.
@@ -77,6 +78,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         })
     };
+    let flusher = {
+        let ledger = shared.ledger.clone();
+        let every = config.daemon.empty_poll_flush;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                flush_empty_polls(&ledger).await;
+            }
+        })
+    };
     info!(accounts = config.accounts.len(), "running");
     let health = metrics.as_ref().map(|(exported, _)| exported.health());
     health.inspect(|health| health.set_running(true));
@@ -107,11 +118,24 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         );
     }
     tokio::time::timeout(grace, shared.pool.close()).await.ok();
+    flusher.abort();
+    flush_empty_polls(&shared.ledger).await;
     if let Some((_, server)) = &metrics {
         server.abort();
     }
     info!("stopped");
     Ok(())
+}
+
+/// Writes the polls that found nothing; a failure leaves them counted for
+/// the next try, and costs nothing but `status` lagging meanwhile.
+async fn flush_empty_polls(ledger: &Ledger) {
+    if let Err(e) = ledger.flush_empty_polls().await {
+        warn!(
+            error = line_with_causes(&e),
+            "cannot write the polls that found nothing"
+        );
+    }
 }
 
 /// The accounts running now and what starting another needs.

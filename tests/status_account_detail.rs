@@ -167,6 +167,7 @@ async fn json_has_every_documented_field() {
                 "deferred",
                 "deleted",
                 "delivered",
+                "empty_polls",
                 "error",
                 "finished_at",
                 "finished_at_unix",

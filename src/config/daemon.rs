@@ -29,6 +29,10 @@ pub struct Daemon {
     pub shutdown_timeout: Duration,
     /// Longest wait between attempts of a failing account.
     pub max_backoff: Duration,
+    /// How often pooled polls that found nothing are written to the
+    /// ledger (they are counted in memory in between): the most `status`
+    /// lags behind for an account whose polls find nothing.
+    pub empty_poll_flush: Duration,
     /// Where `/metrics` and `/healthz` are served; none without the key,
     /// since an open port is not something to get by surprise.
     pub metrics_listen: Option<SocketAddr>,
@@ -56,6 +60,7 @@ impl Default for Daemon {
             keepalive: Duration::from_secs(4 * 60),
             shutdown_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30 * 60),
+            empty_poll_flush: Duration::from_secs(30),
             metrics_listen: None,
             log_format: None,
         }
@@ -94,6 +99,7 @@ pub(super) struct RawDaemon {
     keepalive: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     max_backoff: Option<Spanned<String>>,
+    empty_poll_flush: Option<Spanned<String>>,
     metrics_listen: Option<Spanned<String>>,
     log_format: Option<Spanned<String>>,
 }
@@ -139,6 +145,12 @@ impl Scope<'_> {
                 "max_backoff",
                 raw.max_backoff.as_ref(),
                 d.max_backoff,
+                SECOND,
+            )?,
+            empty_poll_flush: self.duration(
+                "empty_poll_flush",
+                raw.empty_poll_flush.as_ref(),
+                d.empty_poll_flush,
                 SECOND,
             )?,
             metrics_listen: raw

@@ -11,6 +11,7 @@ const DURATIONS: &[&str] = &[
     "keepalive",
     "shutdown_timeout",
     "max_backoff",
+    "empty_poll_flush",
 ];
 
 /// A plain replacement for a type error about the key at dotted path

@@ -203,8 +203,12 @@ impl Ledger {
     /// Applies `changes` in order, in one transaction: one fsync for a
     /// whole batch of messages. Once this returns `Ok` every delivered or
     /// quarantined message in the batch may be deleted from the server;
-    /// on an error none of them may.
+    /// on an error none of them may. No changes is no transaction: a poll
+    /// that found nothing should not pay a trip to the blocking pool.
     pub async fn commit(&self, account: &str, changes: Vec<Change>) -> Result<(), LedgerError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let account = account.to_owned();
         self.run("record deliveries", move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -26,6 +26,7 @@
 //! the next poll send the DELE.
 
 mod change;
+mod empty_polls;
 mod error;
 mod imported;
 mod messages;
@@ -70,6 +71,8 @@ struct Inner {
     /// Only for error messages and logs.
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Empty polls counted but not written yet (`empty_polls.rs`).
+    empty: Mutex<empty_polls::Pending>,
     /// The polling lock of [`Ledger::open`], released when the last clone
     /// is dropped (or the process ends).
     _lock: Option<File>,
@@ -166,6 +169,7 @@ impl Ledger {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 conn: Mutex::new(conn),
+                empty: Mutex::default(),
                 _lock: lock,
             }),
         })

@@ -6,7 +6,7 @@ use std::fmt;
 use rusqlite::types::{ToSqlOutput, Type};
 use rusqlite::{params, Row, ToSql, TransactionBehavior};
 
-use super::{get_u64, now, sql_int, Ledger, LedgerError};
+use super::{empty_polls, get_u64, now, sql_int, Ledger, LedgerError};
 
 /// How many polls of each account are kept. `status` shows the latest, and
 /// `status ACCOUNT` the latest ten; the rest are for an operator digging
@@ -80,10 +80,16 @@ pub struct PollSummary {
     pub deferred: u64,
     pub rejected: u64,
     pub error: Option<String>,
+    /// 0 for a poll written as it ran; n > 0 for a row that stands for n
+    /// consecutive pooled polls that found nothing (`empty_polls.rs`),
+    /// from `started_at` (the first's start) to `finished_at` (the last's
+    /// end).
+    pub empty_polls: u64,
 }
 
 /// Reads a poll row's columns from `first` on: started_at, finished_at,
-/// outcome, listed, delivered, deleted, deferred, rejected, error.
+/// outcome, listed, delivered, deleted, deferred, rejected, error,
+/// empty_polls.
 pub(super) fn poll_summary(row: &Row<'_>, first: usize) -> rusqlite::Result<PollSummary> {
     Ok(PollSummary {
         started_at: row.get(first)?,
@@ -95,6 +101,7 @@ pub(super) fn poll_summary(row: &Row<'_>, first: usize) -> rusqlite::Result<Poll
         deferred: get_u64(row, first + 6)?,
         rejected: get_u64(row, first + 7)?,
         error: row.get(first + 8)?,
+        empty_polls: get_u64(row, first + 9)?,
     })
 }
 
@@ -113,27 +120,38 @@ fn outcome(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<PollOutcome>>
 }
 
 impl Ledger {
-    /// Records that a poll of `account` begins, and trims the account's
+    /// Records that a poll of `account` begins, after the account's empty
+    /// polls not written yet (`empty_polls.rs`), and trims the account's
     /// history to the latest polls.
     pub async fn start_poll(&self, account: &str) -> Result<PollId, LedgerError> {
         let account = account.to_owned();
-        self.run_unsynced("record the start of a poll", move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO poll (account, started_at) VALUES (?1, ?2)",
-                params![account, now()],
-            )?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "DELETE FROM poll WHERE account = ?1 AND id <= (
+        let empty = self.take_empty_run(&account);
+        let name = account.clone();
+        let started = self
+            .run_unsynced("record the start of a poll", move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if let Some(run) = empty {
+                    empty_polls::write(&tx, &account, run)?;
+                }
+                tx.execute(
+                    "INSERT INTO poll (account, started_at) VALUES (?1, ?2)",
+                    params![account, now()],
+                )?;
+                let id = tx.last_insert_rowid();
+                tx.execute(
+                    "DELETE FROM poll WHERE account = ?1 AND id <= (
                      SELECT id FROM poll WHERE account = ?1
                      ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                params![account, POLL_HISTORY],
-            )?;
-            tx.commit()?;
-            Ok(PollId(id))
-        })
-        .await
+                    params![account, POLL_HISTORY],
+                )?;
+                tx.commit()?;
+                Ok(PollId(id))
+            })
+            .await;
+        if let (Err(_), Some(run)) = (&started, empty) {
+            self.restore(vec![(name, run)]);
+        }
+        started
     }
 
     /// Records how the poll `id` ended. Finishing a poll twice, or one that

@@ -118,7 +118,8 @@ SELECT a.account,
        coalesce(l.delivered, 0), coalesce(l.waiting, 0),
        coalesce(l.rejected, 0), coalesce(l.quarantined, 0),
        p.started_at, p.finished_at, p.outcome,
-       p.listed, p.delivered, p.deleted, p.deferred, p.rejected, p.error
+       p.listed, p.delivered, p.deleted, p.deferred, p.rejected, p.error,
+       p.empty_polls
 FROM accounts AS a
 LEFT JOIN totals AS t ON t.account = a.account
 LEFT JOIN listed AS l ON l.account = a.account
@@ -155,7 +156,7 @@ pub(super) fn statuses(conn: &Connection) -> rusqlite::Result<Vec<AccountStatus>
 fn recent_polls(conn: &Connection, account: &str) -> rusqlite::Result<Vec<PollSummary>> {
     let mut stmt = conn.prepare(
         "SELECT started_at, finished_at, outcome, listed, delivered, deleted, deferred,
-                rejected, error
+                rejected, error, empty_polls
          FROM poll WHERE account = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map((account, RECENT_POLLS as i64), |row| poll_summary(row, 0))?;

@@ -5,7 +5,8 @@
 //! 1. connect (implicit TLS, or STLS when `tls = "starttls"`), CAPA, log in
 //!    ([`Session::open`]); or, for the daemon, WAKE the session parked after
 //!    the previous poll. `[ACTIVITY/NONE]` after a settled poll means
-//!    nothing arrived and nothing is left to do: straight to step 4;
+//!    nothing arrived and nothing is left to do: straight to step 4, and
+//!    the poll is counted in memory, not written (`history.rs`);
 //! 2. UIDL and LIST (sent together where the server offers PIPELINING):
 //!    the server's snapshot of the mailbox. A kept mailbox the ledger knows
 //!    nothing of that lists more than [`FIRST_POLL_LIMIT`] messages stops
@@ -72,6 +73,7 @@ mod decide;
 mod error;
 mod fetch;
 mod guard;
+mod history;
 mod options;
 mod recipients;
 mod record;
@@ -83,6 +85,7 @@ pub use decide::{decide, Action};
 use decide::{now, retry_at};
 pub use error::{line_with_causes, PollError};
 pub use guard::{refuses_first_poll, FIRST_POLL_LIMIT};
+use history::History;
 pub use options::{Ending, Events, PollEvents, PollOptions, StopFlag};
 use record::Tally;
 use transfer::{transfer, Context, Step};
@@ -111,7 +114,7 @@ pub async fn poll(
 }
 
 /// Poll `account` once, waking `parked` if given, and record the poll in
-/// the ledger. With [`Ending::Park`] the session comes back asleep when the
+/// the ledger (or only count it, when the WAKE found nothing). With [`Ending::Park`] the session comes back asleep when the
 /// server allows it.
 pub async fn poll_session(
     account: &Account,
@@ -122,28 +125,34 @@ pub async fn poll_session(
     ending: Ending,
 ) -> Polled {
     let started = Instant::now();
-    let id = match ledger.start_poll(&account.name).await {
-        Ok(id) => id,
-        Err(e) => {
+    let span = tracing::info_span!("poll", id = tracing::field::Empty);
+    let mut history = History::new(ledger, &account.name, span.clone());
+    if parked.is_none() {
+        if let Err(e) = history.begin().await {
             return Polled {
                 result: Err(e.into()),
                 parked,
                 login_delay: None,
-            }
+            };
         }
-    };
-    // The ledger's poll id ties each log line to the poll's row, which
-    // `popferry status` shows.
-    let span = tracing::info_span!("poll", id = %id);
+    }
     let mut report = PollReport::default();
-    let result = run(account, ledger, relay, options, parked, ending, &mut report)
-        .instrument(span.clone())
-        .await;
+    let result = run(
+        account,
+        relay,
+        options,
+        parked,
+        ending,
+        &mut report,
+        &mut history,
+    )
+    .instrument(span.clone())
+    .await;
     if let Err(e) = &result {
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
     }
-    let result = match (result, ledger.finish_poll(id, &report).await) {
+    let result = match (result, history.end(&report).await) {
         (Ok(finished), Ok(())) => Ok(finished),
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
@@ -192,13 +201,14 @@ struct Finished {
 
 async fn run(
     account: &Account,
-    ledger: &Ledger,
     relay: &Relay,
     options: &PollOptions,
     parked: Option<Session>,
     ending: Ending,
     report: &mut PollReport,
+    history: &mut History<'_>,
 ) -> Result<Finished, PollError> {
+    let ledger = history.ledger;
     let recipients = recipients::deliver_to(account)?;
     let mut session = match parked {
         Some(mut session) => match session.wake().await {
@@ -206,8 +216,12 @@ async fn run(
                 debug!("WAKE: nothing new");
                 return finish(session, account, ledger, ending, Vec::new(), true, report).await;
             }
-            Ok(_) => session,
+            Ok(_) => {
+                history.begin().await?;
+                session
+            }
             Err(e) => {
+                history.begin().await?;
                 info!(error = %e, "pooled connection unusable; logging in afresh");
                 Session::open(account).await?
             }

@@ -67,6 +67,8 @@ struct PollJson<'a> {
     deferred: u64,
     rejected: u64,
     error: Option<&'a str>,
+    /// 0, or how many pooled polls that found nothing the entry stands for.
+    empty_polls: u64,
 }
 
 #[derive(Serialize)]
@@ -195,6 +197,7 @@ fn poll_json(poll: &PollSummary) -> PollJson<'_> {
         deferred: poll.deferred,
         rejected: poll.rejected,
         error: poll.error.as_deref(),
+        empty_polls: poll.empty_polls,
     }
 }
 

@@ -95,6 +95,14 @@ fn poll(poll: Option<&PollSummary>) -> String {
     let Some(poll) = poll else {
         return "never".into();
     };
+    if let (n @ 1.., Some(last)) = (poll.empty_polls, poll.finished_at) {
+        let plural = if n == 1 { "" } else { "s" };
+        return format!(
+            "{}, ok: nothing new ({n} empty poll{plural} since {})",
+            rfc3339(last),
+            rfc3339(poll.started_at)
+        );
+    }
     let when = rfc3339(poll.started_at);
     match (poll.outcome, &poll.error) {
         (None, _) => format!("{when}, did not finish (still running, or the process was stopped)"),

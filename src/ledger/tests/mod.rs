@@ -1,8 +1,10 @@
 //! The ledger's unit tests: `file` for the database file itself (schema,
 //! mode, lock, durability, a full disk), `rows` for what the methods write,
 //! `totals` for the running totals, `read_only` for the handle of `status`,
-//! `imported` for unique-ids another program delivered.
+//! `imported` for unique-ids another program delivered, `empty_polls` for
+//! the pooled polls that found nothing.
 
+mod empty_polls;
 mod file;
 mod imported;
 mod read_only;

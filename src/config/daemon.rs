@@ -175,7 +175,7 @@ impl Scope<'_> {
         }
     }
 
-    fn count(
+    pub(super) fn count(
         &self,
         key: &str,
         raw: Option<&Spanned<i64>>,

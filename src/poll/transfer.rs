@@ -46,11 +46,15 @@ use crate::session::Session;
 
 /// Bytes of mail a poll may have requested and not yet recorded.
 pub const FETCH_AHEAD: u64 = 8 * 1024 * 1024;
-/// Messages the relay may have accepted that the ledger has not recorded
-/// yet: delivery waits when this many are pending a commit. It is the
-/// most a crash at the worst moment makes popferry deliver twice, and
-/// still lets a commit's fsync overlap the next deliveries.
-pub const UNRECORDED: usize = 8;
+/// Messages with the relay or accepted by it that the ledger has not
+/// recorded yet: a message takes one of these before its transaction
+/// starts and gives it back at its commit, so however many transactions
+/// run at once, this is the most a crash at the worst moment makes
+/// popferry deliver twice. 24 lets 16 transactions run (`[smtp]
+/// max_connections` above that gains a poll nothing) while a commit's
+/// fsync overlaps the next deliveries; it was 8 with one transaction at
+/// a time.
+pub const UNRECORDED: usize = 24;
 /// Commands in flight on a server that offers PIPELINING. A RETR and its
 /// DELE take two, so this keeps about 128 small messages on the wire:
 /// enough to fill a 20 ms round trip at several thousand messages a

@@ -164,6 +164,11 @@ impl Relay {
         self.inner.slots.configured()
     }
 
+    /// Whether a connection to the relay is open or being opened.
+    pub fn is_connected(&self) -> bool {
+        self.inner.slots.open() > 0
+    }
+
     /// Send `message` (trace header included) to `recipients`; one
     /// outcome per recipient, in their order.
     pub async fn deliver(

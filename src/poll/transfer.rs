@@ -164,7 +164,8 @@ pub(super) async fn transfer(
 }
 
 /// Hands each fetched message to the relay, up to `max_connections` (and
-/// [`UNRECORDED`]) at once, in whatever order they finish. A relay
+/// [`UNRECORDED`]) at once once a first one got through, in whatever
+/// order they finish. A relay
 /// failure stops taking messages, lets those already with the relay
 /// finish and be recorded, then ends the stage with the first failure.
 async fn deliver<'a>(
@@ -174,7 +175,11 @@ async fn deliver<'a>(
     to_record: mpsc::UnboundedSender<ToRecord<'a>>,
     unrecorded: &'a Semaphore,
 ) -> Result<(), PollError> {
-    let parallel = cx.relay.max_connections().min(UNRECORDED);
+    let full = cx.relay.max_connections().min(UNRECORDED);
+    // With no connection to the relay yet, one message finds out whether
+    // one can be set up at all: a relay that refuses the login or the
+    // certificate is asked once, not once per message in flight.
+    let mut parallel = if cx.relay.is_connected() { full } else { 1 };
     let mut sending = FuturesUnordered::new();
     let mut failed = None;
     let mut taking = true;
@@ -182,6 +187,7 @@ async fn deliver<'a>(
         tokio::select! {
             Some(sent) = sending.next() => match sent {
                 Ok(Some(report)) => {
+                    parallel = full;
                     if to_record.send(report).is_err() {
                         taking = false;
                     }

@@ -45,7 +45,7 @@
 #                    the receivers of the interop suite: Dovecot LMTP, a
 #                    full Postfix smtpd, Exim and a scripted aiosmtpd, with
 #                    per-recipient refusals.  Their ports (POPFERRY_TEST_*
-#                    _PORT, 25524-25530), recipients and env variables:
+#                    _PORT, 25524-25531), recipients and env variables:
 #                    scripts/lib/interop_mta.sh.
 #   prometheus       scrapes popferry's /metrics on POPFERRY_TEST_METRICS_PORT
 #                    (24591) every second; its API on 24590

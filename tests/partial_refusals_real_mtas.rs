@@ -121,10 +121,12 @@ fn exim_queues_nothing_when_every_recipient_gets_550() {
     every_recipient_refused(Server::Exim, "exim-550-550");
 }
 
+/// One connection at a time: `rcpt450once-` defers throughout the first
+/// connection that names it, so every message of the first fetch meets it.
 fn aio_scenario(name: &str, rules: &'static [&'static str]) -> Scenario {
     scenario(
         name,
-        relay_table("127.0.0.1", aiosmtpd().broken_port, "none"),
+        relay_table("127.0.0.1", aiosmtpd().broken_port, "none") + "max_connections = 1\n",
         move |tag| rules.iter().map(|r| aio_address(r, tag)).collect(),
         |tag| messages_of_size(tag, MESSAGES, 2_000),
     )

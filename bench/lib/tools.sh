@@ -59,6 +59,7 @@ port = $SMTP_PORT
 tls = "none"
 helo_name = "popferry.bench.test"
 timeout = "300s"
+$(popferry_connections)
 EOF
     # One [[account]] per mailbox; fetch polls them all at once.
     local u
@@ -81,6 +82,13 @@ EOF
     done
     chmod 600 "$dir/popferry.toml"
     CMD=("$POPFERRY" fetch --config "$dir/popferry.toml")
+}
+
+# POPFERRY_MAX_CONNECTIONS=N sets [smtp] max_connections, to measure the
+# default against other counts; unset, popferry's own default applies.
+popferry_connections() {
+    [[ -z ${POPFERRY_MAX_CONNECTIONS:-} ]] ||
+        echo "max_connections = $POPFERRY_MAX_CONNECTIONS"
 }
 
 setup_limit() {

@@ -187,7 +187,7 @@ impl Scope<'_> {
         }
     }
 
-    fn count(
+    pub(super) fn count(
         &self,
         key: &str,
         raw: Option<&Spanned<i64>>,

@@ -122,6 +122,9 @@ pub struct SmtpConfig {
     pub envelope_from: Option<String>,
     pub helo_name: Option<String>,
     pub timeout: Duration,
+    /// SMTP connections open to this relay at once, idle ones included,
+    /// across every account that shares the table; at least 1.
+    pub max_connections: usize,
 }
 
 impl SmtpConfig {

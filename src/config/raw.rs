@@ -86,6 +86,7 @@ pub(super) struct RawSmtp {
     pub envelope_from: Option<Spanned<String>>,
     pub helo_name: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 /// The four keys that can supply a password; a table may use at most one.

@@ -343,6 +343,12 @@ impl Scope<'_> {
                 .map(|helo| self.host("helo_name", helo))
                 .transpose()?,
             timeout: self.timeout(raw.timeout.as_ref())?,
+            max_connections: self.count(
+                "max_connections",
+                raw.max_connections.as_ref(),
+                crate::deliver::MAX_CONNECTIONS,
+                1,
+            )?,
         })
     }
 

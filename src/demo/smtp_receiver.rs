@@ -46,6 +46,36 @@ pub trait Mailbox: Send + Sync + 'static {
     /// and says what to answer. Called on a blocking thread, so it may
     /// write files.
     fn receive(&self, envelope: Envelope, data: Vec<u8>) -> Verdict;
+
+    /// A client connected: how to greet it. The tests refuse connections
+    /// beyond a limit here, as a relay at its own limit does.
+    fn connected(&self) -> Greeting {
+        Greeting::Welcome
+    }
+
+    /// A connection that [`Mailbox::connected`] welcomed has ended.
+    fn disconnected(&self) {}
+}
+
+/// How a new connection is greeted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greeting {
+    /// 220.
+    Welcome,
+    /// `421 4.7.0` and close, as Postfix at
+    /// `smtpd_client_connection_count_limit`.
+    TooMany,
+    /// Close at once, without a greeting, as relays that just reset do.
+    Close,
+}
+
+/// Tells the mailbox when a welcomed connection ends, however it ends.
+struct Connected(Arc<dyn Mailbox>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.disconnected();
+    }
 }
 
 /// A running receiver on 127.0.0.1; stops accepting when dropped.
@@ -94,8 +124,17 @@ fn address(argument: &str) -> Option<String> {
     Some(argument[start + 1..end].to_owned())
 }
 
-async fn session(stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result<()> {
+async fn session(mut stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    match mailbox.connected() {
+        Greeting::Welcome => {}
+        Greeting::TooMany => {
+            let line = b"421 4.7.0 receiver: too many connections\r\n";
+            return stream.write_all(line).await;
+        }
+        Greeting::Close => return Ok(()),
+    }
+    let _connected = Connected(Arc::clone(&mailbox));
     let (read, mut out) = stream.into_split();
     let mut input = BufReader::new(read);
     out.write_all(b"220 receiver ESMTP popferry\r\n").await?;

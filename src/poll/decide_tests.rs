@@ -40,6 +40,7 @@ fn account(keep: bool) -> Account {
             envelope_from: None,
             helo_name: None,
             timeout: Duration::from_secs(60),
+            max_connections: 1,
         }),
     }
 }

@@ -51,8 +51,9 @@
 //! after the relay answered 250 and before the ledger commit finished, the
 //! message is still on the server and not in the ledger, so the next poll
 //! delivers it again. Those are the messages accepted since the last
-//! commit: the few delivered during one fsync, never more than
-//! [`UNRECORDED`] (8), because delivery waits for the ledger beyond that.
+//! commit: those of the transactions in flight (`[smtp] max_connections`)
+//! and the few accepted during one fsync, never more than [`UNRECORDED`]
+//! (24), because a transaction starts only with one of its permits.
 //!
 //! With `keep = true` nothing is deleted and the ledger alone makes sure
 //! each message is delivered once.

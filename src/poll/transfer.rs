@@ -11,8 +11,9 @@
 //! * **fetch** sends RETRs ahead (a window of commands where the server
 //!   offers PIPELINING, one at a time otherwise) and reads the bodies in
 //!   order, so message n+1 arrives while message n is being delivered;
-//! * **deliver** hands each message to the relay, one SMTP transaction at a
-//!   time;
+//! * **deliver** hands the messages to the relay, up to `[smtp]
+//!   max_connections` SMTP transactions at once (their order of arrival is
+//!   not kept);
 //! * **record** commits every outcome that is ready in one transaction (one
 //!   fsync for the batch) and only then tells fetch which messages it may
 //!   delete;
@@ -31,6 +32,7 @@
 //! `FETCH_AHEAD` of mail plus one message of up to `max_message_size`,
 //! whatever the mailbox holds and whatever its listing claims.
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::fetch::{Fetch, Fetched};
@@ -44,11 +46,15 @@ use crate::session::Session;
 
 /// Bytes of mail a poll may have requested and not yet recorded.
 pub const FETCH_AHEAD: u64 = 8 * 1024 * 1024;
-/// Messages the relay may have accepted that the ledger has not recorded
-/// yet: delivery waits when this many are pending a commit. It is the
-/// most a crash at the worst moment makes popferry deliver twice, and
-/// still lets a commit's fsync overlap the next deliveries.
-pub const UNRECORDED: usize = 8;
+/// Messages with the relay or accepted by it that the ledger has not
+/// recorded yet: a message takes one of these before its transaction
+/// starts and gives it back at its commit, so however many transactions
+/// run at once, this is the most a crash at the worst moment makes
+/// popferry deliver twice. 24 lets 16 transactions run (`[smtp]
+/// max_connections` above that gains a poll nothing) while a commit's
+/// fsync overlaps the next deliveries; it was 8 with one transaction at
+/// a time.
+pub const UNRECORDED: usize = 24;
 /// Commands in flight on a server that offers PIPELINING. A RETR and its
 /// DELE take two, so this keeps about 128 small messages on the wire:
 /// enough to fill a 20 ms round trip at several thousand messages a
@@ -157,6 +163,11 @@ pub(super) async fn transfer(
     }
 }
 
+/// Hands each fetched message to the relay, up to `max_connections` (and
+/// [`UNRECORDED`]) at once once a first one got through, in whatever
+/// order they finish. A relay
+/// failure stops taking messages, lets those already with the relay
+/// finish and be recorded, then ends the stage with the first failure.
 async fn deliver<'a>(
     cx: &Context<'_>,
     plan: &[Step],
@@ -164,75 +175,94 @@ async fn deliver<'a>(
     to_record: mpsc::UnboundedSender<ToRecord<'a>>,
     unrecorded: &'a Semaphore,
 ) -> Result<(), PollError> {
-    while let Some(Fetched {
+    let full = cx.relay.max_connections().min(UNRECORDED);
+    // With no connection to the relay yet, one message finds out whether
+    // one can be set up at all: a relay that refuses the login or the
+    // certificate is asked once, not once per message in flight.
+    let mut parallel = if cx.relay.is_connected() { full } else { 1 };
+    let mut sending = FuturesUnordered::new();
+    let mut failed = None;
+    let mut taking = true;
+    loop {
+        tokio::select! {
+            Some(sent) = sending.next() => match sent {
+                Ok(Some(report)) => {
+                    parallel = full;
+                    if to_record.send(report).is_err() {
+                        taking = false;
+                    }
+                }
+                Ok(None) => taking = false,
+                Err(e) => {
+                    taking = false;
+                    failed.get_or_insert(e);
+                }
+            },
+            next = fetched.recv(), if taking && sending.len() < parallel => match next {
+                Some(message) => sending.push(deliver_one(cx, plan, message, &to_record, unrecorded)),
+                None => taking = false,
+            },
+            else => break,
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// One message: its outcome for the record stage, or `None` if the record
+/// stage is gone.
+async fn deliver_one<'a>(
+    cx: &Context<'_>,
+    plan: &[Step],
+    fetched: Fetched,
+    to_record: &mpsc::UnboundedSender<ToRecord<'a>>,
+    unrecorded: &'a Semaphore,
+) -> Result<Option<ToRecord<'a>>, PollError> {
+    let Fetched {
         step,
         message,
         original,
         started,
-    }) = fetched.recv().await
-    {
-        let Ok(pending_permit) = unrecorded.acquire().await else {
-            break;
-        };
-        // A failed commit ends the record stage and frees its permits; a
-        // delivery now could never be recorded, so it would come again
-        // next poll, one beyond the UNRECORDED window.
-        if to_record.is_closed() {
-            break;
-        }
-        let outcomes = match addressees(cx.account, cx.recipients, &message[original..]) {
-            Ok(all) => {
-                let to = pending(&all, &plan[step].earlier);
-                if to.is_empty() {
-                    Vec::new()
-                } else {
-                    let outcomes = {
-                        let _busy = Busy::new(cx.events);
-                        cx.relay.deliver(&message, &to).await
-                    };
-                    let outcomes = outcomes.map_err(|source| PollError::Relay { source })?;
-                    if outcomes.contains(&Outcome::Delivered) {
-                        cx.events.delivered(started.elapsed());
-                    }
-                    to.into_iter().zip(outcomes).collect()
+    } = fetched;
+    // Taken before the transaction starts, so accepted-but-unrecorded
+    // messages never outnumber the permits, however many run at once.
+    let Ok(pending_permit) = unrecorded.acquire().await else {
+        return Ok(None);
+    };
+    // A failed commit ends the record stage and frees its permits; a
+    // delivery now could never be recorded, so it would come again
+    // next poll, one beyond the UNRECORDED window.
+    if to_record.is_closed() {
+        return Ok(None);
+    }
+    let outcomes = match addressees(cx.account, cx.recipients, &message[original..]) {
+        Ok(all) => {
+            let to = pending(&all, &plan[step].earlier);
+            if to.is_empty() {
+                Vec::new()
+            } else {
+                let busy = |busy| cx.events.relay_busy(busy);
+                let outcomes = (cx.relay.deliver_watched(&message, &to, &busy).await)
+                    .map_err(|source| PollError::Relay { source })?;
+                if outcomes.contains(&Outcome::Delivered) {
+                    cx.events.delivered(started.elapsed());
                 }
+                to.into_iter().zip(outcomes).collect()
             }
-            Err(looped) => (cx.recipients.iter())
-                .map(|to| (to.clone(), Outcome::Rejected(looped.clone())))
-                .collect(),
-        };
-        // With nobody left to send to, the earlier refusals may settle it
-        // as rejected too.
-        let quarantine = cx.account.quarantine_dir.is_some()
-            && (outcomes.is_empty()
-                || (outcomes.iter()).any(|(_, o)| matches!(o, Outcome::Rejected(_))));
-        let message = quarantine.then_some(message);
-        let report = ToRecord::Outcome {
-            step,
-            outcomes,
-            message,
-            _pending: pending_permit,
-        };
-        if to_record.send(report).is_err() {
-            break;
         }
-    }
-    Ok(())
-}
-
-/// An SMTP connection in use for one message, reported as handed back
-/// however the delivery ends (a poll dropped mid-transaction included).
-struct Busy<'a>(&'a Events);
-
-impl<'a> Busy<'a> {
-    fn new(events: &'a Events) -> Self {
-        events.relay_busy(true);
-        Busy(events)
-    }
-}
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.relay_busy(false);
-    }
+        Err(looped) => (cx.recipients.iter())
+            .map(|to| (to.clone(), Outcome::Rejected(looped.clone())))
+            .collect(),
+    };
+    // With nobody left to send to, the earlier refusals may settle it
+    // as rejected too.
+    let quarantine = cx.account.quarantine_dir.is_some()
+        && (outcomes.is_empty()
+            || (outcomes.iter()).any(|(_, o)| matches!(o, Outcome::Rejected(_))));
+    let message = quarantine.then_some(message);
+    Ok(Some(ToRecord::Outcome {
+        step,
+        outcomes,
+        message,
+        _pending: pending_permit,
+    }))
 }

@@ -20,9 +20,15 @@ pub struct World {
 }
 
 impl World {
+    /// One connection at a time: the connection counts these tests assert
+    /// are those of reuse and refusal, not of parallel delivery
+    /// (`tests/parallel_delivery.rs`).
     pub async fn start(behaviour: Behaviour, deliver_to: &[&str]) -> World {
         let relay = RcptRelay::start(behaviour).await;
-        let smtp = format!("host = \"127.0.0.1\"\nport = {}", relay.port());
+        let smtp = format!(
+            "host = \"127.0.0.1\"\nport = {}\nmax_connections = 1",
+            relay.port()
+        );
         World::with(relay, &smtp, behaviour, deliver_to, "").await
     }
 

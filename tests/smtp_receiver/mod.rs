@@ -11,9 +11,10 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-pub use popferry::demo::smtp_receiver::Verdict;
 use popferry::demo::smtp_receiver::{self, Envelope, Mailbox};
+pub use popferry::demo::smtp_receiver::{Greeting, Verdict};
 
 /// One message offered with DATA, whatever the verdict.
 #[derive(Debug, Clone)]
@@ -51,6 +52,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 struct Recorder {
     judge: Judge,
     offers: Vec<Offer>,
+    /// How long each message takes before its verdict.
+    delay: Duration,
+    /// Connections open now, and the most at once.
+    open: usize,
+    max_open: usize,
+    /// Connections beyond this many are refused, and how.
+    limit: Option<(usize, Greeting)>,
+    refused: usize,
 }
 
 #[derive(Clone)]
@@ -64,6 +73,8 @@ impl Shared {
 
 impl Mailbox for Shared {
     fn receive(&self, envelope: Envelope, data: Vec<u8>) -> Verdict {
+        let delay = self.lock().delay;
+        std::thread::sleep(delay);
         let judge = Arc::clone(&self.lock().judge);
         let verdict = judge(&data);
         self.lock().offers.push(Offer {
@@ -73,6 +84,23 @@ impl Mailbox for Shared {
             verdict,
         });
         verdict
+    }
+
+    fn connected(&self) -> Greeting {
+        let mut recorder = self.lock();
+        if let Some((limit, refusal)) = recorder.limit {
+            if recorder.open >= limit {
+                recorder.refused += 1;
+                return refusal;
+            }
+        }
+        recorder.open += 1;
+        recorder.max_open = recorder.max_open.max(recorder.open);
+        Greeting::Welcome
+    }
+
+    fn disconnected(&self) {
+        self.lock().open -= 1;
     }
 }
 
@@ -94,6 +122,11 @@ impl SmtpReceiver {
         let shared = Shared(Arc::new(Mutex::new(Recorder {
             judge: Arc::new(by_marker),
             offers: Vec::new(),
+            delay: Duration::ZERO,
+            open: 0,
+            max_open: 0,
+            limit: None,
+            refused: 0,
         })));
         let receiver = smtp_receiver::SmtpReceiver::start(Arc::new(shared.clone()))
             .await
@@ -107,6 +140,28 @@ impl SmtpReceiver {
 
     pub fn set_judge(&self, judge: impl Fn(&[u8]) -> Verdict + Send + Sync + 'static) {
         self.shared.lock().judge = Arc::new(judge);
+    }
+
+    /// Every message takes `delay` before its verdict, as a relay far
+    /// away does, so that transactions overlap.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.lock().delay = delay;
+    }
+
+    /// Refuses connections beyond `limit` open at once, the way `refusal`
+    /// says.
+    pub fn refuse_beyond(&self, limit: usize, refusal: Greeting) {
+        self.shared.lock().limit = Some((limit, refusal));
+    }
+
+    /// The most connections that were open at once.
+    pub fn max_open(&self) -> usize {
+        self.shared.lock().max_open
+    }
+
+    /// Connections refused for being beyond the limit.
+    pub fn refused(&self) -> usize {
+        self.shared.lock().refused
     }
 
     /// Every message offered, in order, whatever the verdict.

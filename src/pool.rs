@@ -225,7 +225,7 @@ impl Pool {
         let (vacant, parked) = {
             let mut state = self.state();
             let vacant = (state.vacant.iter_mut())
-                .filter(|(other, _)| &other.server() == server)
+                .filter(|(other, _)| &other.server() == server && *other != link)
                 .find_map(|(_, idle)| idle.pop());
             let parked = if vacant.is_some() {
                 None

@@ -78,7 +78,10 @@ async fn core_is_unknown_unless_enabled_and_refused_asleep() {
         .await;
         let mut wire = Wire::login(&both).await;
         assert_eq!(wire.cmd("SLEE").await.get(..3), Some("+OK"));
-        assert!(wire.cmd("CORE").await.starts_with("-ERR This command is not allowed"));
+        assert!(wire
+            .cmd("CORE")
+            .await
+            .starts_with("-ERR This command is not allowed"));
     })
     .await;
 }

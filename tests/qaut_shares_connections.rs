@@ -7,19 +7,22 @@
 mod harness;
 mod pop3_server;
 mod smtp_receiver;
+mod support;
+mod tls_peer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use harness::{message, uid_of, within, Rig};
-use pop3_server::{Extensions, Fault, Options, Pop3Server};
+use pop3_server::{Extensions, Fault, Options, Pop3Server, TlsFront};
 use popferry::config::{Account, Config};
 use popferry::deliver::Relay;
 use popferry::ledger::{Ledger, MessageState};
 use popferry::poll::{PollError, PollOptions};
 use popferry::scheduler::Shared;
 use smtp_receiver::SmtpReceiver;
+use tls_peer::{acceptor, Leaf};
 
 /// QAUT without SLEE-WAKE: every poll ends with QAUT.
 fn qaut_only() -> Extensions {
@@ -38,12 +41,21 @@ struct Fleet {
     accounts: Vec<Account>,
     shared: Arc<Shared>,
     relay: Relay,
+    /// The implicit-TLS front the accounts connect to, if `tls`.
+    front: Option<TlsFront>,
     _dir: tempfile::TempDir,
 }
 
 impl Fleet {
-    /// `users` accounts; the ones in `wrong` send a wrong password.
-    async fn start(extensions: Extensions, users: usize, slots: usize, wrong: &[usize]) -> Fleet {
+    /// `users` accounts; the ones in `wrong` send a wrong password. With
+    /// `tls`, they connect with implicit TLS through a [`TlsFront`].
+    async fn start(
+        extensions: Extensions,
+        users: usize,
+        slots: usize,
+        wrong: &[usize],
+        tls: bool,
+    ) -> Fleet {
         let names: Vec<String> = (0..users).map(|i| format!("u{i:03}")).collect();
         let options = Options {
             user: names[0].clone(),
@@ -55,6 +67,18 @@ impl Fleet {
         let pop3 = Pop3Server::start(options).await;
         let smtp = SmtpReceiver::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
+        let (front, link) = if tls {
+            let leaf = Leaf::self_signed(&["localhost"]);
+            let front = TlsFront::start(&pop3, acceptor(&leaf, None)).await;
+            let link = format!(
+                "port = {}\ntls = \"implicit\"\ntls_fingerprint = \"{}\"\n",
+                front.port(),
+                leaf.fingerprint()
+            );
+            (Some(front), link)
+        } else {
+            (None, format!("port = {}\ntls = \"none\"\n", pop3.port()))
+        };
         let mut toml = format!(
             "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
              [daemon]\nmax_connections_per_server = {slots}\n",
@@ -67,10 +91,9 @@ impl Fleet {
                 &password
             };
             toml += &format!(
-                "[[account]]\nname = \"{user}\"\nhost = \"127.0.0.1\"\nport = {}\n\
-                 tls = \"none\"\nusername = \"{user}\"\npassword = \"{password}\"\n\
-                 deliver_to = [\"{user}@example.org\"]\ndeli = false\n",
-                pop3.port()
+                "[[account]]\nname = \"{user}\"\nhost = \"127.0.0.1\"\n{link}\
+                 username = \"{user}\"\npassword = \"{password}\"\n\
+                 deliver_to = [\"{user}@example.org\"]\ndeli = false\n"
             );
         }
         let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).expect("config");
@@ -82,6 +105,7 @@ impl Fleet {
             shared: Arc::new(Shared::new(ledger, config.daemon)),
             accounts: config.accounts,
             relay,
+            front,
             _dir: dir,
         }
     }
@@ -128,8 +152,8 @@ impl Fleet {
     }
 }
 
-async fn two_hundred_accounts_on_eight_slots(extensions: Extensions) -> Fleet {
-    let fleet = Fleet::start(extensions, 200, 8, &[]).await;
+async fn two_hundred_accounts_on_eight_slots(extensions: Extensions, tls: bool) -> Fleet {
+    let fleet = Fleet::start(extensions, 200, 8, &[], tls).await;
     for account in &fleet.accounts {
         for n in 0..2 {
             let uid = format!("{}-{n}", account.username);
@@ -153,11 +177,25 @@ async fn two_hundred_accounts_on_eight_slots(extensions: Extensions) -> Fleet {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_accounts_share_eight_connections_through_qaut() {
     within(async {
-        let fleet = two_hundred_accounts_on_eight_slots(qaut_only()).await;
+        let fleet = two_hundred_accounts_on_eight_slots(qaut_only(), false).await;
         assert_eq!(fleet.pop3.accepts(), 8, "TCP connections for 400 polls");
         assert_eq!(fleet.pop3.logins(), 400, "one login a poll");
         assert_eq!(fleet.pop3.commands("QAUT"), 400);
         assert_eq!(fleet.pop3.commands("QUIT"), 0);
+    })
+    .await;
+}
+
+/// Over TLS the handed-on connection keeps its TLS session too: eight
+/// handshakes for the 400 polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_two_hundred_accounts_make_eight_handshakes() {
+    within(async {
+        let fleet = two_hundred_accounts_on_eight_slots(qaut_only(), true).await;
+        let front = fleet.front.as_ref().expect("TLS front");
+        assert_eq!(front.handshakes(), 8, "TLS handshakes for 400 polls");
+        assert_eq!(fleet.pop3.accepts(), 8);
+        assert_eq!(fleet.pop3.logins(), 400);
     })
     .await;
 }
@@ -167,7 +205,7 @@ async fn two_hundred_accounts_share_eight_connections_through_qaut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleeping_sessions_hand_their_connection_over_when_slots_run_out() {
     within(async {
-        let fleet = two_hundred_accounts_on_eight_slots(Extensions::all()).await;
+        let fleet = two_hundred_accounts_on_eight_slots(Extensions::all(), false).await;
         assert_eq!(fleet.pop3.accepts(), 8, "TCP connections for 400 polls");
         let woken_without_login = 400 - fleet.pop3.logins();
         assert!(woken_without_login <= 8, "{woken_without_login}");
@@ -253,7 +291,7 @@ async fn a_lost_qaut_reply_redelivers_nothing_and_deletes_next_time() {
 #[tokio::test]
 async fn a_wrong_password_on_a_reused_connection_closes_it_and_others_go_on() {
     within(async {
-        let fleet = Fleet::start(qaut_only(), 2, 1, &[1]).await;
+        let fleet = Fleet::start(qaut_only(), 2, 1, &[1], false).await;
         fleet.pop3.add_for("u000", "a1", &message("a1", ""));
         fleet.poll(0).await.expect("the good account");
         assert_eq!(fleet.pop3.open_connections(), 1, "parked after QAUT");

@@ -30,13 +30,14 @@ mod extensions;
 mod mailbox;
 mod owners;
 mod session;
+mod tls_front;
 mod transaction;
 mod wire;
 
 pub use extensions::Extensions;
 // Unused in the crates that only drive the server through popferry.
 #[allow(unused_imports)]
-pub use wire::Wire;
+pub use {tls_front::TlsFront, wire::Wire};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,26 +1,33 @@
 //! The POP3 connection pool of `popferry run`.
 //!
-//! After a poll on a server that offers SLEE-WAKE the session is parked
-//! here asleep: the deletions are committed and the next poll costs one
-//! WAKE instead of TCP + TLS + login. The pool also enforces what servers
-//! cannot be trusted to: at most one awake session per mailbox (the
-//! reference SLEE-WAKE server does no locking at all), and a cap on open
-//! connections per server, parked ones included. When a new login needs a
-//! slot that parked sessions hold, the one whose account polls last is
-//! logged out. Not the longest-idle one: accounts on one clock poll in
-//! turn, so the longest-idle session is the very next one needed, and with
-//! more accounts than slots every poll would log out the session the next
-//! poll wants and log in afresh.
+//! After a poll on a server that offers SLEE-WAKE (or CORE) the session is
+//! parked here still logged in: the deletions are committed and the next
+//! poll costs one WAKE (or CORE) instead of TCP + TLS + login. On a server
+//! that offers QAUT a logged-out connection is parked for the server, and
+//! the next account of that server logs in on it without TCP and TLS.
+//! The pool also enforces what servers cannot be trusted to: at most one
+//! awake session per mailbox (the reference SLEE-WAKE server does no
+//! locking at all), and a cap on open connections per server, parked ones
+//! of both kinds included. When a new login needs a slot that parked
+//! connections hold, a logged-out one is taken first, then the session
+//! whose account polls last: handed over with QAUT where the server offers
+//! it, else logged out. Not the longest-idle one: accounts on one clock
+//! poll in turn, so the longest-idle session is the very next one needed,
+//! and with more accounts than slots every poll would log out the session
+//! the next poll wants and log in afresh.
 
 use std::collections::HashMap;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
-use crate::config::{Account, Daemon};
-use crate::session::Session;
+use crate::config::{Account, Daemon, Pop3Server};
+use crate::session::{Kept, Session, Vacant};
+
+mod tending;
 
 /// One mailbox: two accounts naming the same login share its lock.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -29,27 +36,47 @@ struct MailboxKey {
     username: String,
 }
 
+/// One server: its accounts share its connection cap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ServerKey {
     host: String,
     port: u16,
 }
 
+/// What makes two connections interchangeable for a login after QAUT:
+/// the address, the TLS mode, the trust and the client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LinkKey(Pop3Server);
+
 impl MailboxKey {
     fn of(account: &Account) -> MailboxKey {
         MailboxKey {
-            server: ServerKey {
-                host: account.pop3.host.to_ascii_lowercase(),
-                port: account.pop3.port,
-            },
+            server: LinkKey::of(account).server(),
             username: account.username.clone(),
         }
     }
 }
 
+impl LinkKey {
+    fn of(account: &Account) -> LinkKey {
+        let mut server = account.pop3.clone();
+        server.host.make_ascii_lowercase();
+        LinkKey(server)
+    }
+
+    fn server(&self) -> ServerKey {
+        ServerKey {
+            host: self.0.host.clone(),
+            port: self.0.port,
+        }
+    }
+}
+
+/// A session still logged in as its account.
 #[derive(Debug)]
 struct Parked {
     session: Session,
+    link: LinkKey,
     permit: OwnedSemaphorePermit,
     /// When it was parked; the idle timeout counts from here.
     since: Instant,
@@ -59,11 +86,36 @@ struct Parked {
     due: Instant,
 }
 
+/// A connection logged out with QAUT.
+#[derive(Debug)]
+struct Idle {
+    vacant: Vacant,
+    permit: OwnedSemaphorePermit,
+    since: Instant,
+    touched: Instant,
+}
+
+#[derive(Debug)]
+struct Server {
+    slots: Arc<Semaphore>,
+    /// Woken whenever a connection is parked: a checkout waiting for a
+    /// slot may take it (vacant) or make it give up its slot.
+    parked: Arc<Notify>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     mailboxes: HashMap<MailboxKey, Arc<tokio::sync::Mutex<()>>>,
-    servers: HashMap<ServerKey, Arc<Semaphore>>,
+    servers: HashMap<ServerKey, Server>,
     parked: HashMap<MailboxKey, Parked>,
+    vacant: HashMap<LinkKey, Vec<Idle>>,
+}
+
+impl State {
+    /// Connections parked, of both kinds.
+    fn kept(&self) -> usize {
+        self.parked.len() + self.vacant.values().map(Vec::len).sum::<usize>()
+    }
 }
 
 /// Shared by every account task of the daemon.
@@ -74,11 +126,13 @@ pub struct Pool {
 }
 
 /// The right to poll one mailbox: its lock, a connection slot on its
-/// server, and the parked session if there was one.
+/// server, and a kept connection if there was one: the account's own
+/// session, or a vacant connection of its server.
 #[derive(Debug)]
 pub struct Lease {
-    pub session: Option<Session>,
+    pub kept: Option<Kept>,
     key: MailboxKey,
+    link: LinkKey,
     permit: OwnedSemaphorePermit,
     _mailbox: OwnedMutexGuard<()>,
 }
@@ -99,161 +153,164 @@ impl Pool {
     /// server is available.
     pub async fn checkout(&self, account: &Account) -> Lease {
         let key = MailboxKey::of(account);
+        let link = LinkKey::of(account);
         let lock = Arc::clone(self.state().mailboxes.entry(key.clone()).or_default());
         let guard = lock.lock_owned().await;
         let parked = self.state().parked.remove(&key);
-        let (session, permit) = match parked {
-            Some(parked) => (Some(parked.session), parked.permit),
-            None => (None, self.slot(&key.server).await),
+        let (kept, permit) = match parked {
+            Some(parked) => (Some(Kept::Session(parked.session)), parked.permit),
+            None => {
+                let (vacant, permit) = self.slot(&link).await;
+                (vacant.map(Kept::Vacant), permit)
+            }
         };
         Lease {
-            session,
+            kept,
             key,
+            link,
             permit,
             _mailbox: guard,
         }
     }
 
-    /// A connection slot on `server`, taken from the parked session there
-    /// that is due last if every slot is in use.
-    async fn slot(&self, server: &ServerKey) -> OwnedSemaphorePermit {
-        let semaphore = Arc::clone(
-            self.state()
+    /// A connection slot on `link`'s server, with a vacant connection of
+    /// that kind when one is parked. With every slot in use, a parked
+    /// connection gives up its own (see the module doc); with none parked,
+    /// waits for a slot or for a connection to be parked.
+    async fn slot(&self, link: &LinkKey) -> (Option<Vacant>, OwnedSemaphorePermit) {
+        let server = link.server();
+        let (slots, parked) = {
+            let mut state = self.state();
+            let entry = state
                 .servers
                 .entry(server.clone())
-                .or_insert_with(|| {
-                    Arc::new(Semaphore::new(self.limits.max_connections_per_server))
-                }),
-        );
-        if let Ok(permit) = Arc::clone(&semaphore).try_acquire_owned() {
-            return permit;
-        }
-        let victim = {
-            let mut state = self.state();
-            let latest = state
-                .parked
-                .iter()
-                .filter(|(key, _)| &key.server == server)
-                .max_by_key(|(_, parked)| parked.due)
-                .map(|(key, _)| key.clone());
-            latest.and_then(|key| state.parked.remove(&key))
+                .or_insert_with(|| Server {
+                    slots: Arc::new(Semaphore::new(self.limits.max_connections_per_server)),
+                    parked: Arc::default(),
+                });
+            (Arc::clone(&entry.slots), Arc::clone(&entry.parked))
         };
-        match victim {
-            Some(victim) => {
-                debug!("connection limit reached; logging out the parked session due last");
-                victim.session.quit().await.ok();
-                victim.permit
+        loop {
+            // Registered before looking, so a connection parked after the
+            // look still wakes this wait.
+            let mut notified = pin!(parked.notified());
+            notified.as_mut().enable();
+            let idle = self.state().vacant.get_mut(link).and_then(Vec::pop);
+            if let Some(idle) = idle {
+                return (Some(idle.vacant), idle.permit);
             }
-            None => semaphore
-                .acquire_owned()
-                .await
-                .expect("pool semaphores are never closed"),
-        }
-    }
-
-    /// Ends a lease. A sleeping session is parked unless the account will
-    /// not poll again within the idle timeout or the pool is full; then it
-    /// is logged out.
-    pub async fn checkin(&self, lease: Lease, session: Option<Session>, next_poll: Duration) {
-        let Some(session) = session else { return };
-        let now = Instant::now();
-        let parked = Parked {
-            session,
-            permit: lease.permit,
-            since: now,
-            touched: now,
-            due: now + next_poll,
-        };
-        let refused = if next_poll > self.limits.idle_timeout {
-            Some(parked)
-        } else {
-            let mut state = self.state();
-            if state.parked.len() >= self.limits.max_idle_connections {
-                Some(parked)
-            } else {
-                state.parked.insert(lease.key, parked);
-                None
+            if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                return (None, permit);
             }
-        };
-        if let Some(parked) = refused {
-            parked.session.quit().await.ok();
-        }
-    }
-
-    /// NOOPs parked sessions the server has not heard from for a keepalive
-    /// period, and logs out those idle longer than the idle timeout. A
-    /// session that fails its NOOP is dropped; its account logs in afresh.
-    pub async fn tend(&self) {
-        let now = Instant::now();
-        let due: Vec<(MailboxKey, Parked, OwnedMutexGuard<()>)> = {
-            let mut state = self.state();
-            let keys: Vec<MailboxKey> = state
-                .parked
-                .iter()
-                .filter(|(_, p)| {
-                    now.duration_since(p.touched) >= self.limits.keepalive
-                        || now.duration_since(p.since) >= self.limits.idle_timeout
-                })
-                .map(|(key, _)| key.clone())
-                .collect();
-            keys.into_iter()
-                .filter_map(|key| {
-                    // A poll holding the mailbox is about to take the
-                    // session anyway.
-                    let guard = Arc::clone(state.mailboxes.get(&key)?)
-                        .try_lock_owned()
-                        .ok()?;
-                    let parked = state.parked.remove(&key)?;
-                    Some((key, parked, guard))
-                })
-                .collect()
-        };
-        for (key, mut parked, _guard) in due {
-            if now.duration_since(parked.since) >= self.limits.idle_timeout {
-                debug!(mailbox = %key.username, "idle timeout; logging out the parked session");
-                parked.session.quit().await.ok();
-                continue;
+            if let Some(found) = self.evict(&server, link).await {
+                return found;
             }
-            match parked.session.keepalive().await {
-                Ok(()) => {
-                    parked.touched = Instant::now();
-                    self.state().parked.insert(key, parked);
+            tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => {
+                    return (None, permit.expect("pool semaphores are never closed"));
                 }
-                Err(e) => debug!(mailbox = %key.username, error = %e, "parked session lost"),
+                () = notified => {}
             }
         }
     }
 
-    /// Logs out `account`'s parked session, if any (the account was removed
-    /// or changed).
-    pub async fn discard(&self, account: &Account) {
-        let parked = self.state().parked.remove(&MailboxKey::of(account));
-        if let Some(parked) = parked {
-            parked.session.quit().await.ok();
+    /// Takes the slot of a parked connection on `server`: a vacant one of
+    /// another kind is closed; the session due last is handed over with
+    /// QAUT when its connection is of the kind wanted, else logged out.
+    async fn evict(
+        &self,
+        server: &ServerKey,
+        link: &LinkKey,
+    ) -> Option<(Option<Vacant>, OwnedSemaphorePermit)> {
+        let (vacant, parked) = {
+            let mut state = self.state();
+            let vacant = (state.vacant.iter_mut())
+                .filter(|(other, _)| &other.server() == server && *other != link)
+                .find_map(|(_, idle)| idle.pop());
+            let parked = if vacant.is_some() {
+                None
+            } else {
+                let latest = (state.parked.iter())
+                    .filter(|(key, _)| &key.server == server)
+                    .max_by_key(|(_, parked)| parked.due)
+                    .map(|(key, _)| key.clone());
+                latest.and_then(|key| state.parked.remove(&key))
+            };
+            (vacant, parked)
+        };
+        if let Some(idle) = vacant {
+            debug!("connection limit reached; closing a logged-out connection of another kind");
+            idle.vacant.quit().await.ok();
+            return Some((None, idle.permit));
         }
+        let parked = parked?;
+        if &parked.link == link && parked.session.can_hand_over() {
+            debug!("connection limit reached; handing the session due last over with QAUT");
+            return match parked.session.hand_over().await {
+                Ok(vacant) => Some((Some(vacant), parked.permit)),
+                Err(e) => {
+                    debug!(error = %e, "QAUT failed; the next login connects afresh");
+                    Some((None, parked.permit))
+                }
+            };
+        }
+        debug!("connection limit reached; logging out the parked session due last");
+        parked.session.quit().await.ok();
+        Some((None, parked.permit))
     }
 
-    /// Parked sessions per server (`host:port`), every server the pool
-    /// has known included, so a gauge falls back to zero.
-    pub fn parked_per_server(&self) -> Vec<(String, usize)> {
-        let state = self.state();
-        let mut counts: HashMap<&ServerKey, usize> =
-            state.servers.keys().map(|server| (server, 0)).collect();
-        for key in state.parked.keys() {
-            *counts.entry(&key.server).or_default() += 1;
+    /// Ends a lease. A session still logged in is parked for its account
+    /// unless the account will not poll again within the idle timeout; a
+    /// vacant connection is parked for its server; either is logged out
+    /// when the pool is full.
+    pub async fn checkin(&self, lease: Lease, kept: Option<Kept>, next_poll: Duration) {
+        let Some(kept) = kept else { return };
+        let Lease {
+            key,
+            link,
+            permit,
+            _mailbox,
+            ..
+        } = lease;
+        let now = Instant::now();
+        let refused = {
+            let mut state = self.state();
+            let room = state.kept() < self.limits.max_idle_connections;
+            let server = link.server();
+            let refused = match kept {
+                Kept::Session(session) if room && next_poll <= self.limits.idle_timeout => {
+                    let parked = Parked {
+                        session,
+                        link,
+                        permit,
+                        since: now,
+                        touched: now,
+                        due: now + next_poll,
+                    };
+                    state.parked.insert(key, parked);
+                    None
+                }
+                Kept::Vacant(vacant) if room => {
+                    let idle = Idle {
+                        vacant,
+                        permit,
+                        since: now,
+                        touched: now,
+                    };
+                    state.vacant.entry(link).or_default().push(idle);
+                    None
+                }
+                refused => Some(refused),
+            };
+            if refused.is_none() {
+                if let Some(server) = state.servers.get(&server) {
+                    server.parked.notify_waiters();
+                }
+            }
+            refused
+        };
+        if let Some(kept) = refused {
+            kept.quit().await;
         }
-        (counts.into_iter())
-            .map(|(server, n)| (format!("{}:{}", server.host, server.port), n))
-            .collect()
-    }
-
-    /// Logs out every parked session, at shutdown.
-    pub async fn close(&self) {
-        let parked: Vec<Parked> = self.state().parked.drain().map(|(_, p)| p).collect();
-        let mut quits = tokio::task::JoinSet::new();
-        for p in parked {
-            quits.spawn(async move { p.session.quit().await.ok() });
-        }
-        quits.join_all().await;
     }
 }

@@ -22,6 +22,7 @@ use crate::ledger::{Ledger, PollReport};
 use crate::metrics::Metrics;
 use crate::poll::{poll_session, Ending, PollError, PollOptions, Polled, StopFlag};
 use crate::pool::Pool;
+use crate::session::Kept;
 
 /// What the account tasks share.
 #[derive(Debug)]
@@ -142,8 +143,9 @@ pub struct Pooled {
 }
 
 impl Shared {
-    /// One poll of `account` through the pool: lease the mailbox (waking
-    /// its parked session if there is one), poll, park the session again.
+    /// One poll of `account` through the pool: lease the mailbox (with its
+    /// kept session, or a vacant connection of its server, if there is
+    /// one), poll, park the connection again.
     /// `failures` counts the account's consecutive failed polls.
     pub async fn poll(
         &self,
@@ -153,7 +155,7 @@ impl Shared {
         failures: &mut u32,
     ) -> Pooled {
         let mut lease = self.pool.checkout(account).await;
-        let parked = lease.session.take();
+        let parked = lease.kept.take();
         let polled =
             poll_session(account, &self.ledger, relay, options, parked, Ending::Park).await;
         let next = next_delay(account, &polled, failures, &self.limits);
@@ -181,8 +183,11 @@ fn next_delay(account: &Account, polled: &Polled, failures: &mut u32, limits: &D
             backoff(interval, *failures, limits.max_backoff)
         }
     };
-    let base = match (&polled.parked, polled.login_delay) {
-        (None, Some(login_delay)) => base.max(login_delay),
+    // Only a session still logged in as this account spares the next
+    // poll a login.
+    let logged_in = matches!(polled.parked, Some(Kept::Session(_)));
+    let base = match polled.login_delay {
+        Some(login_delay) if !logged_in => base.max(login_delay),
         _ => base,
     };
     jitter(base)

@@ -4,7 +4,8 @@
 //! the pool: the extensions decide how messages are addressed (`UID:` when
 //! the server offers UID-PARAM, so a number cannot go stale), how they are
 //! deleted (DELI, durable at its `+OK`, or DELE, durable at QUIT/SLEE) and
-//! how the poll ends (SLEE to park the connection, or QUIT).
+//! how the poll ends (SLEE, CORE or QAUT to keep the connection, or QUIT:
+//! `pooling.rs`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,6 +25,11 @@ use crate::sasl::Refusal;
 use crate::sasl::{self, Credentials, Exchange, Mechanism, Protocol, SaslError, SecretKind};
 use crate::tls;
 
+mod pooling;
+
+use pooling::Phase;
+pub use pooling::{Kept, Vacant};
+
 /// The extensions of one server that popferry uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Extensions {
@@ -37,6 +43,19 @@ pub struct Extensions {
     pub pipelining: bool,
     /// RFC 2449 LOGIN-DELAY: the least time between two logins.
     pub login_delay: Option<Duration>,
+    /// QAUT: log out and keep the connection for another login.
+    pub qaut: bool,
+    /// CORE, or REFR as older builds name it: commit and reload while
+    /// staying logged in.
+    pub refresh: Option<Refresh>,
+}
+
+/// The name a server knows the commit-and-refresh command by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Core,
+    /// The name before CORE.
+    Refr,
 }
 
 impl Extensions {
@@ -51,6 +70,14 @@ impl Extensions {
             deli: account.deli && caps.has("DELI"),
             pipelining: caps.has("PIPELINING"),
             login_delay,
+            qaut: caps.has("QAUT"),
+            refresh: if caps.has("CORE") {
+                Some(Refresh::Core)
+            } else if caps.has("REFR") {
+                Some(Refresh::Refr)
+            } else {
+                None
+            },
         }
     }
 }
@@ -103,7 +130,8 @@ pub struct Listing {
     pub sizes: HashMap<u32, u64>,
 }
 
-/// A logged-in connection. While it sits in the pool it is asleep.
+/// A logged-in connection. While it sits in the pool it is asleep (SLEE)
+/// or refreshed (CORE).
 #[derive(Debug)]
 pub struct Session {
     client: Client,
@@ -115,11 +143,23 @@ pub struct Session {
     /// True when the last cycle left nothing on the server to act on later,
     /// so a WAKE with `[ACTIVITY/NONE]` means there is nothing to do.
     pub settled: bool,
+    /// How the last poll left it, so the next knows how to resume it.
+    phase: Phase,
 }
 
 impl Session {
     /// Connects, secures the link as configured and logs in.
     pub async fn open(account: &Account) -> Result<Session, PollError> {
+        Session::open_on(account, None).await
+    }
+
+    /// Logs in on `vacant`, a connection another account of the same
+    /// server left with QAUT, or on a new connection when there is none or
+    /// it turns out to be dead.
+    pub async fn open_on(
+        account: &Account,
+        mut vacant: Option<Vacant>,
+    ) -> Result<Session, PollError> {
         let server = &account.pop3;
         let tls_config = match server.tls {
             TlsMode::None => None,
@@ -143,7 +183,17 @@ impl Session {
         let mut secret = login_secret(account).await?;
         let mut retried = false;
         loop {
-            match Session::log_in(account, &endpoint, tls_config.clone(), &secret).await {
+            let outcome = match vacant.take() {
+                Some(vacant) => match vacant.log_in(account, &endpoint, &secret).await {
+                    Err(e) if pooling::link_lost(&e) => {
+                        debug!(error = %e, "the reused connection is gone; connecting afresh");
+                        continue;
+                    }
+                    outcome => outcome.map_err(PollError::from),
+                },
+                None => Session::log_in(account, &endpoint, tls_config.clone(), &secret).await,
+            };
+            match outcome {
                 Err(PollError::Pop3(e))
                     if secret.is_token() && e.auth_refusal() == Some(Refusal::Rejected) =>
                 {
@@ -179,16 +229,30 @@ impl Session {
             capa = client.capa().await?;
         }
         let login = authenticate(&mut client, account, capa.as_ref(), secret).await?;
-        let capabilities = capa.unwrap_or_default();
+        Ok(Session::logged_in(
+            client,
+            capa.unwrap_or_default(),
+            login,
+            account,
+        ))
+    }
+
+    fn logged_in(
+        client: Client,
+        capabilities: Capabilities,
+        login: LoginMethod,
+        account: &Account,
+    ) -> Session {
         let extensions = Extensions::new(&capabilities, account);
         debug!(?extensions, %login, "logged in");
-        Ok(Session {
+        Session {
             client,
             extensions,
             capabilities,
             login,
             settled: false,
-        })
+            phase: Phase::Awake,
+        }
     }
 
     pub fn client(&mut self) -> &mut Client {
@@ -264,32 +328,6 @@ impl Session {
             Err(e) if e.is_message_gone() => Ok(Deleted::AlreadyGone),
             Err(e) => Err(e),
         }
-    }
-
-    /// SLEE: commits the deletions (its `+OK` counts exactly like QUIT's)
-    /// and leaves the connection open, asleep.
-    pub async fn sleep(&mut self) -> Result<(), Pop3Error> {
-        self.client.slee().await
-    }
-
-    /// WAKE a parked session. Message numbers from before are void.
-    pub async fn wake(&mut self) -> Result<Activity, Pop3Error> {
-        let reply = self.client.wake().await?;
-        Ok(if reply.has_code("ACTIVITY/NONE") {
-            Activity::None
-        } else {
-            Activity::New
-        })
-    }
-
-    /// Keeps a parked session from being logged out for idleness.
-    pub async fn keepalive(&mut self) -> Result<(), Pop3Error> {
-        self.client.noop().await
-    }
-
-    /// QUIT: commits the deletions and closes.
-    pub async fn quit(self) -> Result<(), Pop3Error> {
-        self.client.quit().await
     }
 }
 

@@ -213,9 +213,15 @@ async fn sleeping_draft_name_is_understood() {
 async fn with_more_accounts_than_slots_the_session_due_soonest_stays_parked() {
     within(async {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Without QAUT, so that an evicted session is logged out, not
+        // handed over (`tests/qaut_shares_connections.rs`).
+        let without_qaut = Extensions {
+            qaut: false,
+            ..Extensions::all()
+        };
         let options = Options {
             aliases: vec!["bob".into(), "carol".into()],
-            ..with_extensions(Extensions::all())
+            ..with_extensions(without_qaut)
         };
         let password = options.password.clone();
         let pop3 = pop3_server::Pop3Server::start(options).await;

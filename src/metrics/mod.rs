@@ -154,7 +154,7 @@ impl Metrics {
         );
         r.register(
             "pop3_parked_connections",
-            "POP3 sessions parked asleep (SLEE) between polls",
+            "POP3 connections parked between polls (after SLEE, CORE or QAUT)",
             self.parked.clone(),
         );
         r.register(

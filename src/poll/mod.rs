@@ -3,10 +3,11 @@
 //! Read this file top to bottom to know what popferry does to a mailbox:
 //!
 //! 1. connect (implicit TLS, or STLS when `tls = "starttls"`), CAPA, log in
-//!    ([`Session::open`]); or, for the daemon, WAKE the session parked after
-//!    the previous poll. `[ACTIVITY/NONE]` after a settled poll means
-//!    nothing arrived and nothing is left to do: straight to step 4, and
-//!    the poll is counted in memory, not written (`history.rs`);
+//!    ([`Session::open`]); or, for the daemon, WAKE (or CORE) the session
+//!    kept after the previous poll, or log in on a connection another
+//!    account left with QAUT. `[ACTIVITY/NONE]` after a settled poll
+//!    means nothing arrived and nothing is left to do: straight to step 4,
+//!    and the poll is counted in memory, not written (`history.rs`);
 //! 2. UIDL and LIST (sent together where the server offers PIPELINING):
 //!    the server's snapshot of the mailbox. A kept mailbox the ledger knows
 //!    nothing of that lists more than [`FIRST_POLL_LIMIT`] messages stops
@@ -35,9 +36,9 @@
 //!    Messages are named `UID:<uid>` where the server offers UID-PARAM, and
 //!    deleted with DELI where it offers that: DELI's `+OK` means the message
 //!    is gone for good, so the ledger marks it deleted at once;
-//! 4. QUIT, or SLEE when the daemon parks the connection; either `+OK` is
-//!    the server's word that the DELE'd messages are gone, and the ledger
-//!    marks them confirmed.
+//! 4. QUIT, or SLEE, CORE or QAUT when the daemon keeps the connection
+//!    (`session/pooling.rs`); any `+OK` is the server's word that the
+//!    DELE'd messages are gone, and the ledger marks them confirmed.
 //!
 //! # The guarantee
 //!
@@ -66,8 +67,7 @@ use tracing::{debug, info, warn, Instrument as _};
 use crate::config::Account;
 use crate::deliver::Relay;
 use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport};
-use crate::pop3::Pop3Error;
-use crate::session::{Activity, Listing, Session};
+use crate::session::{Activity, Kept, Listing, Session};
 
 mod copies;
 mod decide;
@@ -92,11 +92,11 @@ use record::Tally;
 use transfer::{transfer, Context, Step};
 pub use transfer::{FETCH_AHEAD, UNRECORDED};
 
-/// A finished poll and, when it was parked, its sleeping session.
+/// A finished poll and, when it was parked, its kept connection.
 #[derive(Debug)]
 pub struct Polled {
     pub result: Result<PollReport, PollError>,
-    pub parked: Option<Session>,
+    pub parked: Option<Kept>,
     /// The server's RFC 2449 LOGIN-DELAY, when this poll logged in.
     pub login_delay: Option<Duration>,
 }
@@ -114,21 +114,25 @@ pub async fn poll(
         .result
 }
 
-/// Poll `account` once, waking `parked` if given, and record the poll in
-/// the ledger (or only count it, when the WAKE found nothing). With [`Ending::Park`] the session comes back asleep when the
-/// server allows it.
+/// Poll `account` once on `parked` if given (its own kept session, or a
+/// vacant connection of its server), and record the poll in the ledger,
+/// or only count it when a kept session woke to find nothing. With
+/// [`Ending::Park`] the connection comes back kept when the server allows
+/// it.
 pub async fn poll_session(
     account: &Account,
     ledger: &Ledger,
     relay: &Relay,
     options: &PollOptions,
-    parked: Option<Session>,
+    parked: Option<Kept>,
     ending: Ending,
 ) -> Polled {
     let started = Instant::now();
     let span = tracing::info_span!("poll", id = tracing::field::Empty);
     let mut history = History::new(ledger, &account.name, span.clone());
-    if parked.is_none() {
+    // A login goes on record before it connects; a kept session only once
+    // its WAKE (or CORE) finds something to do.
+    if !matches!(parked, Some(Kept::Session(_))) {
         if let Err(e) = history.begin().await {
             return Polled {
                 result: Err(e.into()),
@@ -196,7 +200,7 @@ pub async fn poll_session(
 
 /// How `run` left the session, for [`Polled`].
 struct Finished {
-    parked: Option<Session>,
+    parked: Option<Kept>,
     login_delay: Option<Duration>,
 }
 
@@ -204,7 +208,7 @@ async fn run(
     account: &Account,
     relay: &Relay,
     options: &PollOptions,
-    parked: Option<Session>,
+    parked: Option<Kept>,
     ending: Ending,
     report: &mut PollReport,
     history: &mut History<'_>,
@@ -212,7 +216,7 @@ async fn run(
     let ledger = history.ledger;
     let recipients = recipients::deliver_to(account)?;
     let mut session = match parked {
-        Some(mut session) => match session.wake().await {
+        Some(Kept::Session(mut session)) => match session.resume().await {
             Ok(Activity::None) if session.settled => {
                 debug!("WAKE: nothing new");
                 return finish(session, account, ledger, ending, Vec::new(), true, report).await;
@@ -224,9 +228,11 @@ async fn run(
             Err(e) => {
                 history.begin().await?;
                 info!(error = %e, "pooled connection unusable; logging in afresh");
+                session.discard(&e).await;
                 Session::open(account).await?
             }
         },
+        Some(Kept::Vacant(vacant)) => Session::open_on(account, Some(vacant)).await?,
         None => Session::open(account).await?,
     };
     let Listing { uids, sizes } = session.listing().await?;
@@ -362,11 +368,11 @@ async fn run(
     .await
 }
 
-/// Ends the poll: SLEE to park (when asked and offered) or QUIT. Either
-/// `+OK` confirms the DELE'd messages are gone. A SLEE the server refuses
-/// leaves the session awake, so it falls back to QUIT.
+/// Ends the poll: SLEE, CORE or QAUT to keep the connection (when asked
+/// and offered) or QUIT ([`Session::end`]). Any `+OK` confirms the DELE'd
+/// messages are gone.
 async fn finish(
-    mut session: Session,
+    session: Session,
     account: &Account,
     ledger: &Ledger,
     ending: Ending,
@@ -375,23 +381,8 @@ async fn finish(
     report: &mut PollReport,
 ) -> Result<Finished, PollError> {
     let login_delay = session.extensions().login_delay;
-    let parked = if ending == Ending::Park && session.extensions().sleep {
-        match session.sleep().await {
-            Ok(()) => {
-                session.settled = settled;
-                Some(session)
-            }
-            Err(e @ Pop3Error::Refused { .. }) => {
-                info!(error = %e, "SLEE refused; logging out instead");
-                session.quit().await?;
-                None
-            }
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        session.quit().await?;
-        None
-    };
+    let keep = ending == Ending::Park;
+    let parked = session.end(keep, !flagged.is_empty(), settled).await?;
     ledger.mark_deleted(&account.name, &flagged).await?;
     report.deleted += flagged.len() as u64;
     Ok(Finished {

@@ -148,10 +148,17 @@ impl Client {
     /// and each would otherwise keep its high-water mark (the 64 KiB chunk
     /// alone) for as long as it sleeps. The chunk is allocated again by the
     /// next read.
-    fn release_buffers(&mut self) {
+    pub(super) fn release_buffers(&mut self) {
         self.chunk = Vec::new();
         self.decoder.release();
         self.out = Vec::new();
+    }
+
+    /// Takes on another account's timeout and limits, for a connection
+    /// that account logs in on after another's QAUT.
+    pub fn retune(&mut self, timeout: Duration, limits: Limits) {
+        self.timeout = timeout;
+        self.decoder.set_limits(limits);
     }
 
     /// QUIT. Its `+OK` is the server's word that the deletions are

@@ -49,6 +49,13 @@ pub enum Command<'a> {
     Slee,
     /// Leave the sleeping state with a fresh listing (SLEE-WAKE).
     Wake,
+    /// Commit the deletions and log out, keeping the connection for
+    /// another login (QAUT).
+    Qaut,
+    /// Commit the deletions and reload the listing, staying logged in
+    /// (CORE, named REFR before).
+    Core,
+    Refr,
     Quit,
 }
 
@@ -92,6 +99,9 @@ impl Command<'_> {
             Command::Noop => "NOOP",
             Command::Slee => "SLEE",
             Command::Wake => "WAKE",
+            Command::Qaut => "QAUT",
+            Command::Core => "CORE",
+            Command::Refr => "REFR",
             Command::Quit => "QUIT",
         }
     }

@@ -64,4 +64,26 @@ impl Client {
     pub async fn wake(&mut self) -> Result<Reply, Pop3Error> {
         self.expect_ok(Command::Wake).await
     }
+
+    /// QAUT: commit the deletions like QUIT and return to AUTHORIZATION,
+    /// the connection (and its TLS) kept for the next login.
+    pub async fn qaut(&mut self) -> Result<(), Pop3Error> {
+        self.expect_ok(Command::Qaut).await?;
+        self.release_buffers();
+        Ok(())
+    }
+
+    /// CORE (or its older name REFR): commit the deletions and reload the
+    /// listing, staying logged in. Like WAKE's, the reply's code says
+    /// whether anything arrived.
+    pub async fn refresh(&mut self, older_name: bool) -> Result<Reply, Pop3Error> {
+        let command = if older_name {
+            Command::Refr
+        } else {
+            Command::Core
+        };
+        let reply = self.expect_ok(command).await?;
+        self.release_buffers();
+        Ok(reply)
+    }
 }

@@ -1,6 +1,7 @@
 //! The cases driven through the library against the in-process test
-//! server and test relay: the link dropped at each POP3 command (SLEE and
-//! WAKE included, through the daemon's pool) and every relay refusal.
+//! server and test relay: the link dropped at each POP3 command (SLEE,
+//! WAKE, CORE and QAUT included, through the daemon's pool) and every
+//! relay refusal.
 //! Each case: five messages, the fault on the first poll, then a clean
 //! poll (the daemon's next one for the pooled cases), then the checks.
 
@@ -22,8 +23,8 @@ const MESSAGES: usize = 5;
 enum Arm {
     /// The test server misbehaves once.
     Server(Fault),
-    /// Like `Server`, but on the WAKE of a session parked by an earlier,
-    /// empty poll.
+    /// Like `Server`, but on the connection kept by an earlier, empty
+    /// poll (its WAKE, its CORE, or the login on it after QAUT).
     Parked(Fault),
     /// The relay answers every end of DATA so.
     Relay(Verdict),
@@ -31,13 +32,21 @@ enum Arm {
     RelayUnreachable,
 }
 
+/// The extension the pooled cases' server offers to keep a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Sleep,
+    Core,
+    Qaut,
+}
+
 /// One row of the matrix and what its faulted poll must leave behind.
 #[derive(Debug, Clone)]
 struct Case {
     fault: &'static str,
     arm: Arm,
-    /// Polls through the daemon's pool, on a server offering SLEE-WAKE.
-    pooled: bool,
+    /// Polls through the daemon's pool, on a server offering this.
+    pooled: Option<Keep>,
     quarantine: bool,
     /// The faulted poll fails (rather than reporting deferrals).
     fails: bool,
@@ -51,7 +60,7 @@ fn case(fault: &'static str, arm: Arm, fails: bool, left: usize, says: &'static 
     Case {
         fault,
         arm,
-        pooled: false,
+        pooled: None,
         quarantine: false,
         fails,
         left,
@@ -59,8 +68,12 @@ fn case(fault: &'static str, arm: Arm, fails: bool, left: usize, says: &'static 
     }
 }
 
-fn pooled(mut case: Case) -> Case {
-    case.pooled = true;
+fn pooled(case: Case) -> Case {
+    kept_by(Keep::Sleep, case)
+}
+
+fn kept_by(keep: Keep, mut case: Case) -> Case {
+    case.pooled = Some(keep);
     case
 }
 
@@ -125,6 +138,52 @@ fn cases() -> Vec<Case> {
             0,
             "",
         )),
+        kept_by(
+            Keep::Core,
+            case("CORE lost before commit", close("CORE"), true, n, "CORE"),
+        ),
+        kept_by(
+            Keep::Core,
+            case("CORE refused", Server(Fault::RefuseCore), false, 0, ""),
+        ),
+        kept_by(
+            Keep::Core,
+            case(
+                "link drop after the next CORE",
+                Parked(Fault::CloseAfter { verb: "CORE" }),
+                false,
+                0,
+                "",
+            ),
+        ),
+        kept_by(
+            Keep::Core,
+            case("next CORE refused", Parked(Fault::RefuseCore), false, 0, ""),
+        ),
+        kept_by(
+            Keep::Qaut,
+            case("QAUT lost before commit", close("QAUT"), true, n, "QAUT"),
+        ),
+        kept_by(
+            Keep::Qaut,
+            case(
+                "QAUT reply lost after commit",
+                Server(Fault::LostQautReply),
+                true,
+                0,
+                "QAUT",
+            ),
+        ),
+        kept_by(
+            Keep::Qaut,
+            case(
+                "link drop at login after QAUT",
+                Parked(Fault::CloseAfter { verb: "USER" }),
+                false,
+                0,
+                "",
+            ),
+        ),
         case(
             "relay drops link after DATA",
             Relay(Verdict::HangUp),
@@ -175,10 +234,13 @@ pub async fn run_all() -> Vec<Row> {
     rows
 }
 
-fn server_options(pooled: bool) -> Options {
+fn server_options(pooled: Option<Keep>) -> Options {
+    // SLEE, CORE or QAUT, not DELI, commits the deletions, so their
+    // faults matter.
     let extensions = Extensions {
-        // SLEE, not DELI, commits the deletions, so its faults matter.
-        sleep_wake: pooled,
+        sleep_wake: pooled == Some(Keep::Sleep),
+        core: pooled == Some(Keep::Core),
+        qaut: pooled == Some(Keep::Qaut),
         ..Extensions::default()
     };
     Options {
@@ -235,8 +297,13 @@ async fn run(case: Case) -> Row {
         Arm::Parked(fault) => {
             let parked = rig.pooled_poll(&daemon).await;
             row.check(parked.is_ok(), || format!("parking poll: {parked:?}"));
-            row.check(rig.pop3.sleeping_connections() == 1, || {
-                "the empty poll did not park its session".into()
+            let kept = if case.pooled == Some(Keep::Sleep) {
+                rig.pop3.sleeping_connections()
+            } else {
+                rig.pop3.open_connections()
+            };
+            row.check(kept == 1, || {
+                "the empty poll did not keep its connection".into()
             });
             rig.pop3.set_fault(Some(fault.clone()));
         }
@@ -250,7 +317,7 @@ async fn run(case: Case) -> Row {
         rig.add(uid, "");
     }
 
-    let first = poll(&rig, &daemon, case.pooled, &relay).await;
+    let first = poll(&rig, &daemon, case.pooled.is_some(), &relay).await;
     row.faulted_run = match &first {
         Ok(r) => format!(
             "ok: {} delivered, {} deferred, {} rejected",
@@ -288,17 +355,17 @@ async fn run(case: Case) -> Row {
 
     rig.pop3.set_fault(None);
     rig.smtp.set_judge(|_| Verdict::Accept);
-    let clean = poll(&rig, &daemon, case.pooled, &rig.relay).await;
+    let clean = poll(&rig, &daemon, case.pooled.is_some(), &rig.relay).await;
     row.check(clean.is_ok(), || format!("clean poll: {clean:?}"));
     Snapshot::take(&rig.pop3, &rig.smtp, &ledger, quarantine).check_final(&all, 0, &mut row);
-    let settle = poll(&rig, &daemon, case.pooled, &rig.relay).await;
+    let settle = poll(&rig, &daemon, case.pooled.is_some(), &rig.relay).await;
     row.check(settle.as_ref().is_ok_and(|r| r.delivered == 0), || {
         format!("a further poll should find nothing to do: {settle:?}")
     });
     // The daemon skips the listing when WAKE says nothing arrived, so only
     // a fresh login's listing prunes.
     let rows = crate::faults::ledger_rows::states(&ledger, super::outcome::ACCOUNT);
-    row.check(case.pooled || rows.is_empty(), || {
+    row.check(case.pooled.is_some() || rows.is_empty(), || {
         format!("rows of messages gone from the server outlived a further poll: {rows:?}")
     });
     row

@@ -1,6 +1,7 @@
 //! SLEE, WAKE, DELI and QAUT as the reference server does them (spec 3.1,
-//! 3.3, 3.4), with the SLEE faults a pooling client has to survive, and
-//! the switches that turn them on.
+//! 3.3, 3.4), CORE and REFR as its historical builds did (3.6), with the
+//! faults a pooling client has to survive, and the switches that turn
+//! them on.
 
 use super::mailbox::{Mailbox, Mark, BAD_SYNTAX};
 use super::session::{Io, Next, Session};
@@ -20,6 +21,10 @@ pub struct Extensions {
     pub deli: bool,
     pub qaut: bool,
     pub pipelining: bool,
+    /// `CORE`; off in [`Extensions::all`], as the newest code dropped it.
+    pub core: bool,
+    /// `REFR`, CORE's first name.
+    pub refr: bool,
 }
 
 impl Extensions {
@@ -32,6 +37,8 @@ impl Extensions {
             deli: true,
             qaut: true,
             pipelining: true,
+            core: false,
+            refr: false,
         }
     }
 
@@ -49,6 +56,8 @@ impl Extensions {
             (self.deli, "DELI"),
             (self.qaut, "QAUT"),
             (self.pipelining, "PIPELINING"),
+            (self.core, "CORE"),
+            (self.refr, "REFR"),
         ];
         let mut tokens: Vec<&'static str> = flags
             .iter()
@@ -90,7 +99,7 @@ impl Session {
         if !self.asleep {
             return self.reply("-ERR Not sleeping.").await;
         }
-        let fresh = {
+        {
             let mut shared = lock(&self.shared);
             // Decided under the same lock as `close_sleeping`: a connection
             // it counted as closed must not wake up.
@@ -98,7 +107,19 @@ impl Session {
                 Some(connection) if !connection.closing => connection.sleeping = false,
                 _ => return Ok(Next::Close),
             }
-            Mailbox::new(&shared.maildrop)
+        }
+        let activity = self.fresh_snapshot();
+        self.asleep = false;
+        self.reply(&format!("+OK [ACTIVITY/{activity}] Welcome back."))
+            .await
+    }
+
+    /// Takes a fresh snapshot and says whether it holds a uid the last one
+    /// did not: `NEW` or `NONE`.
+    fn fresh_snapshot(&mut self) -> &'static str {
+        let fresh = {
+            let shared = lock(&self.shared);
+            Mailbox::new(&shared.visible(self.user.as_deref().unwrap_or("")))
         };
         let old = self.mailbox.take();
         let new_uid = fresh.snapshot_uids().any(|uid| {
@@ -106,10 +127,22 @@ impl Session {
                 .is_some_and(|old| old.snapshot_uids().any(|seen| seen == uid))
         });
         self.mailbox = Some(fresh);
-        self.asleep = false;
-        let activity = if new_uid { "NEW" } else { "NONE" };
-        self.reply(&format!("+OK [ACTIVITY/{activity}] Welcome back."))
-            .await
+        if new_uid {
+            "NEW"
+        } else {
+            "NONE"
+        }
+    }
+
+    /// CORE (and REFR): commits like QUIT, then a fresh snapshot, staying
+    /// in TRANSACTION.
+    pub(super) async fn core(&mut self) -> Io {
+        let deleted = self.commit();
+        let activity = self.fresh_snapshot();
+        self.reply(&format!(
+            "+OK [ACTIVITY/{activity}] Refreshed. Deleted {deleted} messages."
+        ))
+        .await
     }
 
     /// Deletes from the shared maildrop before the `+OK`, so the deletion

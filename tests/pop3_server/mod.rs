@@ -12,10 +12,13 @@
 //! `QUIT` in the TRANSACTION state removes them from the shared maildrop
 //! (the UPDATE state of RFC 1939 §6). A session that ends any other way
 //! commits nothing. The extensions add the other ways to commit the
-//! reference server has: SLEE and QAUT like QUIT, DELI at once.
+//! reference server has: SLEE, QAUT and CORE like QUIT, DELI at once.
+//! Messages added for one user ([`Pop3Server::add_for`]) are that user's
+//! alone, so many accounts can share one server.
 //!
 //! Opt-in [`Extensions`] add the commands of Bill Godfrey's reference
-//! server (SLEE/WAKE, UID-PARAM, DELI, QAUT), with its reply texts and its
+//! server (SLEE/WAKE, UID-PARAM, DELI, QAUT, the older CORE), with its
+//! reply texts and its
 //! known quirks, so a pooling client can be tested against the behaviour
 //! it will meet rather than against an idealised reading of the drafts.
 //!
@@ -25,14 +28,16 @@
 
 mod extensions;
 mod mailbox;
+mod owners;
 mod session;
+mod tls_front;
 mod transaction;
 mod wire;
 
 pub use extensions::Extensions;
 // Unused in the crates that only drive the server through popferry.
 #[allow(unused_imports)]
-pub use wire::Wire;
+pub use {tls_front::TlsFront, wire::Wire};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,6 +84,11 @@ pub enum Fault {
     /// Commit the deletions at the next SLEE, then close without the `+OK`,
     /// so the client cannot know they were committed.
     LostSleeReply,
+    /// Commit the deletions at the next QAUT, then close without the `+OK`.
+    LostQautReply,
+    /// Answer the next CORE (or REFR) `-ERR`, committing nothing; the
+    /// session stays in TRANSACTION.
+    RefuseCore,
 }
 
 /// How the server presents itself; fixed for the server's lifetime.
@@ -114,6 +124,8 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 struct Stored {
     id: u64,
+    /// The one user who sees it; `None`: every user.
+    owner: Option<String>,
     message: Message,
 }
 
@@ -187,6 +199,8 @@ impl Shared {
             Fault::DropAfterSlee | Fault::LostSleeReply => {
                 verb == "SLEE" && state == State::Transaction && self.options.extensions.sleep()
             }
+            Fault::LostQautReply => verb == "QAUT" && state == State::Transaction,
+            Fault::RefuseCore => matches!(verb, "CORE" | "REFR") && state == State::Transaction,
         };
         if !applies {
             return None;
@@ -282,6 +296,7 @@ impl Pop3Server {
         shared.next_id += 1;
         shared.maildrop.push(Stored {
             id,
+            owner: None,
             message: Message {
                 uid: uid.to_owned(),
                 bytes: bytes.to_vec(),

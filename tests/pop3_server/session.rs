@@ -33,7 +33,7 @@ pub(super) struct Session {
     out: OwnedWriteHalf,
     /// This connection's key in `Shared::connections`.
     pub(super) id: u64,
-    user: Option<String>,
+    pub(super) user: Option<String>,
     /// `None` in the AUTHORIZATION state.
     pub(super) mailbox: Option<Mailbox>,
     /// SLEEP: logged in, deletions committed, waiting for WAKE.
@@ -196,6 +196,11 @@ impl Session {
             Some(fault @ (Fault::DropAfterSlee | Fault::LostSleeReply)) => {
                 return self.slee(Some(fault)).await
             }
+            Some(Fault::LostQautReply) => {
+                self.commit();
+                return Ok(Next::Close);
+            }
+            Some(Fault::RefuseCore) => return self.reply("-ERR [SYS/TEMP] Cannot refresh.").await,
             None => {}
         }
         let allowed: &[&str] = match state {
@@ -243,6 +248,8 @@ impl Session {
             "WAKE" if extensions.sleep() => self.wake().await,
             "DELI" if extensions.deli => self.deli(&args).await,
             "QAUT" if extensions.qaut => self.qaut().await,
+            "CORE" if extensions.core => self.core().await,
+            "REFR" if extensions.refr => self.core().await,
             _ => self.reply(&format!("-ERR Unknown command: {verb}")).await,
         }
     }
@@ -291,11 +298,12 @@ impl Session {
                 None
             } else {
                 shared.logins += 1;
-                Some(Mailbox::new(&shared.maildrop))
+                Some(Mailbox::new(&shared.visible(user)))
             }
         };
         match snapshot {
             Some(mailbox) => {
+                self.user = Some(user.to_owned());
                 self.mailbox = Some(mailbox);
                 self.asleep = false;
                 self.reply("+OK Welcome.").await

@@ -40,6 +40,7 @@ struct Fleet {
     smtp: SmtpReceiver,
     accounts: Vec<Account>,
     shared: Arc<Shared>,
+    ledger: Ledger,
     relay: Relay,
     /// The implicit-TLS front the accounts connect to, if `tls`.
     front: Option<TlsFront>,
@@ -102,7 +103,8 @@ impl Fleet {
         Fleet {
             pop3,
             smtp,
-            shared: Arc::new(Shared::new(ledger, config.daemon)),
+            shared: Arc::new(Shared::new(ledger.clone(), config.daemon)),
+            ledger,
             accounts: config.accounts,
             relay,
             front,
@@ -163,6 +165,19 @@ async fn two_hundred_accounts_on_eight_slots(extensions: Extensions, tls: bool) 
         }
     }
     fleet.poll_all_at_once().await;
+    // A login on a connection another account left is a poll on record
+    // like any login, not an empty pooled poll counted in memory.
+    let status = fleet.ledger.status().await.expect("status");
+    assert_eq!(status.len(), 200);
+    for account in &status {
+        let last = account.last_poll.as_ref().expect("on record");
+        assert_eq!(
+            (last.delivered, last.empty_polls),
+            (2, 0),
+            "{}",
+            account.account
+        );
+    }
     fleet.poll_all_at_once().await;
     let deliveries = fleet.deliveries();
     assert_eq!(deliveries.len(), 400, "every message delivered");

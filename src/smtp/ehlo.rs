@@ -10,6 +10,8 @@ pub(super) struct Extensions {
     pub eight_bit: bool,
     pub smtputf8: bool,
     pub size: bool,
+    /// RFC 3030 BDAT, used only together with PIPELINING (`chunking.rs`).
+    pub chunking: bool,
     /// The SASL mechanisms of the AUTH keyword, as the relay spells them.
     pub auth: Vec<String>,
     /// Every extension line as the relay wrote it, for `popferry check`.
@@ -31,6 +33,7 @@ impl Extensions {
                 "8BITMIME" => ext.eight_bit = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
                 "SIZE" => ext.size = true,
+                "CHUNKING" => ext.chunking = true,
                 "AUTH" => ext
                     .auth
                     .extend(words.filter(|w| !w.is_empty()).map(str::to_owned)),
@@ -55,14 +58,15 @@ mod tests {
                 "SIZE 10240000",
                 "AUTH=LOGIN CRAM-MD5",
                 "8BITMIME",
+                "Chunking",
             ]
             .map(String::from)
             .to_vec(),
         };
         let ext = Extensions::from_ehlo(&reply);
-        assert!(ext.pipelining && ext.size && ext.eight_bit);
+        assert!(ext.pipelining && ext.size && ext.eight_bit && ext.chunking);
         assert_eq!(ext.auth, ["LOGIN", "CRAM-MD5"]);
-        assert_eq!(ext.lines.len(), 4, "{:?}", ext.lines);
+        assert_eq!(ext.lines.len(), 5, "{:?}", ext.lines);
         assert_eq!(ext.lines[1], "SIZE 10240000");
         assert!(!ext.starttls && !ext.smtputf8);
         let greeting_only = Reply {

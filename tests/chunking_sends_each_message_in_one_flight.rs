@@ -11,7 +11,7 @@ mod pop3_server;
 mod rcpt_relay;
 mod smtp_receiver;
 
-use harness::{message, within};
+use harness::{message, within, Rig};
 use popferry::ledger::{MessageState, RecipientState};
 use rcpt_relay::world::World;
 use rcpt_relay::{Behaviour, Rule};
@@ -169,6 +169,33 @@ async fn without_pipelining_chunking_is_not_used() {
         assert!(world.relay.deliveries()[0]
             .data
             .ends_with(&message("m1", ".dot\r\n")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_bdat_is_the_outcome_of_its_own_message_only() {
+    within(async {
+        let rig = Rig::start("").await;
+        rig.add("m1", "");
+        rig.add("m2", "X-Test-Reject: 451");
+        rig.add("m3", "X-Test-Reject: 554");
+        rig.add("m4", "");
+        let report = rig.poll().await.expect("poll");
+        assert_eq!(
+            (report.delivered, report.deferred, report.rejected),
+            (2, 1, 1),
+            "{report:?}"
+        );
+        rig.assert_delivered_once(&["m1", "m4"]);
+        assert_eq!(rig.pop3.uids(), ["m2", "m3"], "refused messages stay");
+        let offers = rig.smtp.offers();
+        assert_eq!(offers.len(), 4);
+        assert!(offers.iter().all(|o| o.chunked), "every message with BDAT");
+        let rejected = rig.record("m3").await.expect("m3 recorded");
+        assert_eq!(rejected.state, MessageState::Rejected);
+        let error = rejected.last_error.unwrap_or_default();
+        assert!(error.contains("BDAT") && error.contains("554"), "{error}");
     })
     .await;
 }

@@ -79,7 +79,9 @@ impl Connection {
         message: &[u8],
     ) -> Result<Vec<Verdict>, SmtpError> {
         let mail = self.mail_command(sender, recipients, message);
-        if self.ext.chunking && self.ext.pipelining {
+        // A message over the relay's SIZE goes the DATA way: its MAIL is
+        // refused before any of the message is sent.
+        if self.ext.chunking && self.ext.pipelining && !self.ext.too_large(message.len()) {
             return self.chunked(mail, recipients, message).await;
         }
         let mut commands = vec![(MAIL_FROM, mail)];

@@ -19,11 +19,13 @@
 //! message.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use rustls::ClientConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::timeout;
 
@@ -310,17 +312,26 @@ impl Connection {
     /// lets the message go out on a fresh connection.
     pub(super) async fn dropped_while_idle(&mut self) -> Result<(), SmtpError> {
         if self.decoder.buffered() == 0 {
-            match timeout(Duration::ZERO, self.stream.read(&mut self.chunk)).await {
-                Err(_) => return Ok(()),
-                Ok(Ok(0)) => {
+            // Polled once, not raced against a zero timeout: tokio's timer
+            // rounds that up to its next millisecond tick, a wait per message.
+            let mut buf = ReadBuf::new(&mut self.chunk);
+            let stream = &mut self.stream;
+            let polled = std::future::poll_fn(|cx| {
+                Poll::Ready(Pin::new(&mut *stream).poll_read(cx, &mut buf))
+            })
+            .await;
+            let n = buf.filled().len();
+            match polled {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(())) if n == 0 => {
                     self.broken = true;
                     return Err(SmtpError::Closed {
                         peer: self.peer.clone(),
                         during: MAIL_FROM,
                     });
                 }
-                Ok(Ok(n)) => self.decoder.feed(&self.chunk[..n]),
-                Ok(Err(source)) => {
+                Poll::Ready(Ok(())) => self.decoder.feed(&self.chunk[..n]),
+                Poll::Ready(Err(source)) => {
                     self.broken = true;
                     return Err(self.io_error(MAIL_FROM, source));
                 }

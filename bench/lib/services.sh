@@ -161,7 +161,11 @@ start_services() {
     launch dovecot "$POP3_PORT" "$POP3S_PORT" -- \
         /usr/sbin/dovecot -F -c "$STATE/dovecot/dovecot.conf"
     : >"$SINK_LOG"
-    launch sink "$SINK_PORT" -- "$PY" "$BENCH_LIB/sink.py" --port "$SINK_PORT" --log "$SINK_LOG"
+    # SINK_CHUNKING=no: a relay without BDAT, to measure what CHUNKING buys.
+    local sink_flags=()
+    [[ ${SINK_CHUNKING:-yes} == no ]] && sink_flags=(--no-chunking)
+    launch sink "$SINK_PORT" -- "$PY" "$BENCH_LIB/sink.py" --port "$SINK_PORT" --log "$SINK_LOG" \
+        "${sink_flags[@]}"
     launch proxy "$PROXY_PORT" "$PROXYS_PORT" "$PROXY_SMTP_PORT" -- "$PY" "$BENCH_LIB/proxy.py" \
         --delay-ms "$PROXY_DELAY_MS" "$PROXY_PORT=$POP3_PORT" "$PROXYS_PORT=$POP3S_PORT" \
         "$PROXY_SMTP_PORT=$SINK_PORT"

@@ -1,16 +1,19 @@
 #!/usr/bin/python3
 """The bench's mail receiver: SMTP and LMTP on one port, accepting everything.
 
-    sink.py --port 24525 --log FILE
+    sink.py --port 24525 --log FILE [--no-chunking]
 
 It must never be the bottleneck, so it is a bare asyncio.Protocol: no
 coroutine per line, every reply to a burst of pipelined commands in one write,
 and the end of DATA found with bytes.find from where the previous search
 stopped (a 100 MiB message is scanned once, not once per packet).
 
-EHLO offers PIPELINING, 8BITMIME, SIZE and ENHANCEDSTATUSCODES. A client that
-says LHLO instead gets LMTP: one reply per recipient after the final dot
-(getmail6 delivers that way).
+EHLO offers PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES and CHUNKING, as
+Postfix does (--no-chunking leaves CHUNKING out, to measure what BDAT buys).
+A client that says LHLO instead gets LMTP: one reply per recipient after the
+final dot or BDAT LAST (getmail6 delivers that way). BDAT n [LAST] takes
+exactly n octets, whatever comes first; with no recipient the LAST chunk is
+still read, then refused with 554 (RFC 3030 4.2).
 
 For each accepted message one line is appended to the log and flushed BEFORE
 the 250 goes out, so once a client has exited, everything it was told was
@@ -18,7 +21,8 @@ accepted is in the log:
 
     <Message-ID> TAB <sha1 hex of the body> TAB <message octets>
 
-The body is what follows the first empty line, un-dot-stuffed, CRLF line ends:
+The body is what follows the first empty line (un-dot-stuffed after DATA, the
+BDAT chunks joined as sent), CRLF line ends:
 the form fill.py hashes. Headers are not compared because every tool adds its
 own (Received, Delivered-To, ...). The runner remembers the log size before a
 run and reads only what was appended, so the log is never truncated under
@@ -37,13 +41,18 @@ import signal
 MSGID = re.compile(rb"^Message-ID:[ \t]*(?:\r\n[ \t]+)?(<[^>\r\n]*>)", re.I | re.M)
 CAPS = (b"250-sink.bench.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
         b"250-SIZE 1073741824\r\n250 ENHANCEDSTATUSCODES\r\n")
+CHUNKING_CAPS = CAPS.replace(b"250 ENHANCEDSTATUSCODES", b"250-ENHANCEDSTATUSCODES\r\n250 CHUNKING")
+
+
+def unstuff(msg):
+    """DATA's dot-stuffed CRLF text without the final dot, as sent."""
+    if msg.startswith(b".."):
+        msg = msg[1:]
+    return msg.replace(b"\r\n..", b"\r\n.")
 
 
 def record(msg):
-    """Log line for one message (dot-stuffed CRLF text without the final dot)."""
-    if msg.startswith(b".."):
-        msg = msg[1:]
-    msg = msg.replace(b"\r\n..", b"\r\n.")
+    """Log line for one message as sent (after un-dot-stuffing)."""
     split = msg.find(b"\r\n\r\n")
     head, body = (msg[:split], msg[split + 4:]) if split >= 0 else (msg, b"")
     m = MSGID.search(head)
@@ -52,8 +61,12 @@ def record(msg):
 
 
 class Session(asyncio.Protocol):
-    def __init__(self, log):
+    def __init__(self, log, caps):
         self.log = log
+        self.caps = caps
+        self.bdat = 0          # octets of the current BDAT chunk still to come
+        self.last = False      # the current chunk is BDAT ... LAST
+        self.chunks = bytearray()
         self.buf = bytearray()
         self.data = False      # inside DATA
         self.scan = 0          # where the next search for the end of DATA starts
@@ -68,6 +81,15 @@ class Session(asyncio.Protocol):
         self.buf += chunk
         out = []
         while self.buf:
+            if self.bdat:
+                take = min(self.bdat, len(self.buf))
+                self.chunks += self.buf[:take]
+                del self.buf[:take]
+                self.bdat -= take
+                if self.bdat:
+                    break
+                out.append(self.chunk_done())
+                continue
             if self.data:
                 # buf starts with the CRLF that ended the DATA line, so the
                 # end marker is always CRLF . CRLF, even for an empty message.
@@ -75,7 +97,7 @@ class Session(asyncio.Protocol):
                 if end < 0:
                     self.scan = max(0, len(self.buf) - 4)
                     break
-                self.log.write(record(bytes(self.buf[2:end + 2])))
+                self.log.write(record(unstuff(bytes(self.buf[2:end + 2]))))
                 del self.buf[:end + 5]
                 self.data = False
                 n = self.rcpts if self.lmtp else 1
@@ -99,6 +121,18 @@ class Session(asyncio.Protocol):
                 self.scan = 0
         self.flush(out)
 
+    def chunk_done(self):
+        """The reply to a BDAT whose octets have all arrived."""
+        if not self.last:
+            return b"250 2.0.0 Ok: chunk\r\n"
+        n = self.rcpts if self.lmtp else 1
+        rcpts, self.rcpts = self.rcpts, 0
+        msg, self.chunks = bytes(self.chunks), bytearray()
+        if not rcpts:
+            return b"554 5.5.1 No valid recipients\r\n"
+        self.log.write(record(msg))
+        return b"250 2.0.0 Ok: logged\r\n" * n
+
     def flush(self, out):
         if out:
             self.log.flush()           # the log line is on disk before its 250
@@ -109,11 +143,12 @@ class Session(asyncio.Protocol):
         if verb in (b"EHLO", b"LHLO"):
             self.lmtp = verb == b"LHLO"
             self.rcpts = 0
-            return CAPS
+            return self.caps
         if verb == b"HELO":
             return b"250 sink.bench.test\r\n"
         if verb in (b"MAIL", b"RSET"):
             self.rcpts = 0
+            self.chunks = bytearray()
             return b"250 2.1.0 Ok\r\n"
         if verb == b"RCPT":
             self.rcpts += 1
@@ -123,6 +158,11 @@ class Session(asyncio.Protocol):
                 return b"503 5.5.1 RCPT first\r\n"
             self.data = True
             return b"354 Go ahead, end with <CRLF>.<CRLF>\r\n"
+        if verb == b"BDAT" and self.caps is CHUNKING_CAPS:
+            words = line.split()
+            self.last = len(words) > 2 and words[2].upper() == b"LAST"
+            self.bdat = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+            return self.chunk_done() if not self.bdat else b""
         if verb == b"NOOP":
             return b"250 2.0.0 Ok\r\n"
         if verb == b"QUIT":
@@ -130,10 +170,10 @@ class Session(asyncio.Protocol):
         return b"502 5.5.2 Not implemented\r\n"
 
 
-async def serve(port, logpath):
+async def serve(port, logpath, caps):
     loop = asyncio.get_running_loop()
     with open(logpath, "a", buffering=1 << 16) as log:
-        server = await loop.create_server(lambda: Session(log), "127.0.0.1", port,
+        server = await loop.create_server(lambda: Session(log, caps), "127.0.0.1", port,
                                           reuse_address=True, backlog=256)
         done = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -146,5 +186,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--log", required=True)
+    ap.add_argument("--no-chunking", action="store_true",
+                    help="do not offer CHUNKING (BDAT)")
     a = ap.parse_args()
-    asyncio.run(serve(a.port, a.log))
+    asyncio.run(serve(a.port, a.log, CAPS if a.no_chunking else CHUNKING_CAPS))

@@ -1,5 +1,7 @@
-//! A small SMTP receiver (RFC 5321 without TLS or AUTH) for loopback use:
-//! the demo's relay, and the relay of the hermetic tests.
+//! A small SMTP receiver (RFC 5321 without TLS or AUTH, with PIPELINING
+//! and CHUNKING) for loopback use: the demo's relay, and the relay of the
+//! hermetic tests. It offers what Postfix offers, so those tests take the
+//! path popferry takes with Postfix: a message in one BDAT LAST.
 //!
 //! What happens to an accepted message is up to a [`Mailbox`]: the demo
 //! writes it to a folder, the tests record it and pick a reply, because a
@@ -10,7 +12,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -38,11 +41,14 @@ pub struct Envelope {
     /// The MAIL FROM address, empty for the null sender.
     pub from: String,
     pub to: Vec<String>,
+    /// Whether the message came with BDAT rather than DATA.
+    pub chunked: bool,
 }
 
 /// Where the receiver hands each message it reads.
 pub trait Mailbox: Send + Sync + 'static {
-    /// Takes the message (dot-stuffing undone, without the final `.` line)
+    /// Takes the message (from DATA: dot-stuffing undone, without the final
+    /// `.` line; from BDAT: the chunks joined)
     /// and says what to answer. Called on a blocking thread, so it may
     /// write files.
     fn receive(&self, envelope: Envelope, data: Vec<u8>) -> Verdict;
@@ -140,6 +146,7 @@ async fn session(mut stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result
     out.write_all(b"220 receiver ESMTP popferry\r\n").await?;
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
+    let mut chunks = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -149,7 +156,7 @@ async fn session(mut stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
         let upper = text.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-receiver\r\n250 8BITMIME\r\n"
+            b"250-receiver\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
         } else if upper.starts_with("HELO") {
             b"250 receiver\r\n"
         } else if upper.starts_with("MAIL FROM:") {
@@ -170,38 +177,54 @@ async fn session(mut stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result
                 (_, None) => b"501 5.5.4 bad address\r\n",
             }
         } else if upper == "DATA" {
-            match from.take() {
-                Some(from) if !to.is_empty() => {
-                    out.write_all(b"354 go ahead\r\n").await?;
-                    let data = read_data(&mut input).await?;
+            if from.is_none() || to.is_empty() {
+                b"503 5.5.1 MAIL and RCPT first\r\n"
+            } else {
+                out.write_all(b"354 go ahead\r\n").await?;
+                let data = read_data(&mut input).await?;
+                let envelope = Envelope {
+                    from: from.take().unwrap_or_default(),
+                    to: std::mem::take(&mut to),
+                    chunked: false,
+                };
+                if !answer(&mailbox, envelope, data, &mut out).await? {
+                    return Ok(());
+                }
+                continue;
+            }
+        } else if upper.starts_with("BDAT ") {
+            let mut words = upper.split(' ').skip(1);
+            let size: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let last = words.next() == Some("LAST");
+            // RFC 3030 §2: the chunk is read whatever the reply.
+            let start = chunks.len();
+            chunks.resize(start + size, 0);
+            input.read_exact(&mut chunks[start..]).await?;
+            match (last, from.take()) {
+                (false, mail) => {
+                    from = mail;
+                    b"250 2.0.0 chunk taken\r\n"
+                }
+                (true, Some(from)) if !to.is_empty() => {
                     let envelope = Envelope {
                         from,
                         to: std::mem::take(&mut to),
+                        chunked: true,
                     };
-                    let mailbox = Arc::clone(&mailbox);
-                    let verdict =
-                        tokio::task::spawn_blocking(move || mailbox.receive(envelope, data))
-                            .await
-                            .unwrap_or(Verdict::Defer);
-                    match verdict {
-                        Verdict::Accept => b"250 2.0.0 queued\r\n",
-                        Verdict::Defer => b"451 4.3.0 try again later\r\n",
-                        Verdict::Reject => b"554 5.7.1 message refused\r\n",
-                        Verdict::Refuse(code) => {
-                            let class = code / 100;
-                            let line = format!("{code} {class}.0.0 refused by the receiver\r\n");
-                            out.write_all(line.as_bytes()).await?;
-                            if code == 421 {
-                                return Ok(());
-                            }
-                            continue;
-                        }
-                        Verdict::HangUp => return Ok(()),
+                    let data = std::mem::take(&mut chunks);
+                    if !answer(&mailbox, envelope, data, &mut out).await? {
+                        return Ok(());
                     }
+                    continue;
                 }
-                _ => b"503 5.5.1 MAIL and RCPT first\r\n",
+                (true, _) => {
+                    chunks.clear();
+                    to.clear();
+                    b"554 5.5.1 no valid recipients\r\n"
+                }
             }
         } else if upper == "RSET" {
+            chunks.clear();
             from = None;
             to.clear();
             b"250 2.0.0 ok\r\n"
@@ -215,6 +238,35 @@ async fn session(mut stream: TcpStream, mailbox: Arc<dyn Mailbox>) -> io::Result
         };
         out.write_all(reply).await?;
     }
+}
+
+/// Hands a message to the mailbox and writes its verdict; `false` when
+/// that ends the session (a 421, or a hang-up).
+async fn answer(
+    mailbox: &Arc<dyn Mailbox>,
+    envelope: Envelope,
+    data: Vec<u8>,
+    out: &mut OwnedWriteHalf,
+) -> io::Result<bool> {
+    let mailbox = Arc::clone(mailbox);
+    let verdict = tokio::task::spawn_blocking(move || mailbox.receive(envelope, data))
+        .await
+        .unwrap_or(Verdict::Defer);
+    let code = match verdict {
+        Verdict::Accept => 250,
+        Verdict::Defer => 451,
+        Verdict::Reject => 554,
+        Verdict::Refuse(code) => code,
+        Verdict::HangUp => return Ok(false),
+    };
+    let line = match verdict {
+        Verdict::Accept => "250 2.0.0 queued\r\n".to_owned(),
+        Verdict::Defer => "451 4.3.0 try again later\r\n".to_owned(),
+        Verdict::Reject => "554 5.7.1 message refused\r\n".to_owned(),
+        _ => format!("{code} {}.0.0 refused by the receiver\r\n", code / 100),
+    };
+    out.write_all(line.as_bytes()).await?;
+    Ok(code != 421)
 }
 
 /// The DATA lines up to the lone `.`, with dot-stuffing undone.

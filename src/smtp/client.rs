@@ -9,18 +9,23 @@
 //!   segment waits for a delayed ACK;
 //! * PIPELINING (RFC 2920): MAIL, every RCPT and DATA go out in one write
 //!   when the relay offers it, so a transaction costs two round trips;
+//!   with CHUNKING (RFC 3030) as well, `BDAT <n> LAST` and the message go
+//!   in the same flight, and it costs one (`chunking.rs`);
 //! * the message is stuffed chunk by chunk from the one copy in memory.
 //!
 //! The next transaction never starts before the final reply to the last
-//! one: Postfix (3.7) answers a MAIL pipelined behind the end of DATA only
-//! after a delayed-ACK timer, about 40 ms per message.
+//! one: Postfix (3.7) answers a MAIL pipelined behind the end of DATA (or
+//! behind a BDAT LAST) only after a delayed-ACK timer, about 40 ms per
+//! message.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use rustls::ClientConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::timeout;
 
@@ -298,6 +303,43 @@ impl Connection {
                 Err(_) => return Err(self.timed_out(during)),
             }
         }
+    }
+
+    /// Before a flight that sends the message with the commands: whether
+    /// the relay already dropped this connection while it was idle. Its
+    /// 421 or its FIN is then waiting to be read, so one read that does
+    /// not wait tells, and the error is the stale kind (`MAIL FROM`) that
+    /// lets the message go out on a fresh connection.
+    pub(super) async fn dropped_while_idle(&mut self) -> Result<(), SmtpError> {
+        if self.decoder.buffered() == 0 {
+            // Polled once, not raced against a zero timeout: tokio's timer
+            // rounds that up to its next millisecond tick, a wait per message.
+            let mut buf = ReadBuf::new(&mut self.chunk);
+            let stream = &mut self.stream;
+            let polled = std::future::poll_fn(|cx| {
+                Poll::Ready(Pin::new(&mut *stream).poll_read(cx, &mut buf))
+            })
+            .await;
+            let n = buf.filled().len();
+            match polled {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(())) if n == 0 => {
+                    self.broken = true;
+                    return Err(SmtpError::Closed {
+                        peer: self.peer.clone(),
+                        during: MAIL_FROM,
+                    });
+                }
+                Poll::Ready(Ok(())) => self.decoder.feed(&self.chunk[..n]),
+                Poll::Ready(Err(source)) => {
+                    self.broken = true;
+                    return Err(self.io_error(MAIL_FROM, source));
+                }
+            }
+        }
+        self.broken = true;
+        let reply = self.read(MAIL_FROM).await?;
+        Err(self.refused(MAIL_FROM, reply))
     }
 
     pub(super) fn refused(&self, command: &'static str, reply: Reply) -> SmtpError {

@@ -1,5 +1,5 @@
 //! The SMTP client that hands messages to the relay (RFC 5321, with
-//! PIPELINING, STARTTLS, 8BITMIME, SMTPUTF8, SIZE and AUTH with the
+//! PIPELINING, CHUNKING, STARTTLS, 8BITMIME, SMTPUTF8, SIZE and AUTH with the
 //! mechanisms of [`crate::sasl`]).
 //!
 //! popferry has its own client rather than lettre's transport because the
@@ -11,6 +11,7 @@
 //! and `auth` drives a [`crate::sasl`] exchange to log in.
 
 mod auth;
+mod chunking;
 pub mod client;
 pub mod data;
 mod ehlo;

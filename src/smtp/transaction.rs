@@ -78,16 +78,11 @@ impl Connection {
         recipients: &[String],
         message: &[u8],
     ) -> Result<Vec<Verdict>, SmtpError> {
-        let international = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
-        let mut mail = format!("MAIL FROM:<{sender}>");
-        if self.ext.size {
-            mail += &format!(" SIZE={}", message.len());
-        }
-        if self.ext.eight_bit && !message.is_ascii() {
-            mail += " BODY=8BITMIME";
-        }
-        if international {
-            mail += " SMTPUTF8";
+        let mail = self.mail_command(sender, recipients, message);
+        // A message over the relay's SIZE goes the DATA way: its MAIL is
+        // refused before any of the message is sent.
+        if self.ext.chunking && self.ext.pipelining && !self.ext.too_large(message.len()) {
+            return self.chunked(mail, recipients, message).await;
         }
         let mut commands = vec![(MAIL_FROM, mail)];
         commands.extend(
@@ -107,18 +102,8 @@ impl Connection {
             _ => (None, rest),
         };
 
-        let mut verdicts: Vec<Verdict> = (0..recipients.len())
-            .map(
-                |n| match (mail_reply.is_completion(), rcpt_replies.get(n)) {
-                    (true, Some(reply)) if reply.is_completion() => Ok(()),
-                    (true, Some(reply)) => Err(self.refused("RCPT TO", reply.clone())),
-                    _ => Err(self.refused(MAIL_FROM, mail_reply.clone())),
-                },
-            )
-            .collect();
-        let accepted: Vec<usize> = (0..recipients.len())
-            .filter(|&n| verdicts[n].is_ok())
-            .collect();
+        let mut verdicts = self.envelope_verdicts(mail_reply, rcpt_replies, recipients.len());
+        let accepted = accepted(&verdicts);
         let data_open = data_reply.is_some_and(|r| r.code == 354);
         if accepted.is_empty() {
             if data_open {
@@ -139,22 +124,71 @@ impl Connection {
         }
 
         self.send_data(message).await?;
+        self.final_replies(END_OF_DATA, &accepted, &mut verdicts)
+            .await?;
+        Ok(verdicts)
+    }
+
+    /// MAIL FROM with the parameters the relay offered and the message
+    /// needs.
+    fn mail_command(&self, sender: &str, recipients: &[String], message: &[u8]) -> String {
+        let international = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+        let mut mail = format!("MAIL FROM:<{sender}>");
+        if self.ext.size {
+            mail += &format!(" SIZE={}", message.len());
+        }
+        if self.ext.eight_bit && !message.is_ascii() {
+            mail += " BODY=8BITMIME";
+        }
+        if international {
+            mail += " SMTPUTF8";
+        }
+        mail
+    }
+
+    /// A verdict per recipient from the replies to MAIL and to each RCPT
+    /// read so far; recipients without a reply share MAIL's refusal.
+    pub(super) fn envelope_verdicts(
+        &self,
+        mail_reply: &Reply,
+        rcpt_replies: &[Reply],
+        recipients: usize,
+    ) -> Vec<Verdict> {
+        (0..recipients)
+            .map(
+                |n| match (mail_reply.is_completion(), rcpt_replies.get(n)) {
+                    (true, Some(reply)) if reply.is_completion() => Ok(()),
+                    (true, Some(reply)) => Err(self.refused("RCPT TO", reply.clone())),
+                    _ => Err(self.refused(MAIL_FROM, mail_reply.clone())),
+                },
+            )
+            .collect()
+    }
+
+    /// The answers once the message is sent (`during` names what ended
+    /// it): one for the whole message over SMTP, one per accepted
+    /// recipient over LMTP.
+    pub(super) async fn final_replies(
+        &mut self,
+        during: &'static str,
+        accepted: &[usize],
+        verdicts: &mut [Verdict],
+    ) -> Result<(), SmtpError> {
         match self.protocol {
-            // One answer for the whole message.
             Protocol::Smtp => {
-                let reply = self.read(END_OF_DATA).await?;
-                self.closing(END_OF_DATA, &reply)?;
+                let reply = self.read(during).await?;
+                self.closing(during, &reply)?;
                 if !reply.is_completion() {
-                    for &n in &accepted {
-                        verdicts[n] = Err(self.refused(END_OF_DATA, reply.clone()));
+                    for &n in accepted {
+                        verdicts[n] = Err(self.refused(during, reply.clone()));
                     }
                 }
             }
-            // One answer per accepted recipient, in RCPT order. Those read
-            // before a failure stand: those recipients have the message.
+            // In RCPT order. Those read before a failure stand: those
+            // recipients have the message.
             Protocol::Lmtp => {
                 for (i, &n) in accepted.iter().enumerate() {
-                    let reply = match self.read(END_OF_DATA).await {
+                    let reply = match self.read(during).await {
                         Ok(reply) if reply.code != 421 => reply,
                         failed => {
                             self.broken = true;
@@ -175,12 +209,12 @@ impl Connection {
                         }
                     };
                     if !reply.is_completion() {
-                        verdicts[n] = Err(self.refused(END_OF_DATA, reply));
+                        verdicts[n] = Err(self.refused(during, reply));
                     }
                 }
             }
         }
-        Ok(verdicts)
+        Ok(())
     }
 
     /// MAIL, every RCPT and DATA in one write, then their replies.
@@ -238,10 +272,10 @@ impl Connection {
         self.flush("DATA").await
     }
 
-    /// After a transaction that did not reach the data, RSET so the
-    /// connection can carry the next one; if that fails, the connection is
-    /// dropped rather than trusted.
-    async fn reset(&mut self) {
+    /// After a transaction that did not reach the data (or whose data
+    /// was refused), RSET so the connection can carry the next one; if
+    /// that fails, the connection is dropped rather than trusted.
+    pub(super) async fn reset(&mut self) {
         if let Err(error) = self.command("RSET", "RSET", 250).await {
             tracing::debug!(%error, "RSET after a refused transaction failed");
             self.broken = true;
@@ -251,11 +285,18 @@ impl Connection {
     /// 421 at any point: the relay is closing the connection (RFC 5321
     /// §3.8). That says nothing about the message and everything about
     /// the relay, so the transaction ends as a failure of the connection.
-    fn closing(&mut self, during: &'static str, reply: &Reply) -> Result<(), SmtpError> {
+    pub(super) fn closing(&mut self, during: &'static str, reply: &Reply) -> Result<(), SmtpError> {
         if reply.code == 421 {
             self.broken = true;
             return Err(self.refused(during, reply.clone()));
         }
         Ok(())
     }
+}
+
+/// The positions of the recipients the relay accepted so far.
+pub(super) fn accepted(verdicts: &[Verdict]) -> Vec<usize> {
+    (0..verdicts.len())
+        .filter(|&n| verdicts[n].is_ok())
+        .collect()
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
 
 /// How the relay behaves as a whole.
@@ -30,7 +30,15 @@ pub struct Behaviour {
     /// the next MAIL with 421 and hang up (as Exim's
     /// `smtp_accept_max_per_connection` does).
     pub per_connection: Option<usize>,
+    /// Offer CHUNKING (RFC 3030) and take BDAT. While a transaction is
+    /// open the replies are held back until BDAT LAST, so a client that
+    /// waits for one before sending the rest stalls for [`HOLD`], and is
+    /// counted in [`RcptRelay::waits`].
+    pub chunking: bool,
 }
+
+/// How long held replies wait for a client's next bytes.
+pub const HOLD: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Default for Behaviour {
     fn default() -> Self {
@@ -40,6 +48,7 @@ impl Default for Behaviour {
             smtputf8: true,
             open_data_anyway: false,
             per_connection: None,
+            chunking: false,
         }
     }
 }
@@ -69,6 +78,10 @@ struct State {
     /// Connections that closed while DATA was open.
     abandoned: usize,
     connections: usize,
+    /// Transactions completed with BDAT LAST.
+    chunked: usize,
+    /// Times the client waited for a held reply.
+    waits: usize,
 }
 
 #[derive(Clone)]
@@ -150,6 +163,14 @@ impl RcptRelay {
         self.lock().connections
     }
 
+    pub fn chunked(&self) -> usize {
+        self.lock().chunked
+    }
+
+    pub fn waits(&self) -> usize {
+        self.lock().waits
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -176,12 +197,21 @@ impl RcptRelay {
         let mut accepted: Vec<String> = Vec::new();
         let mut mail = false;
         let mut taken = 0;
+        let mut chunks = Vec::new();
         loop {
-            let mut line = String::new();
-            if lines.read_line(&mut line).await? == 0 {
+            let mut line = Vec::new();
+            if self.behaviour.chunking && mail && !out.is_empty() && lines.buffer().is_empty() {
+                let read = lines.read_until(b'\n', &mut line);
+                if tokio::time::timeout(HOLD, read).await.is_err() {
+                    self.lock().waits += 1;
+                    write.write_all(out).await?;
+                    out.clear();
+                }
+            }
+            if !line.ends_with(b"\n") && lines.read_until(b'\n', &mut line).await? == 0 {
                 return Ok(());
             }
-            let command = line.trim_end().to_owned();
+            let command = String::from_utf8_lossy(&line).trim_end().to_owned();
             let verb = command
                 .split([' ', ':'])
                 .next()
@@ -228,7 +258,32 @@ impl RcptRelay {
                     accepted.clear();
                     reply
                 }
+                "BDAT" if self.behaviour.chunking => {
+                    let mut words = command.split(' ').skip(1);
+                    let size: usize = words.next().unwrap_or("").parse().unwrap_or(0);
+                    let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+                    let start = chunks.len();
+                    chunks.resize(start + size, 0);
+                    lines.read_exact(&mut chunks[start..]).await?;
+                    match (last, mail && !accepted.is_empty()) {
+                        (false, _) => "250 2.0.0 chunk taken\r\n".to_owned(),
+                        (true, false) => {
+                            chunks.clear();
+                            mail = false;
+                            "554 5.5.1 no valid recipients\r\n".to_owned()
+                        }
+                        (true, true) => {
+                            let reply = self.complete(&accepted, std::mem::take(&mut chunks));
+                            self.lock().chunked += 1;
+                            taken += 1;
+                            mail = false;
+                            accepted.clear();
+                            reply
+                        }
+                    }
+                }
                 "RSET" => {
+                    chunks.clear();
                     mail = false;
                     accepted.clear();
                     "250 2.0.0 ok\r\n".to_owned()
@@ -242,8 +297,9 @@ impl RcptRelay {
             };
             out.extend_from_slice(reply.as_bytes());
             // Answers go out when the client waits for them: after DATA's
-            // reply or when no more pipelined input is buffered.
-            if lines.buffer().is_empty() {
+            // reply or when no more pipelined input is buffered (with
+            // CHUNKING, once no transaction is open).
+            if lines.buffer().is_empty() && !(self.behaviour.chunking && mail) {
                 write.write_all(out).await?;
                 write.flush().await?;
                 out.clear();
@@ -258,6 +314,9 @@ impl RcptRelay {
         }
         if self.behaviour.smtputf8 {
             caps.push("SMTPUTF8");
+        }
+        if self.behaviour.chunking {
+            caps.push("CHUNKING");
         }
         let last = caps.len() - 1;
         caps.iter()

@@ -22,9 +22,12 @@ pub struct Offer {
     /// The MAIL FROM address, empty for the null sender.
     pub from: String,
     pub to: Vec<String>,
-    /// The message after dot-unstuffing, without the terminating `.` line.
+    /// The message as sent: after dot-unstuffing, without the terminating
+    /// `.` line, or the BDAT chunks joined.
     pub data: Vec<u8>,
     pub verdict: Verdict,
+    /// Sent with BDAT (the receiver offers CHUNKING) rather than DATA.
+    pub chunked: bool,
 }
 
 /// Picks the verdict for a message from its bytes.
@@ -80,6 +83,7 @@ impl Mailbox for Shared {
         self.lock().offers.push(Offer {
             from: envelope.from,
             to: envelope.to,
+            chunked: envelope.chunked,
             data,
             verdict,
         });

@@ -32,16 +32,19 @@ pub use trace::{return_path, trace_header};
 
 /// The default of `[smtp] max_connections`: SMTP transactions in flight
 /// to one relay at once, for the whole process. Chosen from the bench
-/// (release build, 300 messages of 4 KiB, medians of 3 on a shared
-/// 2-core machine): with the relay at 20 ms RTT (scenario f) 1, 2, 4, 8
-/// and 16 connections took 13.2, 7.1, 3.7, 2.1 and 1.2 s; only 16 meets
-/// issue 14's target (under 1.5 s, at most 0.2x the 7.0 s of a client
-/// that sends each MAIL behind the previous dot). On loopback (scenario
-/// a, 2000 messages) the count makes no difference beyond the noise
-/// (1.1-1.6 s for every count). A relay that takes fewer connections says
-/// so and gets fewer (`slots.rs`); Postfix's own default per-client
-/// limit is 50.
-pub const MAX_CONNECTIONS: usize = 16;
+/// (release build, 300 messages of 4 KiB with the relay at 20 ms RTT,
+/// scenario f, medians of 3 on a shared 2-core machine). With CHUNKING
+/// (one round trip a message, as Postfix and Exim offer) 4, 8 and 16
+/// connections took 1.92, 1.08 and 0.68 s; with DATA (two round trips)
+/// 4, 8 and 16 took 3.7, 2.1 and 1.2 s. 8 is the smallest count that
+/// meets issue 14's target on a relay offering CHUNKING (under 1.5 s, at
+/// most 0.2x the 7.0 s of a client sending each MAIL behind the previous
+/// dot), and every transaction in flight is one more message a crash
+/// can make arrive twice, so more is not better. On loopback (scenario
+/// a) the count makes no difference beyond the noise. A relay that takes
+/// fewer connections says so and gets fewer (`slots.rs`); Postfix's own
+/// default per-client limit is 50.
+pub const MAX_CONNECTIONS: usize = 8;
 /// An idle connection older than this is closed rather than reused: relays
 /// drop idle clients after a few minutes (Postfix: 300 s) and a dead one
 /// costs a failed round trip to find out.

@@ -50,11 +50,11 @@ pub const FETCH_AHEAD: u64 = 8 * 1024 * 1024;
 /// recorded yet: a message takes one of these before its transaction
 /// starts and gives it back at its commit, so however many transactions
 /// run at once, this is the most a crash at the worst moment makes
-/// popferry deliver twice. 24 lets 16 transactions run (`[smtp]
-/// max_connections` above that gains a poll nothing) while a commit's
-/// fsync overlaps the next deliveries; it was 8 with one transaction at
-/// a time.
-pub const UNRECORDED: usize = 24;
+/// popferry deliver twice. 16 lets the default 8 transactions run while
+/// a commit's fsync overlaps the next 8 deliveries (`[smtp]
+/// max_connections` above 16 gains a poll nothing); it was 8 with one
+/// transaction at a time.
+pub const UNRECORDED: usize = 16;
 /// Commands in flight on a server that offers PIPELINING. A RETR and its
 /// DELE take two, so this keeps about 128 small messages on the wire:
 /// enough to fill a 20 ms round trip at several thousand messages a

@@ -131,7 +131,7 @@ impl SmtpConfig {
     /// Where the relay is, as logs and errors name it: the socket's path,
     /// or `host:port`.
     pub fn endpoint(&self) -> String {
-        crate::smtp::client::peer_name(self.socket.as_deref(), &self.host, self.port)
+        crate::smtp::peer_name(self.socket.as_deref(), &self.host, self.port)
     }
 }
 

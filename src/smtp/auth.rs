@@ -1,8 +1,9 @@
 //! Logging in to the relay: SMTP AUTH (RFC 4954) with one SASL exchange of
 //! [`crate::sasl`].
 
-use super::client::{Connection, Login, Settings};
+use super::client::Connection;
 use super::error::SmtpError;
+use super::settings::{Login, Settings};
 use crate::credential::LoginSecret;
 use crate::sasl::{self, Credentials, Exchange, Protocol, Refusal, SaslError};
 

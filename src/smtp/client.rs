@@ -18,7 +18,6 @@
 //! behind a BDAT LAST) only after a delayed-ACK timer, about 40 ms per
 //! message.
 
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -32,8 +31,9 @@ use tokio::time::timeout;
 use super::ehlo::Extensions;
 use super::error::SmtpError;
 use super::reply::{Reply, ReplyDecoder};
+use super::settings::Settings;
 pub use crate::config::Protocol;
-use crate::config::{Credential, TlsMode};
+use crate::config::TlsMode;
 use crate::net::Stream;
 use crate::sasl::Mechanism;
 
@@ -41,48 +41,6 @@ use crate::sasl::Mechanism;
 /// reused connection mean it went stale while idle.
 pub(super) const MAIL_FROM: &str = "MAIL FROM";
 pub(super) const END_OF_DATA: &str = "end of DATA";
-
-/// How to reach and greet the relay, resolved once from the config.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub host: String,
-    pub port: u16,
-    /// Connect here instead of `host` and `port`.
-    pub socket: Option<PathBuf>,
-    pub protocol: Protocol,
-    pub tls: TlsMode,
-    /// Present unless `tls` is [`TlsMode::None`].
-    pub tls_config: Option<Arc<ClientConfig>>,
-    pub helo: String,
-    pub login: Option<Login>,
-    /// The configured mechanism; `None` for the strongest offered.
-    pub auth: Option<Mechanism>,
-    pub timeout: Duration,
-}
-
-impl Settings {
-    /// The relay as logs and errors name it.
-    pub fn peer(&self) -> String {
-        peer_name(self.socket.as_deref(), &self.host, self.port)
-    }
-}
-
-/// A relay's name in logs and errors: its socket's path, or `host:port`.
-pub fn peer_name(socket: Option<&Path>, host: &str, port: u16) -> String {
-    match socket {
-        Some(path) => path.display().to_string(),
-        None => format!("{host}:{port}"),
-    }
-}
-
-/// Who logs in to the relay, and with what.
-#[derive(Debug, Clone)]
-pub struct Login {
-    pub username: String,
-    pub credential: Credential,
-    /// The `popferry oauth login` arguments that renew an OAuth2 sign-in.
-    pub sign_in: String,
-}
 
 /// An open, greeted (and, if configured, encrypted and logged-in) session.
 pub struct Connection {

@@ -17,11 +17,13 @@ pub mod data;
 mod ehlo;
 mod error;
 pub mod reply;
+mod settings;
 mod transaction;
 
-pub use client::{Connection, Login, Protocol, Settings};
+pub use client::{Connection, Protocol};
 pub use error::SmtpError;
 pub use reply::Reply;
+pub use settings::{peer_name, Login, Settings};
 pub use transaction::Verdict;
 
 /// Whether `text` can go between the angle brackets of MAIL FROM or RCPT

@@ -87,13 +87,22 @@ fn fetch_is_refused_while_the_daemon_holds_the_ledger() {
         "it must not poll: {stderr}"
     );
 
-    let status = popferry(&config, "status");
-    let out = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        status.status.success(),
-        "status beside the daemon: {status:?}"
-    );
-    assert!(out.contains("nowhere"), "{out}");
+    // The daemon's first poll goes on record a moment after it locks the
+    // ledger; until then status rightly says nothing was fetched yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = popferry(&config, "status");
+        let out = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert!(
+            status.status.success(),
+            "status beside the daemon: {status:?}"
+        );
+        if out.contains("nowhere") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no poll on record: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     daemon.0.kill().expect("SIGKILL the daemon");
     daemon.0.wait().expect("reap the daemon");

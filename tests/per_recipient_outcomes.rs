@@ -197,35 +197,7 @@ async fn partial_refusals_work_without_pipelining() {
 #[tokio::test]
 async fn lmtp_answers_each_recipient_after_the_data() {
     within(async {
-        let behaviour = Behaviour {
-            lmtp: true,
-            ..Behaviour::default()
-        };
-        let world = World::start(behaviour, &[OK, OTHER, LATER]).await;
-        world
-            .relay
-            .set(OTHER, Rule::AfterData("552 5.2.2 over quota".into()));
-        world.relay.set(
-            LATER,
-            Rule::AfterData("452 4.2.2 over quota for now".into()),
-        );
-        world.pop3.add("m1", &message("m1", ""));
-        world.poll().await.expect("poll");
-        assert_eq!(world.relay.received(OK), 1);
-        assert_eq!(world.state("m1").await, Some(MessageState::Partial));
-        world.relay.clear(LATER);
-        world.poll().await.expect("second poll");
-        assert_eq!(world.relay.received(OK), 1, "no second copy");
-        assert_eq!(world.relay.received(LATER), 1);
-        assert_eq!(world.relay.received(OTHER), 0);
-        assert!(world.pop3.uids().is_empty());
-        let refusals = world.refusals().await;
-        assert!(
-            refusals.iter().any(|(a, s, r)| a == OTHER
-                && *s == RecipientState::Rejected
-                && r.contains("552 5.2.2 over quota")),
-            "{refusals:?}"
-        );
+        rcpt_relay::world::lmtp_replies_per_recipient(Behaviour::default()).await;
     })
     .await;
 }

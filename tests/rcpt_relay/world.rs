@@ -7,7 +7,7 @@ use popferry::deliver::Relay;
 use popferry::ledger::{Ledger, MessageState, PollReport, RecipientState};
 use popferry::poll::{poll, PollError, PollOptions};
 
-use super::{Behaviour, RcptRelay};
+use super::{Behaviour, RcptRelay, Rule};
 use crate::pop3_server::{Options, Pop3Server};
 
 pub struct World {
@@ -104,4 +104,41 @@ timeout = "5s"
             .map(|r| (r.address, r.state, r.reply))
             .collect()
     }
+}
+
+/// An LMTP relay with `behaviour` answers each accepted recipient after
+/// the data: one has it, one refuses for good (552), one for now (452) and
+/// gets it, alone, at the next poll. The same for DATA and for BDAT LAST.
+pub async fn lmtp_replies_per_recipient(behaviour: Behaviour) -> World {
+    const OK: &str = "ok@example.org";
+    const OTHER: &str = "other@example.org";
+    const LATER: &str = "later@example.org";
+    let behaviour = Behaviour {
+        lmtp: true,
+        ..behaviour
+    };
+    let world = World::start(behaviour, &[OK, OTHER, LATER]).await;
+    (world.relay).set(OTHER, Rule::AfterData("552 5.2.2 over quota".into()));
+    (world.relay).set(
+        LATER,
+        Rule::AfterData("452 4.2.2 over quota for now".into()),
+    );
+    world.pop3.add("m1", &crate::harness::message("m1", ""));
+    world.poll().await.expect("poll");
+    assert_eq!(world.relay.received(OK), 1);
+    assert_eq!(world.state("m1").await, Some(MessageState::Partial));
+    world.relay.clear(LATER);
+    world.poll().await.expect("second poll");
+    assert_eq!(world.relay.received(OK), 1, "no second copy");
+    assert_eq!(world.relay.received(LATER), 1);
+    assert_eq!(world.relay.received(OTHER), 0);
+    assert!(world.pop3.uids().is_empty());
+    let refusals = world.refusals().await;
+    assert!(
+        refusals.iter().any(|(a, s, r)| a == OTHER
+            && *s == RecipientState::Rejected
+            && r.contains("552 5.2.2 over quota")),
+        "{refusals:?}"
+    );
+    world
 }

@@ -17,7 +17,6 @@ mod smtp_receiver;
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use load::checks::{check_connections, check_delivered_once, check_ledger};
@@ -26,7 +25,7 @@ use load::{account_name, Mailbox, Probe, Rng, Sample, ACCOUNTS, SAMPLE_EVERY};
 use pop3_server::{Extensions, Options, Pop3Server};
 use popferry::config::Config;
 use smtp_receiver::SmtpReceiver;
-use support::popferry::{spawn_popferry, AccountConfig, KillOnDrop, TestConfig};
+use support::popferry::{spawn_popferry, AccountConfig, TestConfig};
 
 /// Every fifth account's server offers no SLEE-WAKE.
 const PLAIN_EVERY: usize = 5;
@@ -106,14 +105,6 @@ async fn wait_until(what: &str, limit: Duration, log: &Path, mut done: impl FnMu
     }
 }
 
-fn signal(daemon: &KillOnDrop, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &daemon.0.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{name}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_accounts_polled_every_second_move_each_message_once_in_flat_memory() {
     let load_time = Duration::from_secs(env_or("POPFERRY_LOAD_SECS", 120));
@@ -184,7 +175,7 @@ async fn two_hundred_accounts_polled_every_second_move_each_message_once_in_flat
 
     check_connections(&mailboxes, &limits);
     let quitting = Instant::now();
-    signal(&daemon, "TERM");
+    daemon.signal("TERM");
     let mut daemon = daemon;
     let status = loop {
         if let Some(status) = daemon.0.try_wait().expect("try_wait") {

@@ -8,13 +8,12 @@ mod pop3_server;
 mod smtp_receiver;
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pop3_server::{Extensions, Options, Pop3Server};
 use serde_json::Value;
 use smtp_receiver::SmtpReceiver;
-use support::popferry::{spawn_popferry, AccountConfig, KillOnDrop, TestConfig};
+use support::popferry::{spawn_popferry, AccountConfig, TestConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -76,14 +75,6 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn signal(daemon: &KillOnDrop, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &daemon.0.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{name}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_polls_show_in_status_within_the_flush_interval_and_exactly_after_sigterm() {
     let (pop3, _smtp, config) = setup("1s").await;
@@ -99,7 +90,7 @@ async fn empty_polls_show_in_status_within_the_flush_interval_and_exactly_after_
     let age = unix_now().saturating_sub(count(last, "finished_at_unix"));
     assert!(age <= 3, "last poll shown is {age}s old: {entry}");
 
-    signal(&daemon, "TERM");
+    daemon.signal("TERM");
     let exit = daemon.0.wait().expect("wait for popferry");
     assert!(exit.success(), "{exit:?}");
     let entry = status(&config);

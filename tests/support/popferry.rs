@@ -340,6 +340,17 @@ fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> 
 #[derive(Debug)]
 pub struct KillOnDrop(pub Child);
 
+impl KillOnDrop {
+    /// Sends signal `name` (`TERM`, `HUP`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.0.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();

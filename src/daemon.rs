@@ -189,8 +189,8 @@ impl Running {
             }
         }
         let (mut added, mut changed) = (0, 0);
-        let starting = (new.accounts.iter()).filter(|account| {
-            match self.tasks.get(&account.name) {
+        let starting =
+            (new.accounts.iter()).filter(|account| match self.tasks.get(&account.name) {
                 Some(task) if &task.account == *account => false,
                 Some(_) => {
                     changed += 1;
@@ -200,8 +200,7 @@ impl Running {
                     added += 1;
                     true
                 }
-            }
-        });
+            });
         for (account, first) in first_polls(starting.collect::<Vec<_>>()) {
             let old = self.tasks.remove(&account.name);
             self.start(account.clone(), old, first);

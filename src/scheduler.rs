@@ -149,7 +149,10 @@ async fn run(
             turn = shared.turn(account) => turn,
             () = wake.notified() => continue,
         };
-        delay = turn.poll(account, relay, &options, &mut failures).await.next;
+        delay = turn
+            .poll(account, relay, &options, &mut failures)
+            .await
+            .next;
     }
 }
 

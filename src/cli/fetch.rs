@@ -57,7 +57,8 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let relay = relays.get(&account.smtp, &account.name)?;
-        let (account, shared, mut options) = (account.clone(), Arc::clone(&shared), options.clone());
+        let (account, shared, mut options) =
+            (account.clone(), Arc::clone(&shared), options.clone());
         if let Some(progress) = &progress {
             options.events = progress.account(&account.name);
         }

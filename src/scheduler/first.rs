@@ -77,10 +77,7 @@ pub fn login_demand<'a>(
 
 /// The pool's notion of one server: host names are case-insensitive.
 fn server(account: &Account) -> (String, u16) {
-    (
-        account.pop3.host.to_ascii_lowercase(),
-        account.pop3.port,
-    )
+    (account.pop3.host.to_ascii_lowercase(), account.pop3.port)
 }
 
 #[cfg(test)]

@@ -94,10 +94,10 @@ impl AccountTask {
             let (account, stop, wake) = (account.clone(), stop.clone(), Arc::clone(&wake));
             async move {
                 if let Some(old) = predecessor {
-                    old.finish().await;
+                    Box::pin(old.finish()).await;
                 }
                 run(&account, &relay, &shared, &stop, &wake, first).await;
-                shared.pool.discard(&account).await;
+                Box::pin(shared.pool.discard(&account)).await;
             }
         };
         AccountTask {
@@ -145,14 +145,14 @@ async fn run(
         if stop.is_raised() {
             return;
         }
+        // Boxed, as each is kilobytes of state: inline, every sleeping
+        // account task would hold them, 10,000 of them on a big host.
         let turn = tokio::select! {
-            turn = shared.turn(account) => turn,
+            turn = Box::pin(shared.turn(account)) => turn,
             () = wake.notified() => continue,
         };
-        delay = turn
-            .poll(account, relay, &options, &mut failures)
-            .await
-            .next;
+        let polled = Box::pin(turn.poll(account, relay, &options, &mut failures));
+        delay = polled.await.next;
     }
 }
 
@@ -215,17 +215,8 @@ impl Turn<'_> {
         failures: &mut u32,
     ) -> Pooled {
         let parked = self.lease.kept.take();
-        // Boxed: a poll's state is kilobytes, and inline it would be held
-        // by every sleeping account task, 10,000 of them on a big host.
-        let polled = Box::pin(poll_session(
-            account,
-            &self.shared.ledger,
-            relay,
-            options,
-            parked,
-            Ending::Park,
-        ))
-        .await;
+        let ledger = &self.shared.ledger;
+        let polled = poll_session(account, ledger, relay, options, parked, Ending::Park).await;
         let next = next_delay(account, &polled, failures, &self.shared.limits);
         (self.shared.pool)
             .checkin(self.lease, polled.parked, next)
@@ -245,8 +236,7 @@ impl Turn<'_> {
         options: &PollOptions,
     ) -> Result<PollReport, PollError> {
         let ledger = &self.shared.ledger;
-        let polled = poll_session(account, ledger, relay, options, None, Ending::Quit);
-        Box::pin(polled).await.result
+        (poll_session(account, ledger, relay, options, None, Ending::Quit).await).result
     }
 }
 

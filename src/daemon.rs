@@ -43,7 +43,7 @@ pub enum DaemonError {
 }
 
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     let ledger = Ledger::open(&config.state).map_err(DaemonError::Ledger)?;
     open_files::raise(&config);
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -61,20 +61,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         metrics = Some((exported, server));
     }
     let shared = Arc::new(shared);
+    warn_overbooked(&config);
+    let accounts = std::mem::take(&mut config.accounts);
+    let count = accounts.len();
+    let daemon = config.daemon;
     let mut running = Running {
-        config: config.clone(),
+        config,
         tasks: HashMap::new(),
         relays: Relays::default(),
         shared: Arc::clone(&shared),
     };
-    warn_overbooked(&config);
-    for (account, first) in first_polls(&config.accounts) {
-        running.start(account.clone(), None, first);
-    }
+    running.start(accounts);
     let tender = {
         let pool = shared.pool.clone();
-        let every = (config.daemon.keepalive / 4)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let every =
+            (daemon.keepalive / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -84,7 +85,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
     let flusher = {
         let ledger = shared.ledger.clone();
-        let every = config.daemon.empty_poll_flush;
+        let every = daemon.empty_poll_flush;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -92,7 +93,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         })
     };
-    info!(accounts = config.accounts.len(), "running");
+    info!(accounts = count, "running");
     let health = metrics.as_ref().map(|(exported, _)| exported.health());
     health.inspect(|health| health.set_running(true));
     notify("READY=1");
@@ -109,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     health.inspect(|health| health.set_running(false));
     info!("stopping: finishing the messages in flight");
     tender.abort();
-    let grace = config.daemon.shutdown_timeout;
+    let grace = daemon.shutdown_timeout;
     let tasks = running.tasks.into_values().map(AccountTask::finish);
     let mut all = tokio::task::JoinSet::new();
     for task in tasks {
@@ -144,6 +145,7 @@ async fn flush_empty_polls(ledger: &Ledger) {
 
 /// The accounts running now and what starting another needs.
 struct Running {
+    /// Without its accounts: the tasks hold those, one copy each.
     config: Config,
     tasks: HashMap<String, AccountTask>,
     relays: Relays,
@@ -151,15 +153,23 @@ struct Running {
 }
 
 impl Running {
-    fn start(&mut self, account: Account, predecessor: Option<AccountTask>, first: Duration) {
-        match self.relays.get(&account.smtp, &account.name) {
-            Ok(relay) => {
-                let name = account.name.clone();
-                let shared = Arc::clone(&self.shared);
-                let task = AccountTask::spawn(account, relay, shared, predecessor, first);
-                self.tasks.insert(name, task);
-            }
-            Err(e) => error!(account = %account.name, error = %e, "account not started"),
+    /// Starts `accounts`, each after its predecessor of the same name if
+    /// one runs, their first polls spread ([`first_polls`]).
+    fn start(&mut self, accounts: Vec<Account>) {
+        let firsts = first_polls(&accounts);
+        for (account, first) in accounts.into_iter().zip(firsts) {
+            let relay = match self.relays.get(&account.smtp, &account.name) {
+                Ok(relay) => relay,
+                Err(e) => {
+                    error!(account = %account.name, error = %e, "account not started");
+                    continue;
+                }
+            };
+            let name = account.name.clone();
+            let predecessor = self.tasks.remove(&name);
+            let shared = Arc::clone(&self.shared);
+            let task = AccountTask::spawn(Arc::new(account), relay, shared, predecessor, first);
+            self.tasks.insert(name, task);
         }
     }
 
@@ -188,10 +198,11 @@ impl Running {
                 tokio::spawn(task.finish());
             }
         }
+        warn_overbooked(&new);
         let (mut added, mut changed) = (0, 0);
-        let starting =
-            (new.accounts.iter()).filter(|account| match self.tasks.get(&account.name) {
-                Some(task) if &task.account == *account => false,
+        let starting = (new.accounts.into_iter())
+            .filter(|account| match self.tasks.get(&account.name) {
+                Some(task) if *task.account == *account => false,
                 Some(_) => {
                     changed += 1;
                     true
@@ -200,13 +211,9 @@ impl Running {
                     added += 1;
                     true
                 }
-            });
-        for (account, first) in first_polls(starting.collect::<Vec<_>>()) {
-            let old = self.tasks.remove(&account.name);
-            self.start(account.clone(), old, first);
-        }
-        warn_overbooked(&new);
-        self.config.accounts = new.accounts;
+            })
+            .collect();
+        self.start(starting);
         info!(
             added,
             changed,

@@ -69,7 +69,7 @@ impl Shared {
 /// One running account.
 #[derive(Debug)]
 pub struct AccountTask {
-    pub account: Account,
+    pub account: Arc<Account>,
     stop: StopFlag,
     wake: Arc<Notify>,
     join: JoinHandle<()>,
@@ -81,7 +81,7 @@ impl AccountTask {
     /// reload changed it) is stopped and finished first, so two versions
     /// of one account never poll at once.
     pub fn spawn(
-        account: Account,
+        account: Arc<Account>,
         relay: Relay,
         shared: Arc<Shared>,
         predecessor: Option<AccountTask>,
@@ -91,7 +91,7 @@ impl AccountTask {
         let wake = Arc::new(Notify::new());
         let span = tracing::info_span!("account", account = %account.name);
         let task = {
-            let (account, stop, wake) = (account.clone(), stop.clone(), Arc::clone(&wake));
+            let (account, stop, wake) = (Arc::clone(&account), stop.clone(), Arc::clone(&wake));
             async move {
                 if let Some(old) = predecessor {
                     Box::pin(old.finish()).await;

@@ -14,10 +14,8 @@ use std::time::Duration;
 
 use crate::config::Account;
 
-/// Each account with the wait before its first poll, in the order given.
-pub fn first_polls<'a>(
-    accounts: impl IntoIterator<Item = &'a Account>,
-) -> Vec<(&'a Account, Duration)> {
+/// The wait before each account's first poll, in the order given.
+pub fn first_polls<'a>(accounts: impl IntoIterator<Item = &'a Account>) -> Vec<Duration> {
     let accounts: Vec<&Account> = accounts.into_iter().collect();
     let mut per_server: HashMap<(String, u16), (u32, u32)> = HashMap::new();
     for account in &accounts {
@@ -31,7 +29,7 @@ pub fn first_polls<'a>(
                 .expect("every server was counted");
             let wait = account.poll_interval * *seen / *all;
             *seen += 1;
-            (account, wait)
+            wait
         })
         .collect()
 }
@@ -101,7 +99,7 @@ mod tests {
     #[test]
     fn one_servers_first_polls_spread_evenly_over_the_interval() {
         let all = accounts(&["a", "b", "A", "a", "a"], "60s");
-        let waits: Vec<Duration> = first_polls(&all).into_iter().map(|(_, w)| w).collect();
+        let waits = first_polls(&all);
         let secs = |s| Duration::from_secs(s);
         assert_eq!(
             waits,

@@ -208,3 +208,40 @@ fn build(
     };
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_pem(name: &str) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+        params.self_signed(&key).expect("certificate").pem()
+    }
+
+    #[test]
+    fn one_setting_shares_one_configuration_until_its_ca_file_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, ca_pem("a.example")).expect("write");
+        let trust = Trust::Roots {
+            ca_file: Some(path.clone()),
+        };
+        let first = client_config(&trust, None).expect("config");
+        let again = client_config(&trust, None).expect("config");
+        assert!(Arc::ptr_eq(&first, &again), "built once, shared");
+        let system = client_config(&Trust::default(), None).expect("system trust");
+        assert!(
+            !Arc::ptr_eq(&first, &system),
+            "another setting, another one"
+        );
+
+        let longer = ca_pem("a-longer-name.example");
+        std::fs::write(&path, longer).expect("rewrite");
+        let changed = client_config(&trust, None).expect("config");
+        assert!(
+            !Arc::ptr_eq(&first, &changed),
+            "a changed ca_file is read again"
+        );
+    }
+}

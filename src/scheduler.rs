@@ -8,6 +8,8 @@
 //! the address banned) and recovers by itself. Delays carry a little
 //! jitter so a hundred accounts on one server do not all arrive at once.
 
+pub mod interval;
+
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::poll::{poll_session, Ending, PollError, PollOptions, Polled, StopFlag};
 use crate::pool::Pool;
 use crate::session::Kept;
+use interval::Pace;
 
 /// What the account tasks share.
 #[derive(Debug)]
@@ -115,7 +118,7 @@ async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag,
         events: (shared.metrics.as_ref()).map_or_else(Default::default, |m| m.account(account)),
         ..PollOptions::default()
     };
-    let mut failures = 0;
+    let mut pace = resumed_pace(account, &shared.ledger).await;
     let mut delay = spread(account.poll_interval.min(Duration::from_secs(5)));
     loop {
         tokio::select! {
@@ -129,7 +132,7 @@ async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag,
             permit = shared.polls.acquire() => permit.expect("the poll semaphore is never closed"),
             () = wake.notified() => continue,
         };
-        let polled = shared.poll(account, relay, &options, &mut failures).await;
+        let polled = shared.poll(account, relay, &options, &mut pace).await;
         drop(permit);
         delay = polled.next;
     }
@@ -146,19 +149,20 @@ impl Shared {
     /// One poll of `account` through the pool: lease the mailbox (with its
     /// kept session, or a vacant connection of its server, if there is
     /// one), poll, park the connection again.
-    /// `failures` counts the account's consecutive failed polls.
+    /// `pace` is what the account's earlier polls left: failures in a row
+    /// and polls that found nothing.
     pub async fn poll(
         &self,
         account: &Account,
         relay: &Relay,
         options: &PollOptions,
-        failures: &mut u32,
+        pace: &mut Pace,
     ) -> Pooled {
         let mut lease = self.pool.checkout(account).await;
         let parked = lease.kept.take();
         let polled =
             poll_session(account, &self.ledger, relay, options, parked, Ending::Park).await;
-        let next = next_delay(account, &polled, failures, &self.limits);
+        let next = next_delay(account, &polled, pace, &self.limits);
         self.pool.checkin(lease, polled.parked, next).await;
         Pooled {
             result: polled.result,
@@ -167,20 +171,35 @@ impl Shared {
     }
 }
 
-/// The wait before the next poll: the interval after success, backing off
-/// after failures, and never a fresh login sooner than the server's
-/// LOGIN-DELAY.
-fn next_delay(account: &Account, polled: &Polled, failures: &mut u32, limits: &Daemon) -> Duration {
-    let interval = account.poll_interval;
+/// Where an account's interval stands when its task starts: as the
+/// ledger's polls left it, so a restart or reload does not reset it.
+async fn resumed_pace(account: &Account, ledger: &Ledger) -> Pace {
+    match ledger.quiet_polls(&account.name).await {
+        Ok(quiet) => Pace::resumed(quiet),
+        Err(e) => {
+            tracing::warn!(
+                error = crate::poll::line_with_causes(&e),
+                "starting at the shortest interval"
+            );
+            Pace::default()
+        }
+    }
+}
+
+/// The wait before the next poll: the interval after success (adapted to
+/// the mailbox, `interval.rs`), backing off after failures, and never a
+/// fresh login sooner than the server's LOGIN-DELAY.
+fn next_delay(account: &Account, polled: &Polled, pace: &mut Pace, limits: &Daemon) -> Duration {
+    let interval = pace.count(account, &polled.result);
     let base = match &polled.result {
         Ok(_) => {
-            *failures = 0;
+            pace.failures = 0;
             interval
         }
         Err(e) if e.needs_a_person() => limits.max_backoff.max(interval),
         Err(_) => {
-            *failures += 1;
-            backoff(interval, *failures, limits.max_backoff)
+            pace.failures += 1;
+            backoff(interval, pace.failures, limits.max_backoff)
         }
     };
     // Only a session still logged in as this account spares the next
@@ -270,17 +289,19 @@ mod tests {
             parked: None,
             login_delay: Some(10 * MINUTE),
         };
-        let mut failures = 3;
-        let delay = next_delay(&account, &polled, &mut failures, &Daemon::default());
-        assert_eq!(failures, 0, "a good poll resets the backoff");
+        let mut pace = Pace {
+            failures: 3,
+            quiet: 0,
+        };
+        let delay = next_delay(&account, &polled, &mut pace, &Daemon::default());
+        assert_eq!(pace.failures, 0, "a good poll resets the backoff");
         assert!(delay >= 10 * MINUTE - Duration::from_secs(5), "{delay:?}");
         let quick = Polled {
             login_delay: None,
             ..polled
         };
         assert!(
-            next_delay(&account, &quick, &mut failures, &Daemon::default())
-                <= Duration::from_secs(66)
+            next_delay(&account, &quick, &mut pace, &Daemon::default()) <= Duration::from_secs(66)
         );
     }
 
@@ -303,8 +324,7 @@ mod tests {
             login_delay: None,
         };
         let limits = Daemon::default();
-        let mut failures = 0;
-        let delay = next_delay(&account, &refused, &mut failures, &limits);
+        let delay = next_delay(&account, &refused, &mut Pace::default(), &limits);
         assert!(
             delay >= limits.max_backoff - Duration::from_secs(5),
             "{delay:?}"

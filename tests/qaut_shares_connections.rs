@@ -20,6 +20,7 @@ use popferry::config::{Account, Config};
 use popferry::deliver::Relay;
 use popferry::ledger::{Ledger, MessageState};
 use popferry::poll::{PollError, PollOptions};
+use popferry::scheduler::interval::Pace;
 use popferry::scheduler::Shared;
 use smtp_receiver::SmtpReceiver;
 use tls_peer::{acceptor, Leaf};
@@ -113,13 +114,13 @@ impl Fleet {
     }
 
     async fn poll(&self, index: usize) -> Result<(), PollError> {
-        let mut failures = 0;
+        let mut pace = Pace::default();
         let polled = (self.shared)
             .poll(
                 &self.accounts[index],
                 &self.relay,
                 &PollOptions::default(),
-                &mut failures,
+                &mut pace,
             )
             .await;
         polled.result.map(drop)
@@ -131,9 +132,9 @@ impl Fleet {
         for account in self.accounts.clone() {
             let (shared, relay) = (Arc::clone(&self.shared), self.relay.clone());
             polls.spawn(async move {
-                let mut failures = 0;
+                let mut pace = Pace::default();
                 let polled = (shared)
-                    .poll(&account, &relay, &PollOptions::default(), &mut failures)
+                    .poll(&account, &relay, &PollOptions::default(), &mut pace)
                     .await;
                 (account.name, polled.result)
             });

@@ -175,9 +175,9 @@ mod tests {
         let mut pace = Pace::resumed(3);
         let near = |d: Duration, want: Duration| d.abs_diff(want) <= Duration::from_secs(5);
         let first = super::super::next_delay(&account, &failed, &mut pace, &limits);
-        assert!(near(first, ms(303_750)), "{first:?}");
+        assert!(near(first, ms(202_500)), "{first:?}");
         let second = super::super::next_delay(&account, &failed, &mut pace, &limits);
-        assert!(near(second, ms(607_500)), "{second:?}");
+        assert!(near(second, ms(405_000)), "{second:?}");
         assert_eq!(
             pace,
             Pace {

@@ -24,6 +24,7 @@ use popferry::config::{Config, Daemon};
 use popferry::deliver::Relay;
 use popferry::ledger::Ledger;
 use popferry::poll::{poll, PollOptions};
+use popferry::scheduler::interval::Pace;
 use popferry::scheduler::Shared;
 
 /// How many polls of each kind are timed; pooled ones are cheap enough
@@ -141,9 +142,9 @@ async fn bench() {
 
     let shared = Shared::new(ledger.clone(), Daemon::default());
     let pooled_poll = || async {
-        let mut failures = 0;
+        let mut pace = Pace::default();
         shared
-            .poll(account, &relay, &options, &mut failures)
+            .poll(account, &relay, &options, &mut pace)
             .await
             .result
             .expect("pooled poll");

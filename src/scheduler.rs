@@ -15,25 +15,30 @@
 //! it, and a server's accounts hold at most `max_connections_per_server`
 //! of the poll slots, so one that stalls leaves the rest to the others.
 
+pub mod interval;
+
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::config::{Account, Daemon};
 use crate::deliver::Relay;
-use crate::ledger::{Ledger, PollReport};
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
-use crate::poll::{poll_session, Ending, PollError, PollOptions, Polled, StopFlag};
-use crate::pool::{Lease, Pool};
+use crate::poll::{PollOptions, Polled, StopFlag};
+use crate::pool::Pool;
 use crate::session::Kept;
+use interval::Pace;
 
 mod first;
+mod turn;
 
 pub use first::{first_polls, login_demand};
+pub use turn::{Pooled, Turn};
 
 /// What the account tasks share.
 #[derive(Debug)]
@@ -135,7 +140,7 @@ async fn run(
         events: (shared.metrics.as_ref()).map_or_else(Default::default, |m| m.account(account)),
         ..PollOptions::default()
     };
-    let mut failures = 0;
+    let mut pace = resumed_pace(account, &shared.ledger).await;
     let mut delay = first;
     loop {
         tokio::select! {
@@ -151,109 +156,40 @@ async fn run(
             turn = Box::pin(shared.turn(account)) => turn,
             () = wake.notified() => continue,
         };
-        let polled = Box::pin(turn.poll(account, relay, &options, &mut failures));
+        let polled = Box::pin(turn.poll(account, relay, &options, &mut pace));
         delay = polled.await.next;
     }
 }
 
-/// An account's turn to poll: its mailbox, a connection slot on its server
-/// and, unless it is still logged in, its server's next login time (the
-/// [`Pool`]'s lease), then one of the slots of `max_concurrent_polls`.
-///
-/// The lease comes first so that the accounts of one server never hold
-/// more of the poll slots than that server's connections: a server that
-/// stalls ties up `max_connections_per_server` slots, and the others go on.
-#[derive(Debug)]
-pub struct Turn<'a> {
-    shared: &'a Shared,
-    lease: Lease,
-    _slot: SemaphorePermit<'a>,
-}
-
-/// A poll made through the pool, and when the account is next due.
-#[derive(Debug)]
-pub struct Pooled {
-    pub result: Result<PollReport, PollError>,
-    pub next: Duration,
-}
-
-impl Shared {
-    /// Waits for `account`'s [`Turn`].
-    pub async fn turn(&self, account: &Account) -> Turn<'_> {
-        let lease = self.pool.checkout(account).await;
-        let slot = (self.polls.acquire().await).expect("the poll semaphore is never closed");
-        Turn {
-            shared: self,
-            lease,
-            _slot: slot,
+/// Where an account's interval stands when its task starts: as the
+/// ledger's polls left it, so a restart or reload does not reset it.
+async fn resumed_pace(account: &Account, ledger: &Ledger) -> Pace {
+    match ledger.quiet_polls(&account.name).await {
+        Ok(quiet) => Pace::resumed(quiet),
+        Err(e) => {
+            tracing::warn!(
+                error = crate::poll::line_with_causes(&e),
+                "starting at the shortest interval"
+            );
+            Pace::default()
         }
     }
-
-    /// Waits for `account`'s turn and polls it.
-    /// `failures` counts the account's consecutive failed polls.
-    pub async fn poll(
-        &self,
-        account: &Account,
-        relay: &Relay,
-        options: &PollOptions,
-        failures: &mut u32,
-    ) -> Pooled {
-        let turn = self.turn(account).await;
-        turn.poll(account, relay, options, failures).await
-    }
 }
 
-impl Turn<'_> {
-    /// One poll of `account`, on the kept session or vacant connection the
-    /// lease holds if any; what is left logged in is parked again after.
-    /// `failures` counts the account's consecutive failed polls.
-    pub async fn poll(
-        mut self,
-        account: &Account,
-        relay: &Relay,
-        options: &PollOptions,
-        failures: &mut u32,
-    ) -> Pooled {
-        let parked = self.lease.kept.take();
-        let ledger = &self.shared.ledger;
-        let polled = poll_session(account, ledger, relay, options, parked, Ending::Park).await;
-        let next = next_delay(account, &polled, failures, &self.shared.limits);
-        (self.shared.pool)
-            .checkin(self.lease, polled.parked, next)
-            .await;
-        Pooled {
-            result: polled.result,
-            next,
-        }
-    }
-
-    /// One poll of `account` that logs out at the end, for `popferry
-    /// fetch`: its logins are spaced and its polls counted all the same.
-    pub async fn poll_once(
-        self,
-        account: &Account,
-        relay: &Relay,
-        options: &PollOptions,
-    ) -> Result<PollReport, PollError> {
-        let ledger = &self.shared.ledger;
-        (poll_session(account, ledger, relay, options, None, Ending::Quit).await).result
-    }
-}
-
-/// The wait before the next poll: the interval after success, backing off
-/// after failures, and never a fresh login sooner than the server's
-/// LOGIN-DELAY.
-fn next_delay(account: &Account, polled: &Polled, failures: &mut u32, limits: &Daemon) -> Duration {
-    let interval = account.poll_interval;
+/// The wait before the next poll: the interval after success (adapted to
+/// the mailbox, `interval.rs`), backing off after failures, and never a
+/// fresh login sooner than the server's LOGIN-DELAY.
+fn next_delay(account: &Account, polled: &Polled, pace: &mut Pace, limits: &Daemon) -> Duration {
+    let interval = pace.count(account, &polled.result);
     let base = match &polled.result {
         Ok(_) => {
-            *failures = 0;
+            pace.failures = 0;
             interval
         }
         Err(e) if e.needs_a_person() => limits.max_backoff.max(interval),
         Err(_) => {
-            *failures += 1;
-            backoff(interval, *failures, limits.max_backoff)
+            pace.failures += 1;
+            backoff(interval, pace.failures, limits.max_backoff)
         }
     };
     // Only a session still logged in as this account spares the next
@@ -292,6 +228,8 @@ fn spread(width: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::PollReport;
+    use crate::poll::PollError;
 
     const MINUTE: Duration = Duration::from_secs(60);
 
@@ -343,17 +281,19 @@ mod tests {
             parked: None,
             login_delay: Some(10 * MINUTE),
         };
-        let mut failures = 3;
-        let delay = next_delay(&account, &polled, &mut failures, &Daemon::default());
-        assert_eq!(failures, 0, "a good poll resets the backoff");
+        let mut pace = Pace {
+            failures: 3,
+            quiet: 0,
+        };
+        let delay = next_delay(&account, &polled, &mut pace, &Daemon::default());
+        assert_eq!(pace.failures, 0, "a good poll resets the backoff");
         assert!(delay >= 10 * MINUTE - Duration::from_secs(5), "{delay:?}");
         let quick = Polled {
             login_delay: None,
             ..polled
         };
         assert!(
-            next_delay(&account, &quick, &mut failures, &Daemon::default())
-                <= Duration::from_secs(66)
+            next_delay(&account, &quick, &mut pace, &Daemon::default()) <= Duration::from_secs(66)
         );
     }
 
@@ -376,8 +316,7 @@ mod tests {
             login_delay: None,
         };
         let limits = Daemon::default();
-        let mut failures = 0;
-        let delay = next_delay(&account, &refused, &mut failures, &limits);
+        let delay = next_delay(&account, &refused, &mut Pace::default(), &limits);
         assert!(
             delay >= limits.max_backoff - Duration::from_secs(5),
             "{delay:?}"

@@ -12,6 +12,7 @@ use popferry::config::Config;
 use popferry::deliver::Relay;
 use popferry::ledger::{Ledger, MessageState};
 use popferry::poll::PollOptions;
+use popferry::scheduler::interval::Pace;
 use popferry::scheduler::Shared;
 
 fn with_extensions(extensions: Extensions) -> Options {
@@ -247,9 +248,9 @@ async fn with_more_accounts_than_slots_the_session_due_soonest_stays_parked() {
         let rounds = 4;
         for _ in 0..rounds {
             for account in &config.accounts {
-                let mut failures = 0;
+                let mut pace = Pace::default();
                 let polled = shared
-                    .poll(account, &relay, &PollOptions::default(), &mut failures)
+                    .poll(account, &relay, &PollOptions::default(), &mut pace)
                     .await;
                 polled.result.expect("poll");
                 assert!(pop3.open_connections() <= 2, "the cap holds");

@@ -20,6 +20,7 @@ use popferry::config::{Account, Config};
 use popferry::deliver::Relay;
 use popferry::ledger::{Ledger, MessageState};
 use popferry::poll::{PollError, PollOptions};
+use popferry::scheduler::interval::Pace;
 use popferry::scheduler::Shared;
 use smtp_receiver::SmtpReceiver;
 use tls_peer::{acceptor, Leaf};
@@ -80,9 +81,11 @@ impl Fleet {
         } else {
             (None, format!("port = {}\ntls = \"none\"\n", pop3.port()))
         };
+        // Logins paced at the default 10 a second would make 200 of them
+        // take 20 s; these tests are about the connections they share.
         let mut toml = format!(
             "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-             [daemon]\nmax_connections_per_server = {slots}\n",
+             [daemon]\nmax_connections_per_server = {slots}\nmax_logins_per_second = 1000\n",
             smtp.port()
         );
         for (i, user) in names.iter().enumerate() {
@@ -113,13 +116,13 @@ impl Fleet {
     }
 
     async fn poll(&self, index: usize) -> Result<(), PollError> {
-        let mut failures = 0;
+        let mut pace = Pace::default();
         let polled = (self.shared)
             .poll(
                 &self.accounts[index],
                 &self.relay,
                 &PollOptions::default(),
-                &mut failures,
+                &mut pace,
             )
             .await;
         polled.result.map(drop)
@@ -131,9 +134,9 @@ impl Fleet {
         for account in self.accounts.clone() {
             let (shared, relay) = (Arc::clone(&self.shared), self.relay.clone());
             polls.spawn(async move {
-                let mut failures = 0;
+                let mut pace = Pace::default();
                 let polled = (shared)
-                    .poll(&account, &relay, &PollOptions::default(), &mut failures)
+                    .poll(&account, &relay, &PollOptions::default(), &mut pace)
                     .await;
                 (account.name, polled.result)
             });

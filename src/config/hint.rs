@@ -6,6 +6,7 @@
 /// Keys whose value is a duration string.
 const DURATIONS: &[&str] = &[
     "poll_interval",
+    "poll_interval_max",
     "timeout",
     "idle_timeout",
     "keepalive",

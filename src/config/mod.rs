@@ -77,6 +77,9 @@ pub struct Account {
     pub deli: bool,
     /// At least one second.
     pub poll_interval: Duration,
+    /// When set (never below `poll_interval`), the interval adapts to the
+    /// mailbox: `scheduler::interval` has the rule.
+    pub poll_interval_max: Option<Duration>,
     /// Limit for each network read or write.
     pub timeout: Duration,
     /// Larger messages are not downloaded; in bytes, never zero.

@@ -60,6 +60,7 @@ pub(super) struct RawAccount {
     pub keep: Option<bool>,
     pub deli: Option<bool>,
     pub poll_interval: Option<Spanned<String>>,
+    pub poll_interval_max: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub max_message_size: Option<Spanned<RawSize>>,
     pub quarantine_dir: Option<Spanned<String>>,

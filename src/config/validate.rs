@@ -275,6 +275,12 @@ impl Scope<'_> {
         };
         let multidrop = self.multidrop(raw)?;
         let deliver_to = self.deliver_to(raw, table.span(), multidrop.as_ref())?;
+        let poll_interval = self.duration(
+            "poll_interval",
+            raw.poll_interval.as_ref(),
+            DEFAULT_INTERVAL,
+            MIN_INTERVAL,
+        )?;
         Ok(Account {
             name,
             pop3,
@@ -285,12 +291,8 @@ impl Scope<'_> {
             multidrop,
             keep: raw.keep.unwrap_or(false),
             deli: raw.deli.unwrap_or(true),
-            poll_interval: self.duration(
-                "poll_interval",
-                raw.poll_interval.as_ref(),
-                DEFAULT_INTERVAL,
-                MIN_INTERVAL,
-            )?,
+            poll_interval,
+            poll_interval_max: self.interval_max(raw.poll_interval_max.as_ref(), poll_interval)?,
             timeout: self.timeout(raw.timeout.as_ref())?,
             max_message_size: self.size(raw.max_message_size.as_ref())?,
             quarantine_dir: self.optional_path("quarantine_dir", raw.quarantine_dir.as_ref())?,

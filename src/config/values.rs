@@ -184,6 +184,30 @@ impl Scope<'_> {
         Ok(duration)
     }
 
+    /// `poll_interval_max`, which an adaptive interval grows towards from
+    /// `interval`, so it cannot be shorter.
+    pub(super) fn interval_max(
+        &self,
+        raw: Option<&Spanned<String>>,
+        interval: Duration,
+    ) -> Result<Option<Duration>, ConfigError> {
+        const KEY: &str = "poll_interval_max";
+        let Some(raw) = raw else { return Ok(None) };
+        let max = self.duration(KEY, Some(raw), interval, Duration::ZERO)?;
+        if max < interval {
+            let problem = format!(
+                "{:?} is shorter than poll_interval ({}): the interval grows from \
+                 poll_interval up to poll_interval_max, so set it to at least {}, or remove \
+                 it to poll at a fixed interval",
+                raw.get_ref(),
+                humantime::format_duration(interval),
+                humantime::format_duration(interval)
+            );
+            return Err(self.error(raw.span(), KEY, problem));
+        }
+        Ok(Some(max))
+    }
+
     pub(super) fn size(&self, raw: Option<&Spanned<RawSize>>) -> Result<u64, ConfigError> {
         const KEY: &str = "max_message_size";
         let Some(raw) = raw else {

@@ -78,6 +78,11 @@ impl Ledger {
         result
     }
 
+    /// How many empty polls of `account` are counted but not written.
+    pub(super) fn pending_empty_polls(&self, account: &str) -> u64 {
+        self.pending().get(account).map_or(0, |run| run.polls)
+    }
+
     /// Takes `account`'s counted run, for the caller to write with
     /// [`write`] in a transaction of its own.
     pub(super) fn take_empty_run(&self, account: &str) -> Option<EmptyRun> {
@@ -113,25 +118,33 @@ impl Ledger {
 /// that row is a run of empty polls too, and is a new row otherwise.
 pub(super) fn write(conn: &Connection, account: &str, run: EmptyRun) -> rusqlite::Result<()> {
     let polls = sql_int(run.polls)?;
-    let latest: Option<(i64, i64)> = conn
+    let latest: Option<(i64, i64, i64)> = conn
         .prepare_cached(
-            "SELECT id, empty_polls FROM poll WHERE account = ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT id, empty_polls, quiet_polls FROM poll
+             WHERE account = ?1 ORDER BY id DESC LIMIT 1",
         )?
-        .query_row([account], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([account], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
+    // Each poll of the run found nothing, so each adds to the count.
     match latest {
-        Some((id, empty)) if empty > 0 => {
+        Some((id, empty, _)) if empty > 0 => {
             conn.prepare_cached(
-                "UPDATE poll SET finished_at = ?2, empty_polls = empty_polls + ?3 WHERE id = ?1",
+                "UPDATE poll SET finished_at = ?2, empty_polls = empty_polls + ?3,
+                     quiet_polls = quiet_polls + ?3
+                 WHERE id = ?1",
             )?
             .execute(params![id, run.last, polls])?;
         }
-        _ => {
+        latest => {
+            let quiet = latest
+                .map_or(0, |(_, _, quiet)| quiet)
+                .saturating_add(polls);
             conn.prepare_cached(
-                "INSERT INTO poll (account, started_at, finished_at, outcome, empty_polls)
-                 VALUES (?1, ?2, ?3, 'ok', ?4)",
+                "INSERT INTO poll (account, started_at, finished_at, outcome, empty_polls,
+                     quiet_polls)
+                 VALUES (?1, ?2, ?3, 'ok', ?4, ?5)",
             )?
-            .execute(params![account, run.first, run.last, polls])?;
+            .execute(params![account, run.first, run.last, polls, quiet])?;
         }
     }
     Ok(())

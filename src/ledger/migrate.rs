@@ -22,6 +22,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_totals.sql"),
     include_str!("../../migrations/0004_imported.sql"),
     include_str!("../../migrations/0005_empty_polls.sql"),
+    include_str!("../../migrations/0006_quiet_polls.sql"),
 ];
 
 /// Applies the entries of `migrations` the file has not run yet.

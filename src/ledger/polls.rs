@@ -4,7 +4,7 @@
 use std::fmt;
 
 use rusqlite::types::{ToSqlOutput, Type};
-use rusqlite::{params, Row, ToSql, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql, TransactionBehavior};
 
 use super::{empty_polls, get_u64, now, sql_int, Ledger, LedgerError};
 
@@ -57,6 +57,9 @@ pub struct PollReport {
     pub deferred: u64,
     /// Messages the relay refused during this poll.
     pub rejected: u64,
+    /// Listed messages the ledger had no row for (or one of another size),
+    /// delivered or not: what makes an adaptive interval start over.
+    pub new_listed: u64,
     /// Why the poll failed, for `PollOutcome::Failed`.
     pub error: Option<String>,
 }
@@ -85,11 +88,20 @@ pub struct PollSummary {
     /// from `started_at` (the first's start) to `finished_at` (the last's
     /// end).
     pub empty_polls: u64,
+    /// Listed messages new to the ledger ([`PollReport::new_listed`]).
+    pub new_listed: u64,
+    /// Successful polls in a row that found nothing new, up to and
+    /// including this one (`migrations/0006_quiet_polls.sql`): what an
+    /// adaptive interval grows with.
+    pub quiet_polls: u64,
 }
 
-/// Reads a poll row's columns from `first` on: started_at, finished_at,
-/// outcome, listed, delivered, deleted, deferred, rejected, error,
-/// empty_polls.
+/// The columns [`poll_summary`] reads, in its order.
+pub(super) const POLL_COLUMNS: &str = "started_at, finished_at, outcome, listed, delivered, \
+     deleted, deferred, rejected, error, empty_polls, new_listed, quiet_polls";
+
+/// Reads a poll row's columns from `first` on, in the order of
+/// [`POLL_COLUMNS`].
 pub(super) fn poll_summary(row: &Row<'_>, first: usize) -> rusqlite::Result<PollSummary> {
     Ok(PollSummary {
         started_at: row.get(first)?,
@@ -102,6 +114,8 @@ pub(super) fn poll_summary(row: &Row<'_>, first: usize) -> rusqlite::Result<Poll
         rejected: get_u64(row, first + 7)?,
         error: row.get(first + 8)?,
         empty_polls: get_u64(row, first + 9)?,
+        new_listed: get_u64(row, first + 10)?,
+        quiet_polls: get_u64(row, first + 11)?,
     })
 }
 
@@ -133,8 +147,12 @@ impl Ledger {
                 if let Some(run) = empty {
                     empty_polls::write(&tx, &account, run)?;
                 }
+                // A poll starts with the count of the one before it, so a
+                // poll that never finishes leaves the count as it was.
                 tx.execute(
-                    "INSERT INTO poll (account, started_at) VALUES (?1, ?2)",
+                    "INSERT INTO poll (account, started_at, quiet_polls) VALUES (?1, ?2,
+                     coalesce((SELECT quiet_polls FROM poll WHERE account = ?1
+                               ORDER BY id DESC LIMIT 1), 0))",
                     params![account, now()],
                 )?;
                 let id = tx.last_insert_rowid();
@@ -160,9 +178,14 @@ impl Ledger {
         let report = report.clone();
         let changed = self
             .run_unsynced("record the end of a poll", move |conn| {
+                // Only a successful poll moves the count: on from the
+                // poll before if it found nothing new, to 0 if it did.
                 conn.execute(
                     "UPDATE poll SET finished_at = ?2, outcome = ?3, listed = ?4,
-                         delivered = ?5, deleted = ?6, deferred = ?7, rejected = ?8, error = ?9
+                         delivered = ?5, deleted = ?6, deferred = ?7, rejected = ?8, error = ?9,
+                         new_listed = ?10,
+                         quiet_polls = CASE WHEN ?3 = 'failed' THEN quiet_polls
+                                            WHEN ?10 > 0 THEN 0 ELSE quiet_polls + 1 END
                      WHERE id = ?1 AND outcome = 'running'",
                     params![
                         id.0,
@@ -174,6 +197,7 @@ impl Ledger {
                         sql_int(report.deferred)?,
                         sql_int(report.rejected)?,
                         report.error,
+                        sql_int(report.new_listed)?,
                     ],
                 )
             })
@@ -186,4 +210,27 @@ impl Ledger {
         }
         Ok(())
     }
+
+    /// How many successful polls of `account` in a row found nothing new,
+    /// counted ones not written yet included: where a restarted account
+    /// picks up its adaptive interval. One lookup of the latest row.
+    pub async fn quiet_polls(&self, account: &str) -> Result<u64, LedgerError> {
+        let name = account.to_owned();
+        let written = self
+            .run("read the polls that found nothing", move |conn| {
+                latest_quiet_polls(conn, &name)
+            })
+            .await?;
+        Ok(written + self.pending_empty_polls(account))
+    }
+}
+
+/// The `quiet_polls` of `account`'s latest row; 0 for an account never
+/// polled.
+pub(super) fn latest_quiet_polls(conn: &Connection, account: &str) -> rusqlite::Result<u64> {
+    let quiet: Option<i64> = conn
+        .prepare_cached("SELECT quiet_polls FROM poll WHERE account = ?1 ORDER BY id DESC LIMIT 1")?
+        .query_row([account], |row| row.get(0))
+        .optional()?;
+    Ok(quiet.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }

@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::polls::poll_summary;
+use super::polls::{poll_summary, POLL_COLUMNS};
 use super::recipients::{self, RecipientRecord, RecipientRefusal};
 use super::{get_u64, Ledger, LedgerError, MessageState, PollSummary};
 
@@ -119,7 +119,7 @@ SELECT a.account,
        coalesce(l.rejected, 0), coalesce(l.quarantined, 0),
        p.started_at, p.finished_at, p.outcome,
        p.listed, p.delivered, p.deleted, p.deferred, p.rejected, p.error,
-       p.empty_polls
+       p.empty_polls, p.new_listed, p.quiet_polls
 FROM accounts AS a
 LEFT JOIN totals AS t ON t.account = a.account
 LEFT JOIN listed AS l ON l.account = a.account
@@ -154,11 +154,9 @@ pub(super) fn statuses(conn: &Connection) -> rusqlite::Result<Vec<AccountStatus>
 }
 
 fn recent_polls(conn: &Connection, account: &str) -> rusqlite::Result<Vec<PollSummary>> {
-    let mut stmt = conn.prepare(
-        "SELECT started_at, finished_at, outcome, listed, delivered, deleted, deferred,
-                rejected, error, empty_polls
-         FROM poll WHERE account = ?1 ORDER BY id DESC LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {POLL_COLUMNS} FROM poll WHERE account = ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
     let rows = stmt.query_map((account, RECENT_POLLS as i64), |row| poll_summary(row, 0))?;
     rows.collect()
 }

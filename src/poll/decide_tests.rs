@@ -25,6 +25,7 @@ fn account(keep: bool) -> Account {
         keep,
         deli: true,
         poll_interval: Duration::from_secs(60),
+        poll_interval_max: None,
         timeout: Duration::from_secs(60),
         max_message_size: 1000,
         quarantine_dir: None,

@@ -281,6 +281,9 @@ async fn run(
             }
         };
         let record = known.get(&uid);
+        if !record.is_some_and(|r| r.is_for(size)) {
+            report.new_listed += 1;
+        }
         let retry_at = retry_at(record, now);
         let action = decide(record, size, account, now, options.retry_rejected);
         if !same_size {

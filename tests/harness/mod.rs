@@ -15,6 +15,7 @@ use popferry::config::{Account, Config, Daemon};
 use popferry::deliver::Relay;
 use popferry::ledger::{Ledger, MessageRecord, PollReport};
 use popferry::poll::{poll, PollError, PollOptions};
+use popferry::scheduler::interval::Pace;
 use popferry::scheduler::Shared;
 
 use crate::pop3_server::{Options, Pop3Server};
@@ -91,13 +92,12 @@ impl Rig {
 
     /// One poll as `popferry run` makes it.
     pub async fn pooled_poll(&self, shared: &Shared) -> Result<PollReport, PollError> {
-        let mut failures = 0;
         shared
             .poll(
                 &self.account,
                 &self.relay,
                 &PollOptions::default(),
-                &mut failures,
+                &mut Pace::default(),
             )
             .await
             .result

@@ -11,6 +11,7 @@ use crate::ledger::{
     AccountDetail, OnServer, PollOutcome, PollSummary, RecipientRecord, RecipientRefusal, Snapshot,
     Totals, WaitingMessage,
 };
+use crate::scheduler::interval;
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -26,6 +27,7 @@ struct Document<'a> {
 struct AccountJson<'a> {
     name: &'a str,
     keep: bool,
+    interval: IntervalJson,
     last_poll: Option<PollJson<'a>>,
     totals: TotalsJson,
     on_server: OnServerJson,
@@ -35,6 +37,21 @@ struct AccountJson<'a> {
     recent_polls: Option<Vec<PollJson<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting: Option<Vec<WaitingJson<'a>>>,
+}
+
+/// The interval the daemon waits after a successful poll now, by the rule
+/// of `scheduler::interval`.
+#[derive(Serialize)]
+struct IntervalJson {
+    /// Whether `poll_interval_max` is set.
+    adaptive: bool,
+    seconds: f64,
+    /// `poll_interval`.
+    min_seconds: f64,
+    /// `poll_interval_max`, or null for a fixed interval.
+    max_seconds: Option<f64>,
+    /// Successful polls in a row that found nothing new.
+    quiet_polls: u64,
 }
 
 #[derive(Serialize)]
@@ -69,6 +86,10 @@ struct PollJson<'a> {
     error: Option<&'a str>,
     /// 0, or how many pooled polls that found nothing the entry stands for.
     empty_polls: u64,
+    /// Listed messages that were new to the ledger.
+    new_listed: u64,
+    /// Successful polls in a row that found nothing new, up to this one.
+    quiet_polls: u64,
 }
 
 #[derive(Serialize)]
@@ -137,6 +158,7 @@ fn account_json<'a>(
     AccountJson {
         name,
         keep: account.keep,
+        interval: interval_json(account, status.and_then(|s| s.last_poll.as_ref())),
         last_poll: status.and_then(|s| s.last_poll.as_ref()).map(poll_json),
         totals: totals_json(status.map(|s| s.totals).unwrap_or_default()),
         on_server: on_server_json(status.map(|s| s.on_server).unwrap_or_default()),
@@ -160,6 +182,17 @@ fn waiting_list(detail: &AccountDetail, now: i64) -> Vec<WaitingJson<'_>> {
     (detail.waiting.iter())
         .map(|message| waiting_json(message, now))
         .collect()
+}
+
+fn interval_json(account: &Account, last_poll: Option<&PollSummary>) -> IntervalJson {
+    let quiet_polls = last_poll.map_or(0, |p| p.quiet_polls);
+    IntervalJson {
+        adaptive: account.poll_interval_max.is_some(),
+        seconds: interval::interval(account, quiet_polls).as_secs_f64(),
+        min_seconds: account.poll_interval.as_secs_f64(),
+        max_seconds: account.poll_interval_max.map(|max| max.as_secs_f64()),
+        quiet_polls,
+    }
 }
 
 fn totals_json(t: Totals) -> TotalsJson {
@@ -198,6 +231,8 @@ fn poll_json(poll: &PollSummary) -> PollJson<'_> {
         rejected: poll.rejected,
         error: poll.error.as_deref(),
         empty_polls: poll.empty_polls,
+        new_listed: poll.new_listed,
+        quiet_polls: poll.quiet_polls,
     }
 }
 

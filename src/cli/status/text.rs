@@ -1,6 +1,7 @@
 //! `popferry status` for people.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use super::{rfc3339, Found, View};
 use crate::config::Account;
@@ -8,6 +9,7 @@ use crate::ledger::{
     AccountDetail, AccountStatus, MessageState, PollOutcome, PollSummary, RecipientState, Snapshot,
     WaitingMessage,
 };
+use crate::scheduler::interval;
 
 pub(super) fn render(view: &View<'_>) -> String {
     let snapshot = match &view.found {
@@ -42,6 +44,12 @@ fn account(out: &mut String, view: &View<'_>, snapshot: &Snapshot, account: &Acc
     match status {
         Some(status) => summary(out, status, account.keep),
         None => out.push_str("  never polled\n"),
+    }
+    if let Some(max) = account.poll_interval_max {
+        let quiet = status
+            .and_then(|s| s.last_poll.as_ref())
+            .map_or(0, |p| p.quiet_polls);
+        let _ = writeln!(out, "  interval:   {}", adaptive(account, max, quiet));
     }
     let detail = (snapshot.details.iter())
         .find(|(name, _)| *name == account.name)
@@ -117,6 +125,40 @@ fn poll(poll: Option<&PollSummary>) -> String {
             )
         }
     }
+}
+
+/// The interval an adaptive account waits now, and why, by the rule the
+/// daemon follows (`scheduler::interval`).
+fn adaptive(account: &Account, max: Duration, quiet: u64) -> String {
+    let now = interval::interval(account, quiet);
+    let min = short(account.poll_interval);
+    let every = format!("every {}", short(now));
+    let plural = if quiet == 1 { "" } else { "s" };
+    if quiet == 0 {
+        format!(
+            "{every}: the last poll found mail (or none yet); grows x1.5 with each poll that \
+             finds nothing, to at most {}",
+            short(max)
+        )
+    } else if now >= max {
+        format!("{every}, the most: grew from {min} over {quiet} poll{plural} that found nothing")
+    } else {
+        format!(
+            "{every}: grew from {min} over {quiet} poll{plural} that found nothing; at most {}",
+            short(max)
+        )
+    }
+}
+
+/// A duration as people read it: whole seconds from a minute up,
+/// milliseconds below.
+fn short(d: Duration) -> String {
+    let rounded = if d >= Duration::from_secs(60) {
+        Duration::from_secs(d.as_secs() + u64::from(d.subsec_millis() >= 500))
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    };
+    humantime::format_duration(rounded).to_string()
 }
 
 /// One waiting message: what holds it, and when it is tried again (the

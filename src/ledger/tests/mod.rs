@@ -53,6 +53,7 @@ pub(super) fn report(outcome: PollOutcome) -> PollReport {
         deleted: 2,
         deferred: 1,
         rejected: 1,
+        new_listed: 3,
         error: None,
     }
 }

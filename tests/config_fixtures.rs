@@ -92,6 +92,8 @@ fn example_config_loads() {
     let alice = config.account("alice").expect("alice");
     let support = config.account("shared-support").expect("shared-support");
     assert!(!alice.keep && support.keep);
+    assert_eq!(alice.poll_interval_max, Some(Duration::from_secs(30 * 60)));
+    assert_eq!(support.poll_interval_max, None, "a fixed interval");
     assert_eq!(support.pop3.port, 110);
     assert_eq!(support.smtp.port, 465);
     assert_eq!(

@@ -2,11 +2,13 @@
 //! mode, lock, durability, a full disk), `rows` for what the methods write,
 //! `totals` for the running totals, `read_only` for the handle of `status`,
 //! `imported` for unique-ids another program delivered, `empty_polls` for
-//! the pooled polls that found nothing.
+//! the pooled polls that found nothing, `quiet_polls` for the count adaptive
+//! intervals grow with.
 
 mod empty_polls;
 mod file;
 mod imported;
+mod quiet_polls;
 mod read_only;
 mod recipients;
 mod rows;

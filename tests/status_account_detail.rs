@@ -137,6 +137,7 @@ async fn json_has_every_documented_field() {
         assert_eq!(
             keys(account),
             [
+                "interval",
                 "keep",
                 "last_poll",
                 "name",
@@ -172,11 +173,17 @@ async fn json_has_every_documented_field() {
                 "finished_at",
                 "finished_at_unix",
                 "listed",
+                "new_listed",
                 "outcome",
+                "quiet_polls",
                 "rejected",
                 "started_at",
                 "started_at_unix"
             ]
+        );
+        assert_eq!(
+            keys(&account["interval"]),
+            ["adaptive", "max_seconds", "min_seconds", "quiet_polls", "seconds"]
         );
         assert_eq!(
             keys(&account["waiting"][0]),

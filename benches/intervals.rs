@@ -144,9 +144,9 @@ fn main() {
             let slow = fair::run(&params, true, &root.join("fair-slow"), &pacing.fair).await;
             vec![base, slow]
         });
-        fair::check(&runs);
         let table = fair::table(&params, &runs);
         println!("fair under load\n{table}");
+        fair::check(&runs);
         sections.push(("Fair under load", table));
     }
     if args.adaptive {

@@ -26,7 +26,9 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::http::ListenError;
 use crate::metrics::Metrics;
 use crate::poll::line_with_causes;
-use crate::scheduler::{AccountTask, Shared};
+use crate::scheduler::{first_polls, login_demand, AccountTask, Shared};
+
+mod open_files;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,7 @@ pub enum DaemonError {
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let ledger = Ledger::open(&config.state).map_err(DaemonError::Ledger)?;
+    open_files::raise(&config);
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
@@ -64,8 +67,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         relays: Relays::default(),
         shared: Arc::clone(&shared),
     };
-    for account in &config.accounts {
-        running.start(account.clone(), None);
+    warn_overbooked(&config);
+    for (account, first) in first_polls(&config.accounts) {
+        running.start(account.clone(), None, first);
     }
     let tender = {
         let pool = shared.pool.clone();
@@ -147,12 +151,12 @@ struct Running {
 }
 
 impl Running {
-    fn start(&mut self, account: Account, predecessor: Option<AccountTask>) {
+    fn start(&mut self, account: Account, predecessor: Option<AccountTask>, first: Duration) {
         match self.relays.get(&account.smtp, &account.name) {
             Ok(relay) => {
                 let name = account.name.clone();
-                let task =
-                    AccountTask::spawn(account, relay, Arc::clone(&self.shared), predecessor);
+                let shared = Arc::clone(&self.shared);
+                let task = AccountTask::spawn(account, relay, shared, predecessor, first);
                 self.tasks.insert(name, task);
             }
             Err(e) => error!(account = %account.name, error = %e, "account not started"),
@@ -171,30 +175,37 @@ impl Running {
         if new.state != self.config.state || new.daemon != self.config.daemon {
             warn!("changes to `state` and [daemon] take effect at the next restart");
         }
-        let (mut added, mut changed, mut removed) = (0, 0, 0);
-        let old: Vec<String> = self.tasks.keys().cloned().collect();
-        for name in old {
-            if new.account(&name).is_none() {
-                if let Some(task) = self.tasks.remove(&name) {
-                    tokio::spawn(task.finish());
-                    removed += 1;
-                }
+        let wanted: HashMap<&str, &Account> = (new.accounts.iter())
+            .map(|account| (account.name.as_str(), account))
+            .collect();
+        let gone: Vec<String> = (self.tasks.keys())
+            .filter(|name| !wanted.contains_key(name.as_str()))
+            .cloned()
+            .collect();
+        let removed = gone.len();
+        for name in gone {
+            if let Some(task) = self.tasks.remove(&name) {
+                tokio::spawn(task.finish());
             }
         }
-        for account in &new.accounts {
-            match self.tasks.get(&account.name) {
-                Some(task) if &task.account == account => {}
+        let (mut added, mut changed) = (0, 0);
+        let starting =
+            (new.accounts.iter()).filter(|account| match self.tasks.get(&account.name) {
+                Some(task) if &task.account == *account => false,
                 Some(_) => {
-                    let old = self.tasks.remove(&account.name);
-                    self.start(account.clone(), old);
                     changed += 1;
+                    true
                 }
                 None => {
-                    self.start(account.clone(), None);
                     added += 1;
+                    true
                 }
-            }
+            });
+        for (account, first) in first_polls(starting.collect::<Vec<_>>()) {
+            let old = self.tasks.remove(&account.name);
+            self.start(account.clone(), old, first);
         }
+        warn_overbooked(&new);
         self.config.accounts = new.accounts;
         info!(
             added,
@@ -202,6 +213,23 @@ impl Running {
             removed,
             running = self.tasks.len(),
             "configuration reloaded"
+        );
+    }
+}
+
+/// Says so when a server's accounts need more fresh logins a second than
+/// `max_logins_per_second` allows: their polls then fall behind.
+fn warn_overbooked(config: &Config) {
+    for over in login_demand(&config.accounts, config.daemon.login_gap) {
+        warn!(
+            server = %over.server,
+            accounts = over.accounts,
+            "these accounts' poll intervals need {:.1} logins a second where they log in \
+             afresh, more than [daemon] max_logins_per_second ({}): their polls will come \
+             later than their intervals say; raise it if the server allows, or lengthen \
+             poll_interval",
+            over.needed_per_second,
+            over.allowed_per_second
         );
     }
 }

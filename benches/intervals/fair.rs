@@ -175,10 +175,12 @@ fn figures(
     }
 }
 
-/// Until the lead's README states it: every slot of the server busy with
-/// the accounts ahead of this one, ceil(accounts / slots) polls of the
-/// server's median duration, plus the scheduler's jitter (a tenth of the
-/// interval, at most 5 s).
+/// The README's bound ("Fair under load"): a due account waits for at
+/// most one poll of each account due before it, and one server holds at
+/// most `max_connections_per_server` of the poll slots; so at worst every
+/// other account of its server is ahead of it, ceil(accounts / slots)
+/// polls of the server's median duration, plus the scheduler's jitter (a
+/// tenth of the interval, at most 5 s).
 pub fn bound(params: &Params, server: &Server) -> Option<f64> {
     let slots = params.per_server.min(params.max_polls).max(1);
     let rounds = params.accounts.div_ceil(slots) as f64;
@@ -192,7 +194,7 @@ pub fn table(params: &Params, runs: &[Run]) -> String {
         "{} + {} accounts, poll_interval {:?}, max_concurrent_polls = {}, \
          max_connections_per_server = {}, {:?} per run; lags in seconds\n\n\
          | run | server | reply delay | polls | fewest per account | poll duration median | \
-         lag median | lag p95 | lag max | bound (placeholder) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+         lag median | lag p95 | lag max | bound |\n|---|---|---|---|---|---|---|---|---|---|\n",
         params.accounts,
         params.accounts,
         params.interval,

@@ -140,8 +140,8 @@ fn main() {
     if args.fair {
         let params = fair_params(args.smoke);
         let runs = runtime.block_on(async {
-            let base = fair::run(&params, false, &root.join("fair-fast"), &pacing.fair).await;
-            let slow = fair::run(&params, true, &root.join("fair-slow"), &pacing.fair).await;
+            let base = fair::run(&params, false, &root.join("fair-fast"), &pacing).await;
+            let slow = fair::run(&params, true, &root.join("fair-slow"), &pacing).await;
             vec![base, slow]
         });
         let table = fair::table(&params, &runs);
@@ -153,12 +153,9 @@ fn main() {
         let params = adaptive_params(args.smoke, args.seed);
         let with_max = daemon::knows_interval_max();
         let runs = runtime.block_on(async {
-            let mut runs =
-                vec![adaptive::run(&params, false, &root.join("fixed"), &pacing.adaptive).await];
+            let mut runs = vec![adaptive::run(&params, false, &root.join("fixed"), &pacing).await];
             if with_max {
-                runs.push(
-                    adaptive::run(&params, true, &root.join("adaptive"), &pacing.adaptive).await,
-                );
+                runs.push(adaptive::run(&params, true, &root.join("adaptive"), &pacing).await);
             }
             runs
         });

@@ -29,7 +29,10 @@ async fn any_user() -> Pop3Server {
 
 async fn log_in(server: &Pop3Server, user: &str, password: &str) -> (Wire, String) {
     let mut wire = Wire::connect(server).await;
-    assert_eq!(wire.cmd(&format!("USER {user}")).await.get(..3), Some("+OK"));
+    assert_eq!(
+        wire.cmd(&format!("USER {user}")).await.get(..3),
+        Some("+OK")
+    );
     let reply = wire.cmd(&format!("PASS {password}")).await;
     (wire, reply)
 }

@@ -55,7 +55,10 @@ pub fn write_config(dir: &Path, setup: &Setup, changed: bool) -> PathBuf {
         format!("port = {}\ntls = \"none\"", setup.pop3_port)
     } else {
         let ca = dir.join("ca.pem").display().to_string();
-        format!("port = {}\ntls = \"implicit\"\nca_file = {ca:?}", setup.pop3s_port)
+        format!(
+            "port = {}\ntls = \"implicit\"\nca_file = {ca:?}",
+            setup.pop3s_port
+        )
     };
     for n in 0..setup.accounts {
         let seconds = setup.interval.as_secs() + u64::from(changed && n == 0);
@@ -167,7 +170,9 @@ impl Daemon {
     /// popferry's polls (every outcome) and ledger commits so far.
     pub fn metrics(&self) -> Option<(f64, f64)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
         write!(stream, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
         let mut text = String::new();
         stream.read_to_string(&mut text).ok()?;

@@ -133,7 +133,9 @@ fn rows(options: &Options) -> Vec<Row> {
         }),
         fresh("RSS after start-up", "< 80 MiB", |f| mib(f.rss_kib)),
         fresh("RSS peak (VmHWM)", "< 80 MiB", |f| mib(f.peak_kib)),
-        fresh("CPU per poll", "", |f| format!("{:.2} ms", f.cpu_per_poll_ms)),
+        fresh("CPU per poll", "", |f| {
+            format!("{:.2} ms", f.cpu_per_poll_ms)
+        }),
         fresh("steady CPU", "< 10% of a core", |f| {
             format!("{:.1}%", f.cpu_percent)
         }),
@@ -144,7 +146,8 @@ fn rows(options: &Options) -> Vec<Row> {
             format!("{:.1} MiB", f.ledger_bytes as f64 / 1_048_576.0)
         }),
         fresh("ledger commits per second", "", |f| {
-            f.commits_per_second.map_or("-".into(), |c| format!("{c:.1}"))
+            f.commits_per_second
+                .map_or("-".into(), |c| format!("{c:.1}"))
         }),
         fresh("SIGHUP reload, one account changed", "< 1 s", |f| {
             seconds(f.reload)
@@ -155,7 +158,9 @@ fn rows(options: &Options) -> Vec<Row> {
         idle("idle CPU", "", |f| format!("{:.2}%", f.cpu_percent)),
         idle("RSS", "< 80 MiB", |f| mib(f.peak_kib)),
         pooled("RSS peak (VmHWM)", "< 80 MiB", |f| mib(f.peak_kib)),
-        pooled("CPU per poll", "", |f| format!("{:.2} ms", f.cpu_per_poll_ms)),
+        pooled("CPU per poll", "", |f| {
+            format!("{:.2} ms", f.cpu_per_poll_ms)
+        }),
         pooled("steady CPU", "", |f| format!("{:.1}%", f.cpu_percent)),
         rate_fresh("polls per second achieved", "", |f| {
             format!("{:.0}", f.polls_per_second)
@@ -231,7 +236,16 @@ pub fn write_results(root: &Path, binary: &Path, table: &str, elapsed: Duration)
         kernel = command_line("uname", &["-sr"]),
         version = command_line(&binary.display().to_string(), &["--version"]),
         binary = binary.display(),
-        commit = command_line("git", &["-C", &root.display().to_string(), "rev-parse", "--short", "HEAD"]),
+        commit = command_line(
+            "git",
+            &[
+                "-C",
+                &root.display().to_string(),
+                "rev-parse",
+                "--short",
+                "HEAD"
+            ]
+        ),
         date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         minutes = elapsed.as_secs_f64() / 60.0,
     );

@@ -163,7 +163,9 @@ pub fn run(scenario: &Scenario, accounts: usize, run: &Run) -> Figures {
             check.added, check.duplicates, check.lost
         ));
     }
-    if check.delivered == 0 {
+    // Only a run that outlasts one interval must have re-polled an
+    // account after mail arrived; idle at 5 minutes may not have.
+    if scenario.steady && check.delivered == 0 {
         figures
             .failures
             .push("no trickled message was delivered".into());

@@ -26,7 +26,9 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::http::ListenError;
 use crate::metrics::Metrics;
 use crate::poll::line_with_causes;
-use crate::scheduler::{AccountTask, Shared};
+use crate::scheduler::{first_polls, login_demand, AccountTask, Shared};
+
+mod open_files;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +43,9 @@ pub enum DaemonError {
 }
 
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     let ledger = Ledger::open(&config.state).map_err(DaemonError::Ledger)?;
+    open_files::raise(&config);
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
@@ -58,19 +61,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         metrics = Some((exported, server));
     }
     let shared = Arc::new(shared);
+    warn_overbooked(&config);
+    let accounts = std::mem::take(&mut config.accounts);
+    let count = accounts.len();
+    let daemon = config.daemon;
     let mut running = Running {
-        config: config.clone(),
+        config,
         tasks: HashMap::new(),
         relays: Relays::default(),
         shared: Arc::clone(&shared),
     };
-    for account in &config.accounts {
-        running.start(account.clone(), None);
-    }
+    running.start(accounts);
     let tender = {
         let pool = shared.pool.clone();
-        let every = (config.daemon.keepalive / 4)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let every =
+            (daemon.keepalive / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -80,7 +85,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
     let flusher = {
         let ledger = shared.ledger.clone();
-        let every = config.daemon.empty_poll_flush;
+        let every = daemon.empty_poll_flush;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -88,7 +93,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         })
     };
-    info!(accounts = config.accounts.len(), "running");
+    info!(accounts = count, "running");
     let health = metrics.as_ref().map(|(exported, _)| exported.health());
     health.inspect(|health| health.set_running(true));
     notify("READY=1");
@@ -105,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     health.inspect(|health| health.set_running(false));
     info!("stopping: finishing the messages in flight");
     tender.abort();
-    let grace = config.daemon.shutdown_timeout;
+    let grace = daemon.shutdown_timeout;
     let tasks = running.tasks.into_values().map(AccountTask::finish);
     let mut all = tokio::task::JoinSet::new();
     for task in tasks {
@@ -140,6 +145,7 @@ async fn flush_empty_polls(ledger: &Ledger) {
 
 /// The accounts running now and what starting another needs.
 struct Running {
+    /// Without its accounts: the tasks hold those, one copy each.
     config: Config,
     tasks: HashMap<String, AccountTask>,
     relays: Relays,
@@ -147,15 +153,23 @@ struct Running {
 }
 
 impl Running {
-    fn start(&mut self, account: Account, predecessor: Option<AccountTask>) {
-        match self.relays.get(&account.smtp, &account.name) {
-            Ok(relay) => {
-                let name = account.name.clone();
-                let task =
-                    AccountTask::spawn(account, relay, Arc::clone(&self.shared), predecessor);
-                self.tasks.insert(name, task);
-            }
-            Err(e) => error!(account = %account.name, error = %e, "account not started"),
+    /// Starts `accounts`, each after its predecessor of the same name if
+    /// one runs, their first polls spread ([`first_polls`]).
+    fn start(&mut self, accounts: Vec<Account>) {
+        let firsts = first_polls(&accounts);
+        for (account, first) in accounts.into_iter().zip(firsts) {
+            let relay = match self.relays.get(&account.smtp, &account.name) {
+                Ok(relay) => relay,
+                Err(e) => {
+                    error!(account = %account.name, error = %e, "account not started");
+                    continue;
+                }
+            };
+            let name = account.name.clone();
+            let predecessor = self.tasks.remove(&name);
+            let shared = Arc::clone(&self.shared);
+            let task = AccountTask::spawn(Arc::new(account), relay, shared, predecessor, first);
+            self.tasks.insert(name, task);
         }
     }
 
@@ -171,37 +185,58 @@ impl Running {
         if new.state != self.config.state || new.daemon != self.config.daemon {
             warn!("changes to `state` and [daemon] take effect at the next restart");
         }
-        let (mut added, mut changed, mut removed) = (0, 0, 0);
-        let old: Vec<String> = self.tasks.keys().cloned().collect();
-        for name in old {
-            if new.account(&name).is_none() {
-                if let Some(task) = self.tasks.remove(&name) {
-                    tokio::spawn(task.finish());
-                    removed += 1;
-                }
+        let wanted: HashMap<&str, &Account> = (new.accounts.iter())
+            .map(|account| (account.name.as_str(), account))
+            .collect();
+        let gone: Vec<String> = (self.tasks.keys())
+            .filter(|name| !wanted.contains_key(name.as_str()))
+            .cloned()
+            .collect();
+        let removed = gone.len();
+        for name in gone {
+            if let Some(task) = self.tasks.remove(&name) {
+                tokio::spawn(task.finish());
             }
         }
-        for account in &new.accounts {
-            match self.tasks.get(&account.name) {
-                Some(task) if &task.account == account => {}
+        warn_overbooked(&new);
+        let (mut added, mut changed) = (0, 0);
+        let starting = (new.accounts.into_iter())
+            .filter(|account| match self.tasks.get(&account.name) {
+                Some(task) if *task.account == *account => false,
                 Some(_) => {
-                    let old = self.tasks.remove(&account.name);
-                    self.start(account.clone(), old);
                     changed += 1;
+                    true
                 }
                 None => {
-                    self.start(account.clone(), None);
                     added += 1;
+                    true
                 }
-            }
-        }
-        self.config.accounts = new.accounts;
+            })
+            .collect();
+        self.start(starting);
         info!(
             added,
             changed,
             removed,
             running = self.tasks.len(),
             "configuration reloaded"
+        );
+    }
+}
+
+/// Says so when a server's accounts need more fresh logins a second than
+/// `max_logins_per_second` allows: their polls then fall behind.
+fn warn_overbooked(config: &Config) {
+    for over in login_demand(&config.accounts, config.daemon.login_gap) {
+        warn!(
+            server = %over.server,
+            accounts = over.accounts,
+            "these accounts' poll intervals need {:.1} logins a second where they log in \
+             afresh, more than [daemon] max_logins_per_second ({}): their polls will come \
+             later than their intervals say; raise it if the server allows, or lengthen \
+             poll_interval",
+            over.needed_per_second,
+            over.allowed_per_second
         );
     }
 }

@@ -101,6 +101,9 @@ struct Server {
     /// Woken whenever a connection is parked: a checkout waiting for a
     /// slot may take it (vacant) or make it give up its slot.
     parked: Arc<Notify>,
+    /// The earliest the next fresh login may start; each login moves it
+    /// on by `[daemon] max_logins_per_second`'s gap.
+    next_login: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -149,8 +152,9 @@ impl Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits until `account`'s mailbox is free and a connection slot on its
-    /// server is available.
+    /// Waits until `account`'s mailbox is free, a connection slot on its
+    /// server is available and, unless the account's session is still
+    /// logged in, the server may take another login.
     pub async fn checkout(&self, account: &Account) -> Lease {
         let key = MailboxKey::of(account);
         let link = LinkKey::of(account);
@@ -164,6 +168,9 @@ impl Pool {
                 (vacant.map(Kept::Vacant), permit)
             }
         };
+        if !matches!(kept, Some(Kept::Session(_))) {
+            self.login_turn(&key.server).await;
+        }
         Lease {
             kept,
             key,
@@ -171,6 +178,21 @@ impl Pool {
             permit,
             _mailbox: guard,
         }
+    }
+
+    /// Waits for `server`'s next login time and books the one after: at
+    /// most one login a gap, however many accounts are due at once.
+    async fn login_turn(&self, server: &ServerKey) {
+        let turn = {
+            let mut state = self.state();
+            let Some(server) = state.servers.get_mut(server) else {
+                return;
+            };
+            let turn = server.next_login.max(Instant::now());
+            server.next_login = turn + self.limits.login_gap;
+            turn
+        };
+        tokio::time::sleep_until(turn.into()).await;
     }
 
     /// A connection slot on `link`'s server, with a vacant connection of
@@ -187,6 +209,7 @@ impl Pool {
                 .or_insert_with(|| Server {
                     slots: Arc::new(Semaphore::new(self.limits.max_connections_per_server)),
                     parked: Arc::default(),
+                    next_login: Instant::now(),
                 });
             (Arc::clone(&entry.slots), Arc::clone(&entry.parked))
         };

@@ -1,18 +1,25 @@
 //! Every account of `popferry run` on its own clock.
 //!
-//! Each account is one task: sleep until due, take a slot among the
-//! concurrent polls, lease its mailbox from the [`Pool`], poll, park the
-//! session, work out the next delay. A failing account backs off on its
+//! Each account is one task: sleep until due, wait for its [`Turn`] (its
+//! mailbox, a connection to its server, the server's next login time, a
+//! slot among the concurrent polls), poll, park the session, work out the
+//! next delay. The first polls of one server's accounts are spread over
+//! their interval ([`first_polls`]). A failing account backs off on its
 //! own (doubling up to `max_backoff`; at once to `max_backoff` when the
 //! server refused the password, since retrying a wrong password can get
 //! the address banned) and recovers by itself. Delays carry a little
 //! jitter so a hundred accounts on one server do not all arrive at once.
+//!
+//! Fair under load: every wait of a turn is first come, first served, so
+//! an account due waits for at most one poll of each account due before
+//! it, and a server's accounts hold at most `max_connections_per_server`
+//! of the poll slots, so one that stalls leaves the rest to the others.
 
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
@@ -21,8 +28,12 @@ use crate::deliver::Relay;
 use crate::ledger::{Ledger, PollReport};
 use crate::metrics::Metrics;
 use crate::poll::{poll_session, Ending, PollError, PollOptions, Polled, StopFlag};
-use crate::pool::Pool;
+use crate::pool::{Lease, Pool};
 use crate::session::Kept;
+
+mod first;
+
+pub use first::{first_polls, login_demand};
 
 /// What the account tasks share.
 #[derive(Debug)]
@@ -58,33 +69,35 @@ impl Shared {
 /// One running account.
 #[derive(Debug)]
 pub struct AccountTask {
-    pub account: Account,
+    pub account: Arc<Account>,
     stop: StopFlag,
     wake: Arc<Notify>,
     join: JoinHandle<()>,
 }
 
 impl AccountTask {
-    /// Starts polling `account`. A `predecessor` (the same account before a
-    /// config reload changed it) is stopped and finished first, so two
-    /// versions of one account never poll at once.
+    /// Starts polling `account`, the first time after `first` (see
+    /// [`first_polls`]). A `predecessor` (the same account before a config
+    /// reload changed it) is stopped and finished first, so two versions
+    /// of one account never poll at once.
     pub fn spawn(
-        account: Account,
+        account: Arc<Account>,
         relay: Relay,
         shared: Arc<Shared>,
         predecessor: Option<AccountTask>,
+        first: Duration,
     ) -> AccountTask {
         let stop = StopFlag::default();
         let wake = Arc::new(Notify::new());
         let span = tracing::info_span!("account", account = %account.name);
         let task = {
-            let (account, stop, wake) = (account.clone(), stop.clone(), Arc::clone(&wake));
+            let (account, stop, wake) = (Arc::clone(&account), stop.clone(), Arc::clone(&wake));
             async move {
                 if let Some(old) = predecessor {
-                    old.finish().await;
+                    Box::pin(old.finish()).await;
                 }
-                run(&account, &relay, &shared, &stop, &wake).await;
-                shared.pool.discard(&account).await;
+                run(&account, &relay, &shared, &stop, &wake, first).await;
+                Box::pin(shared.pool.discard(&account)).await;
             }
         };
         AccountTask {
@@ -109,14 +122,21 @@ impl AccountTask {
     }
 }
 
-async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag, wake: &Notify) {
+async fn run(
+    account: &Account,
+    relay: &Relay,
+    shared: &Shared,
+    stop: &StopFlag,
+    wake: &Notify,
+    first: Duration,
+) {
     let options = PollOptions {
         stop: stop.clone(),
         events: (shared.metrics.as_ref()).map_or_else(Default::default, |m| m.account(account)),
         ..PollOptions::default()
     };
     let mut failures = 0;
-    let mut delay = spread(account.poll_interval.min(Duration::from_secs(5)));
+    let mut delay = first;
     loop {
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -125,14 +145,29 @@ async fn run(account: &Account, relay: &Relay, shared: &Shared, stop: &StopFlag,
         if stop.is_raised() {
             return;
         }
-        let permit = tokio::select! {
-            permit = shared.polls.acquire() => permit.expect("the poll semaphore is never closed"),
+        // Boxed, as each is kilobytes of state: inline, every sleeping
+        // account task would hold them, 10,000 of them on a big host.
+        let turn = tokio::select! {
+            turn = Box::pin(shared.turn(account)) => turn,
             () = wake.notified() => continue,
         };
-        let polled = shared.poll(account, relay, &options, &mut failures).await;
-        drop(permit);
-        delay = polled.next;
+        let polled = Box::pin(turn.poll(account, relay, &options, &mut failures));
+        delay = polled.await.next;
     }
+}
+
+/// An account's turn to poll: its mailbox, a connection slot on its server
+/// and, unless it is still logged in, its server's next login time (the
+/// [`Pool`]'s lease), then one of the slots of `max_concurrent_polls`.
+///
+/// The lease comes first so that the accounts of one server never hold
+/// more of the poll slots than that server's connections: a server that
+/// stalls ties up `max_connections_per_server` slots, and the others go on.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    shared: &'a Shared,
+    lease: Lease,
+    _slot: SemaphorePermit<'a>,
 }
 
 /// A poll made through the pool, and when the account is next due.
@@ -143,9 +178,18 @@ pub struct Pooled {
 }
 
 impl Shared {
-    /// One poll of `account` through the pool: lease the mailbox (with its
-    /// kept session, or a vacant connection of its server, if there is
-    /// one), poll, park the connection again.
+    /// Waits for `account`'s [`Turn`].
+    pub async fn turn(&self, account: &Account) -> Turn<'_> {
+        let lease = self.pool.checkout(account).await;
+        let slot = (self.polls.acquire().await).expect("the poll semaphore is never closed");
+        Turn {
+            shared: self,
+            lease,
+            _slot: slot,
+        }
+    }
+
+    /// Waits for `account`'s turn and polls it.
     /// `failures` counts the account's consecutive failed polls.
     pub async fn poll(
         &self,
@@ -154,16 +198,45 @@ impl Shared {
         options: &PollOptions,
         failures: &mut u32,
     ) -> Pooled {
-        let mut lease = self.pool.checkout(account).await;
-        let parked = lease.kept.take();
-        let polled =
-            poll_session(account, &self.ledger, relay, options, parked, Ending::Park).await;
-        let next = next_delay(account, &polled, failures, &self.limits);
-        self.pool.checkin(lease, polled.parked, next).await;
+        let turn = self.turn(account).await;
+        turn.poll(account, relay, options, failures).await
+    }
+}
+
+impl Turn<'_> {
+    /// One poll of `account`, on the kept session or vacant connection the
+    /// lease holds if any; what is left logged in is parked again after.
+    /// `failures` counts the account's consecutive failed polls.
+    pub async fn poll(
+        mut self,
+        account: &Account,
+        relay: &Relay,
+        options: &PollOptions,
+        failures: &mut u32,
+    ) -> Pooled {
+        let parked = self.lease.kept.take();
+        let ledger = &self.shared.ledger;
+        let polled = poll_session(account, ledger, relay, options, parked, Ending::Park).await;
+        let next = next_delay(account, &polled, failures, &self.shared.limits);
+        (self.shared.pool)
+            .checkin(self.lease, polled.parked, next)
+            .await;
         Pooled {
             result: polled.result,
             next,
         }
+    }
+
+    /// One poll of `account` that logs out at the end, for `popferry
+    /// fetch`: its logins are spaced and its polls counted all the same.
+    pub async fn poll_once(
+        self,
+        account: &Account,
+        relay: &Relay,
+        options: &PollOptions,
+    ) -> Result<PollReport, PollError> {
+        let ledger = &self.shared.ledger;
+        (poll_session(account, ledger, relay, options, None, Ending::Quit).await).result
     }
 }
 

@@ -1,6 +1,10 @@
-//! `popferry fetch`: one poll of each account, all accounts at once.
+//! `popferry fetch`: one poll of each account, as many at once as the
+//! `[daemon]` limits let `popferry run` poll: `max_concurrent_polls`,
+//! `max_connections_per_server` and `max_logins_per_second` hold here too,
+//! so a one-shot fetch of many accounts is no burst either.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::task::JoinSet;
@@ -11,7 +15,8 @@ use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::Config;
 use crate::deliver::Relays;
 use crate::ledger::{Ledger, PollReport};
-use crate::poll::{poll, PollError, PollOptions};
+use crate::poll::{PollError, PollOptions};
+use crate::scheduler::Shared;
 
 #[derive(Debug, Default, clap::Args)]
 pub struct FetchArgs {
@@ -43,6 +48,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         deliver_existing: args.deliver_existing,
         ..PollOptions::default()
     };
+    let shared = Arc::new(Shared::new(ledger, config.daemon));
     let progress = Progress::on_terminal(args.quiet);
     let mut relays = Relays::default();
     let mut polls = JoinSet::new();
@@ -51,7 +57,8 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let relay = relays.get(&account.smtp, &account.name)?;
-        let (account, ledger, mut options) = (account.clone(), ledger.clone(), options.clone());
+        let (account, shared, mut options) =
+            (account.clone(), Arc::clone(&shared), options.clone());
         if let Some(progress) = &progress {
             options.events = progress.account(&account.name);
         }
@@ -59,7 +66,8 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         polls.spawn(
             async move {
                 let started = Instant::now();
-                let result = poll(&account, &ledger, &relay, &options).await;
+                let turn = shared.turn(&account).await;
+                let result = turn.poll_once(&account, &relay, &options).await;
                 (account.name, started.elapsed(), result)
             }
             .instrument(span),

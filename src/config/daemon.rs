@@ -29,6 +29,12 @@ pub struct Daemon {
     pub shutdown_timeout: Duration,
     /// Longest wait between attempts of a failing account.
     pub max_backoff: Duration,
+    /// The shortest gap between two fresh logins to one host and port
+    /// (`max_logins_per_second` turned around). A login costs a server a
+    /// password hash and often a TLS handshake, and providers throttle or
+    /// block clients that log in in bursts; a pooled poll (WAKE, CORE) is
+    /// no login and waits for nothing.
+    pub login_gap: Duration,
     /// How often pooled polls that found nothing are written to the
     /// ledger (they are counted in memory in between): the most `status`
     /// lags behind for an account whose polls find nothing.
@@ -60,12 +66,19 @@ impl Default for Daemon {
             keepalive: Duration::from_secs(4 * 60),
             shutdown_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30 * 60),
+            login_gap: Duration::from_millis(1000 / DEFAULT_LOGINS_PER_SECOND),
             empty_poll_flush: Duration::from_secs(30),
             metrics_listen: None,
             log_format: None,
         }
     }
 }
+
+/// Ten fresh logins a second to one server: 36,000 an hour, enough for
+/// 3,000 accounts polled every five minutes, while a server hashing
+/// passwords with bcrypt or Argon2 (10 to 100 ms each) spends at most
+/// about one core on them.
+const DEFAULT_LOGINS_PER_SECOND: u64 = 10;
 
 /// `[daemon] log_format` from the file at `path`, read before logging
 /// starts and before the config is loaded (whose warnings need the log).
@@ -99,6 +112,7 @@ pub(super) struct RawDaemon {
     keepalive: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     max_backoff: Option<Spanned<String>>,
+    max_logins_per_second: Option<Spanned<f64>>,
     empty_poll_flush: Option<Spanned<String>>,
     metrics_listen: Option<Spanned<String>>,
     log_format: Option<Spanned<String>>,
@@ -147,6 +161,10 @@ impl Scope<'_> {
                 d.max_backoff,
                 SECOND,
             )?,
+            login_gap: match &raw.max_logins_per_second {
+                Some(raw) => self.login_gap(raw)?,
+                None => d.login_gap,
+            },
             empty_poll_flush: self.duration(
                 "empty_poll_flush",
                 raw.empty_poll_flush.as_ref(),
@@ -174,6 +192,19 @@ impl Scope<'_> {
             );
             self.error(raw.span(), "metrics_listen", problem)
         })
+    }
+
+    /// At most one login a millisecond: a faster cap is no cap.
+    fn login_gap(&self, raw: &Spanned<f64>) -> Result<Duration, ConfigError> {
+        let rate = *raw.get_ref();
+        if rate.is_finite() && (0.001..=1000.0).contains(&rate) {
+            return Ok(Duration::from_secs_f64(1.0 / rate));
+        }
+        let problem = format!(
+            "{rate} is not a number of logins a second between 0.001 and 1000 \
+             (0.5 is one login every 2 seconds)"
+        );
+        Err(self.error(raw.span(), "max_logins_per_second", problem))
     }
 
     fn log_format(&self, raw: &Spanned<String>) -> Result<LogFormat, ConfigError> {
@@ -233,6 +264,20 @@ mod tests {
             let text = error.to_string();
             assert!(text.contains("metrics_listen"), "{text}");
             assert!(text.contains("like \"127.0.0.1:9187\""), "{text}");
+        }
+    }
+
+    #[test]
+    fn max_logins_per_second_is_a_rate_turned_into_a_gap() {
+        assert_eq!(daemon("").unwrap().login_gap, Duration::from_millis(100));
+        let whole = daemon("max_logins_per_second = 50").unwrap();
+        assert_eq!(whole.login_gap, Duration::from_millis(20));
+        let slow = daemon("max_logins_per_second = 0.5").unwrap();
+        assert_eq!(slow.login_gap, Duration::from_secs(2));
+        for bad in ["0", "-3", "5000", "\"10\""] {
+            let error = daemon(&format!("max_logins_per_second = {bad}")).unwrap_err();
+            let text = error.to_string();
+            assert!(text.contains("max_logins_per_second"), "{bad}: {text}");
         }
     }
 

@@ -16,8 +16,9 @@ mod info;
 mod refusal;
 mod verify;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -119,7 +120,52 @@ pub fn ca_file_certificates(path: &Path) -> Result<Vec<CertificateInfo>, TlsConf
 
 /// A client configuration that accepts what `trust` says and, when the
 /// server asks, presents `identity`.
+///
+/// Built once for each setting and shared by every connection that uses
+/// it: building one copies the trust store and sets up a verifier, which
+/// thousands of accounts logging in every few minutes would pay each
+/// time, and only a shared configuration lets rustls resume TLS sessions
+/// (RFC 8446 tickets), which spares both ends the certificate check and
+/// signature of a full handshake. A `ca_file` that changes on disk (its
+/// size or modification time) gets a new configuration.
 pub fn client_config(
+    trust: &Trust,
+    identity: Option<&ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    static BUILT: LazyLock<Mutex<HashMap<Setting, Arc<ClientConfig>>>> =
+        LazyLock::new(Mutex::default);
+    let setting = Setting {
+        trust: trust.clone(),
+        identity: identity.cloned(),
+        ca_file: match trust {
+            Trust::Roots {
+                ca_file: Some(path),
+            } => std::fs::metadata(path)
+                .ok()
+                .map(|meta| (meta.len(), meta.modified().ok())),
+            _ => None,
+        },
+    };
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(config) = built.get(&setting) {
+        return Ok(Arc::clone(config));
+    }
+    let config = build(trust, identity)?;
+    built.retain(|old, _| old.trust != setting.trust || old.identity != setting.identity);
+    built.insert(setting, Arc::clone(&config));
+    Ok(config)
+}
+
+/// What a shared client configuration was built from.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Setting {
+    trust: Trust,
+    identity: Option<ClientIdentity>,
+    /// The `ca_file`'s size and modification time when it was read.
+    ca_file: Option<(u64, Option<std::time::SystemTime>)>,
+}
+
+fn build(
     trust: &Trust,
     identity: Option<&ClientIdentity>,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
@@ -161,4 +207,41 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_pem(name: &str) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+        params.self_signed(&key).expect("certificate").pem()
+    }
+
+    #[test]
+    fn one_setting_shares_one_configuration_until_its_ca_file_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, ca_pem("a.example")).expect("write");
+        let trust = Trust::Roots {
+            ca_file: Some(path.clone()),
+        };
+        let first = client_config(&trust, None).expect("config");
+        let again = client_config(&trust, None).expect("config");
+        assert!(Arc::ptr_eq(&first, &again), "built once, shared");
+        let system = client_config(&Trust::default(), None).expect("system trust");
+        assert!(
+            !Arc::ptr_eq(&first, &system),
+            "another setting, another one"
+        );
+
+        let longer = ca_pem("a-longer-name.example");
+        std::fs::write(&path, longer).expect("rewrite");
+        let changed = client_config(&trust, None).expect("config");
+        assert!(
+            !Arc::ptr_eq(&first, &changed),
+            "a changed ca_file is read again"
+        );
+    }
 }

@@ -69,6 +69,16 @@ if (($# == 0)); then
     "$REPO_ROOT/scripts/fuzz.sh" --smoke
 fi
 
+# The scale benchmark's smoke version (bench/README.md): 50 accounts on
+# the debug daemon, every check on. `cargo test --bench` builds it in the
+# test profile that cargo test has just built, not in release like
+# `cargo bench`, which would compile the whole crate a second time.
+if (($# == 0)); then
+    section "cargo test --bench scale -- --smoke"
+    POPFERRY=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/popferry \
+        cargo test --all-features --bench scale -- --smoke
+fi
+
 # The benchmark's smoke version (bench/README.md): popferry and the limit
 # client on small mailboxes, every run verified. Skipped when cargo test got
 # arguments, i.e. when only some tests were asked for. It needs root like

@@ -32,6 +32,7 @@ mod owners;
 mod session;
 mod tls_front;
 mod transaction;
+mod users;
 mod wire;
 
 pub use extensions::Extensions;
@@ -104,6 +105,10 @@ pub struct Options {
     /// More user names that log in, with the same password, to the same
     /// maildrop: several accounts on one server, sharing its connection cap.
     pub aliases: Vec<String>,
+    /// Every user name logs in with `password`, to a mailbox of its own
+    /// that holds what [`Pop3Server::add_for`] put there: thousands of
+    /// accounts on one server without listing them.
+    pub any_user: bool,
 }
 
 impl Default for Options {
@@ -115,6 +120,7 @@ impl Default for Options {
             uidl: true,
             extensions: Extensions::default(),
             aliases: Vec::new(),
+            any_user: false,
         }
     }
 }
@@ -160,7 +166,7 @@ struct Shared {
     retrs_since_fault: usize,
     faults_fired: usize,
     accepts: usize,
-    logins: usize,
+    logins: users::Logins,
     /// Bare `AUTH PLAIN` commands answered with a `+` continuation.
     plain_continuations: usize,
     commands: HashMap<String, usize>,
@@ -170,12 +176,6 @@ struct Shared {
     most_retrs_ahead: usize,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
-}
-
-impl Options {
-    fn knows(&self, user: &str) -> bool {
-        self.user == user || self.aliases.iter().any(|alias| alias == user)
-    }
 }
 
 impl Shared {
@@ -287,23 +287,6 @@ impl Pop3Server {
         self.addr.port()
     }
 
-    /// Put a message at the end of the maildrop; sessions already logged in
-    /// do not list it (their message numbers are fixed, RFC 1939 §5) until
-    /// a WAKE, though UID-PARAM can name it as message 0.
-    pub fn add(&self, uid: &str, bytes: &[u8]) {
-        let mut shared = lock(&self.shared);
-        let id = shared.next_id;
-        shared.next_id += 1;
-        shared.maildrop.push(Stored {
-            id,
-            owner: None,
-            message: Message {
-                uid: uid.to_owned(),
-                bytes: bytes.to_vec(),
-            },
-        });
-    }
-
     /// The committed maildrop, in order.
     pub fn maildrop(&self) -> Vec<Message> {
         lock(&self.shared)
@@ -331,10 +314,6 @@ impl Pop3Server {
 
     pub fn accepts(&self) -> usize {
         lock(&self.shared).accepts
-    }
-
-    pub fn logins(&self) -> usize {
-        lock(&self.shared).logins
     }
 
     /// How many AUTH PLAIN exchanges sent the credentials after a `+`

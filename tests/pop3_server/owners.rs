@@ -15,6 +15,23 @@ impl Shared {
 }
 
 impl Pop3Server {
+    /// Put a message at the end of the maildrop; sessions already logged in
+    /// do not list it (their message numbers are fixed, RFC 1939 §5) until
+    /// a WAKE, though UID-PARAM can name it as message 0.
+    pub fn add(&self, uid: &str, bytes: &[u8]) {
+        let mut shared = lock(&self.shared);
+        let id = shared.next_id;
+        shared.next_id += 1;
+        shared.maildrop.push(Stored {
+            id,
+            owner: None,
+            message: Message {
+                uid: uid.to_owned(),
+                bytes: bytes.to_vec(),
+            },
+        });
+    }
+
     /// Put a message in `user`'s mailbox alone.
     pub fn add_for(&self, user: &str, uid: &str, bytes: &[u8]) {
         let mut shared = lock(&self.shared);

@@ -297,7 +297,7 @@ impl Session {
             if !shared.options.knows(user) || password != shared.options.password {
                 None
             } else {
-                shared.logins += 1;
+                shared.note_login(user);
                 Some(Mailbox::new(&shared.visible(user)))
             }
         };

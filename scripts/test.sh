@@ -73,10 +73,15 @@ fi
 # the debug daemon, every check on. `cargo test --bench` builds it in the
 # test profile that cargo test has just built, not in release like
 # `cargo bench`, which would compile the whole crate a second time.
+# The same for the intervals benchmark: a slow server beside a fast one,
+# and fixed against adaptive intervals, in seconds.
 if (($# == 0)); then
     section "cargo test --bench scale -- --smoke"
     POPFERRY=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/popferry \
         cargo test --all-features --bench scale -- --smoke
+    section "cargo test --bench intervals -- --smoke"
+    POPFERRY=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/popferry \
+        cargo test --all-features --bench intervals -- --smoke
 fi
 
 # The benchmark's smoke version (bench/README.md): popferry and the limit

@@ -183,7 +183,13 @@ async fn json_has_every_documented_field() {
         );
         assert_eq!(
             keys(&account["interval"]),
-            ["adaptive", "max_seconds", "min_seconds", "quiet_polls", "seconds"]
+            [
+                "adaptive",
+                "max_seconds",
+                "min_seconds",
+                "quiet_polls",
+                "seconds"
+            ]
         );
         assert_eq!(
             keys(&account["waiting"][0]),

@@ -113,10 +113,12 @@ pub fn pacing_lines() -> Vec<String> {
 
 /// The binary under test: `POPFERRY`, else the release build of this repo.
 pub fn binary() -> PathBuf {
-    std::env::var_os("POPFERRY").map_or_else(
+    let path = std::env::var_os("POPFERRY").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/popferry"),
         PathBuf::from,
-    )
+    );
+    // Absolute, as the daemon starts in its run folder.
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// A running daemon; killed if dropped without [`Daemon::stop`].

@@ -103,7 +103,7 @@ impl Ledger {
     ) -> Result<HashMap<String, MessageRecord>, LedgerError> {
         let account = account.to_owned();
         self.run("read the recorded messages", move |conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT uid, size, state, attempts, retry_at, last_error, size_known
                  FROM message WHERE account = ?1",
             )?;

@@ -202,8 +202,9 @@ impl Ledger {
             // lock holds no half-done work and is safe to keep using.
             let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
             // Set on every call, under the lock, so a synced write never
-            // depends on an earlier unsynced one having restored it.
-            conn.pragma_update(None, "synchronous", sync.pragma())?;
+            // depends on an earlier unsynced one having restored it; a
+            // cached statement, so that costs no SQL parsing.
+            conn.prepare_cached(sync.pragma())?.execute([])?;
             work(&mut conn)
         });
         match task.await {
@@ -247,8 +248,8 @@ enum Durability {
 impl Durability {
     fn pragma(self) -> &'static str {
         match self {
-            Durability::Synced => "FULL",
-            Durability::Unsynced => "NORMAL",
+            Durability::Synced => "PRAGMA synchronous = FULL",
+            Durability::Unsynced => "PRAGMA synchronous = NORMAL",
         }
     }
 }

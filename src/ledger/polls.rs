@@ -149,19 +149,21 @@ impl Ledger {
                 }
                 // A poll starts with the count of the one before it, so a
                 // poll that never finishes leaves the count as it was.
-                tx.execute(
+                // Cached statements: at hundreds of polls a second, parsing
+                // the SQL of each was a tenth of the daemon's CPU.
+                tx.prepare_cached(
                     "INSERT INTO poll (account, started_at, quiet_polls) VALUES (?1, ?2,
                      coalesce((SELECT quiet_polls FROM poll WHERE account = ?1
                                ORDER BY id DESC LIMIT 1), 0))",
-                    params![account, now()],
-                )?;
+                )?
+                .execute(params![account, now()])?;
                 let id = tx.last_insert_rowid();
-                tx.execute(
+                tx.prepare_cached(
                     "DELETE FROM poll WHERE account = ?1 AND id <= (
                      SELECT id FROM poll WHERE account = ?1
                      ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                    params![account, POLL_HISTORY],
-                )?;
+                )?
+                .execute(params![account, POLL_HISTORY])?;
                 tx.commit()?;
                 Ok(PollId(id))
             })
@@ -180,26 +182,26 @@ impl Ledger {
             .run_unsynced("record the end of a poll", move |conn| {
                 // Only a successful poll moves the count: on from the
                 // poll before if it found nothing new, to 0 if it did.
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE poll SET finished_at = ?2, outcome = ?3, listed = ?4,
                          delivered = ?5, deleted = ?6, deferred = ?7, rejected = ?8, error = ?9,
                          new_listed = ?10,
                          quiet_polls = CASE WHEN ?3 = 'failed' THEN quiet_polls
                                             WHEN ?10 > 0 THEN 0 ELSE quiet_polls + 1 END
                      WHERE id = ?1 AND outcome = 'running'",
-                    params![
-                        id.0,
-                        now(),
-                        report.outcome,
-                        sql_int(report.listed)?,
-                        sql_int(report.delivered)?,
-                        sql_int(report.deleted)?,
-                        sql_int(report.deferred)?,
-                        sql_int(report.rejected)?,
-                        report.error,
-                        sql_int(report.new_listed)?,
-                    ],
-                )
+                )?
+                .execute(params![
+                    id.0,
+                    now(),
+                    report.outcome,
+                    sql_int(report.listed)?,
+                    sql_int(report.delivered)?,
+                    sql_int(report.deleted)?,
+                    sql_int(report.deferred)?,
+                    sql_int(report.rejected)?,
+                    report.error,
+                    sql_int(report.new_listed)?,
+                ])
             })
             .await?;
         if changed == 0 {

@@ -85,6 +85,10 @@ async fn connection_is_durable_and_in_wal_mode() {
     assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL");
     assert_eq!(pragma::<i64>(&ledger, "foreign_keys"), 1);
     assert_eq!(pragma::<i64>(&ledger, "busy_timeout"), 5000);
+    ledger.start_poll("alice").await.unwrap();
+    assert_eq!(pragma::<i64>(&ledger, "synchronous"), 1, "NORMAL for history");
+    ledger.messages("alice").await.unwrap();
+    assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL again after");
 }
 
 #[tokio::test]

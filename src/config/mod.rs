@@ -103,6 +103,13 @@ pub struct Pop3Server {
     pub client_identity: Option<ClientIdentity>,
 }
 
+impl Pop3Server {
+    /// `host:port`, the name metrics give the server.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host.to_ascii_lowercase(), self.port)
+    }
+}
+
 /// The SMTP relay that receives forwarded mail.
 ///
 /// `Eq` and `Hash` let the delivery side open one transport per distinct

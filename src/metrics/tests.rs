@@ -48,7 +48,7 @@ fn a_finished_poll_moves_its_accounts_counters_and_no_others() {
     assert_eq!(value(&text, rejected), Some(4.0));
     let ok = r#"popferry_polls_total{account="alice",outcome="ok"}"#;
     assert_eq!(value(&text, ok), Some(2.0));
-    let durations = r#"popferry_poll_duration_seconds_count{account="alice"}"#;
+    let durations = r#"popferry_poll_duration_seconds_count{server="pop.example:995"}"#;
     assert_eq!(value(&text, durations), Some(2.0));
     let last = r#"popferry_last_successful_poll_timestamp_seconds{account="alice"}"#;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
@@ -86,9 +86,9 @@ fn latency_commits_and_relay_use_reach_the_exposition() {
     alice.relay_busy(true);
     alice.relay_busy(false);
     let text = metrics.encode(&[("pop.example:995".to_owned(), 2)]);
-    let latency = r#"popferry_delivery_latency_seconds_bucket{account="alice",le="0.04"}"#;
+    let latency = r#"popferry_delivery_latency_seconds_bucket{relay="relay.example:2525",le="0.04"}"#;
     assert_eq!(value(&text, latency), Some(1.0), "{text}");
-    let below = r#"popferry_delivery_latency_seconds_bucket{account="alice",le="0.02"}"#;
+    let below = r#"popferry_delivery_latency_seconds_bucket{relay="relay.example:2525",le="0.02"}"#;
     assert_eq!(value(&text, below), Some(0.0), "{text}");
     assert_eq!(
         value(&text, "popferry_ledger_commit_duration_seconds_count"),

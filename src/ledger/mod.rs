@@ -42,6 +42,7 @@ mod totals;
 use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -71,6 +72,12 @@ struct Inner {
     /// Only for error messages and logs.
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Whether `conn` is at `synchronous = NORMAL` now. Read and changed
+    /// only with `conn` locked. A PRAGMA cannot be kept prepared (SQLite
+    /// parses it again on every run, and the parse is what applies it), so
+    /// it is run only when the level has to change: re-parsing it on every
+    /// call was a tenth of the daemon's CPU at 100 polls a second.
+    unsynced: AtomicBool,
     /// Empty polls counted but not written yet (`empty_polls.rs`).
     empty: Mutex<empty_polls::Pending>,
     /// The polling lock of [`Ledger::open`], released when the last clone
@@ -169,6 +176,7 @@ impl Ledger {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 conn: Mutex::new(conn),
+                unsynced: AtomicBool::new(false),
                 empty: Mutex::default(),
                 _lock: lock,
             }),
@@ -201,10 +209,13 @@ impl Ledger {
             // whose drop rolls back, so the connection behind a poisoned
             // lock holds no half-done work and is safe to keep using.
             let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            // Set on every call, under the lock, so a synced write never
-            // depends on an earlier unsynced one having restored it; a
-            // cached statement, so that costs no SQL parsing.
-            conn.prepare_cached(sync.pragma())?.execute([])?;
+            // Checked on every call, under the lock, so a synced write
+            // never depends on an earlier unsynced one having restored it.
+            let unsynced = matches!(sync, Durability::Unsynced);
+            if inner.unsynced.load(Ordering::Relaxed) != unsynced {
+                conn.execute_batch(sync.pragma())?;
+                inner.unsynced.store(unsynced, Ordering::Relaxed);
+            }
             work(&mut conn)
         });
         match task.await {

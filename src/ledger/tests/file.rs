@@ -89,6 +89,11 @@ async fn connection_is_durable_and_in_wal_mode() {
     assert_eq!(pragma::<i64>(&ledger, "synchronous"), 1, "NORMAL for history");
     ledger.messages("alice").await.unwrap();
     assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL again after");
+    ledger.start_poll("bob").await.unwrap();
+    assert_eq!(pragma::<i64>(&ledger, "synchronous"), 1, "NORMAL again");
+    ledger.start_poll("carol").await.unwrap();
+    ledger.forget_absent("alice", &Default::default()).await.unwrap();
+    assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL for a write");
 }
 
 #[tokio::test]

@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Row};
 
 pub use change::Change;
@@ -60,6 +61,10 @@ pub use report::{AccountDetail, AccountStatus, OnServer, Snapshot, Totals, Waiti
 /// How long a statement waits for another process (say `popferry status`
 /// next to the daemon) to release its lock before failing with "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many prepared statements a connection keeps: more than the ledger
+/// has.
+const STATEMENTS: usize = 64;
 
 /// A handle on the ledger database. Clones share one connection.
 #[derive(Debug, Clone)]
@@ -171,6 +176,16 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        // Without the query planner stability guarantee SQLite plans some
+        // statements around their bound values (a LIMIT, a subquery's
+        // ORDER BY), so each new account name re-prepared them however
+        // well they were cached: the ledger's lookups are by key and
+        // gain nothing from it.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(open_error)?;
+        // Room for every statement a poll runs (rusqlite keeps 16), so
+        // none is parsed again because another pushed it out.
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
         migrate::migrate(&mut conn, path, migrate::MIGRATIONS)?;
         Ok(Self {
             inner: Arc::new(Inner {

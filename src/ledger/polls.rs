@@ -14,6 +14,25 @@ use super::{empty_polls, get_u64, now, sql_int, Ledger, LedgerError};
 /// grow the file by half a million rows a year per account.
 pub(super) const POLL_HISTORY: i64 = 1000;
 
+/// A poll starts with the count of the one before it, so a poll that never
+/// finishes leaves the count as it was.
+pub(super) const START_POLL: &str = "INSERT INTO poll (account, started_at, quiet_polls)
+    VALUES (?1, ?2, coalesce((SELECT quiet_polls FROM poll WHERE account = ?1
+                              ORDER BY id DESC LIMIT 1), 0))";
+
+/// All but the account's latest [`POLL_HISTORY`] polls.
+pub(super) const TRIM_HISTORY: &str = "DELETE FROM poll WHERE account = ?1 AND id <= (
+    SELECT id FROM poll WHERE account = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)";
+
+/// Only a successful poll moves the count: on from the poll before if it
+/// found nothing new, to 0 if it did.
+pub(super) const FINISH_POLL: &str = "UPDATE poll SET finished_at = ?2, outcome = ?3,
+    listed = ?4, delivered = ?5, deleted = ?6, deferred = ?7, rejected = ?8, error = ?9,
+    new_listed = ?10,
+    quiet_polls = CASE WHEN ?3 = 'failed' THEN quiet_polls
+                       WHEN ?10 > 0 THEN 0 ELSE quiet_polls + 1 END
+    WHERE id = ?1 AND outcome = 'running'";
+
 /// Identifies a poll between [`Ledger::start_poll`] and
 /// [`Ledger::finish_poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,23 +166,11 @@ impl Ledger {
                 if let Some(run) = empty {
                     empty_polls::write(&tx, &account, run)?;
                 }
-                // A poll starts with the count of the one before it, so a
-                // poll that never finishes leaves the count as it was.
                 // Cached statements: at hundreds of polls a second, parsing
                 // the SQL of each was a tenth of the daemon's CPU.
-                tx.prepare_cached(
-                    "INSERT INTO poll (account, started_at, quiet_polls) VALUES (?1, ?2,
-                     coalesce((SELECT quiet_polls FROM poll WHERE account = ?1
-                               ORDER BY id DESC LIMIT 1), 0))",
-                )?
-                .execute(params![account, now()])?;
+                (tx.prepare_cached(START_POLL)?).execute(params![account, now()])?;
                 let id = tx.last_insert_rowid();
-                tx.prepare_cached(
-                    "DELETE FROM poll WHERE account = ?1 AND id <= (
-                     SELECT id FROM poll WHERE account = ?1
-                     ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                )?
-                .execute(params![account, POLL_HISTORY])?;
+                (tx.prepare_cached(TRIM_HISTORY)?).execute(params![account, POLL_HISTORY])?;
                 tx.commit()?;
                 Ok(PollId(id))
             })
@@ -180,17 +187,7 @@ impl Ledger {
         let report = report.clone();
         let changed = self
             .run_unsynced("record the end of a poll", move |conn| {
-                // Only a successful poll moves the count: on from the
-                // poll before if it found nothing new, to 0 if it did.
-                conn.prepare_cached(
-                    "UPDATE poll SET finished_at = ?2, outcome = ?3, listed = ?4,
-                         delivered = ?5, deleted = ?6, deferred = ?7, rejected = ?8, error = ?9,
-                         new_listed = ?10,
-                         quiet_polls = CASE WHEN ?3 = 'failed' THEN quiet_polls
-                                            WHEN ?10 > 0 THEN 0 ELSE quiet_polls + 1 END
-                     WHERE id = ?1 AND outcome = 'running'",
-                )?
-                .execute(params![
+                (conn.prepare_cached(FINISH_POLL)?).execute(params![
                     id.0,
                     now(),
                     report.outcome,

@@ -1,4 +1,6 @@
 use super::*;
+use crate::ledger::polls;
+use rusqlite::StatementStatus;
 
 #[tokio::test]
 async fn fresh_file_is_at_the_latest_schema() {
@@ -94,6 +96,26 @@ async fn connection_is_durable_and_in_wal_mode() {
     ledger.start_poll("carol").await.unwrap();
     ledger.forget_absent("alice", &Default::default()).await.unwrap();
     assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL for a write");
+}
+
+/// Each poll runs the same few statements with other values; parsing them
+/// again each time was most of the ledger's CPU.
+#[tokio::test]
+async fn a_polls_statements_are_prepared_once() {
+    let ledger = Ledger::open_in_memory().unwrap();
+    for account in ["alice", "bob", "carol", "alice"] {
+        let id = ledger.start_poll(account).await.unwrap();
+        ledger.forget_absent(account, &Default::default()).await.unwrap();
+        ledger.messages(account).await.unwrap();
+        (ledger.finish_poll(id, &PollReport::default()).await).unwrap();
+    }
+    let conn = ledger.inner.conn.lock().unwrap();
+    for sql in [polls::START_POLL, polls::TRIM_HISTORY, polls::FINISH_POLL] {
+        let statement = conn.prepare_cached(sql).unwrap();
+        let runs = statement.get_status(StatementStatus::Run);
+        let again = statement.get_status(StatementStatus::RePrepare);
+        assert_eq!((runs, again), (4, 0), "runs and re-preparations of {sql}");
+    }
 }
 
 #[tokio::test]

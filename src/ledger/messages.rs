@@ -103,31 +103,7 @@ impl Ledger {
     ) -> Result<HashMap<String, MessageRecord>, LedgerError> {
         let account = account.to_owned();
         self.run("read the recorded messages", move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT uid, size, state, attempts, retry_at, last_error, size_known
-                 FROM message WHERE account = ?1",
-            )?;
-            let rows = stmt.query_map([&account], |row| {
-                let size_known: bool = row.get(6)?;
-                Ok(MessageRecord {
-                    uid: row.get(0)?,
-                    size: size_known.then(|| get_u64(row, 1)).transpose()?,
-                    state: row.get(2)?,
-                    attempts: row.get(3)?,
-                    retry_at: row.get(4)?,
-                    last_error: row.get(5)?,
-                    recipients: Vec::new(),
-                })
-            })?;
-            let mut records: HashMap<String, MessageRecord> = rows
-                .map(|record| record.map(|r| (r.uid.clone(), r)))
-                .collect::<rusqlite::Result<_>>()?;
-            for (uid, list) in recipients::of_waiting_messages(conn, &account)? {
-                if let Some(record) = records.get_mut(&uid) {
-                    record.recipients = list;
-                }
-            }
-            Ok(records)
+            records(conn, &account)
         })
         .await
     }
@@ -231,40 +207,85 @@ impl Ledger {
         self.commit(account, changes).await
     }
 
-    /// Forgets the messages of `account` whose uid is not in `listed`, and
-    /// returns how many were forgotten.
+    /// Forgets the messages of `account` whose uid is not in `listed` and
+    /// returns how many that was, with the records of the rest, keyed by
+    /// uid: what a poll needs to know of its listing, in one transaction and
+    /// one trip to the blocking pool.
     ///
     /// `listed` must be the server's complete UIDL listing from this
     /// session: a uid missing from it is gone from the server, so its row
     /// can no longer prevent a duplicate. A partial listing would make the
     /// ledger forget messages still on the server and deliver them again.
-    pub async fn forget_absent(
+    pub async fn reconcile(
         &self,
         account: &str,
-        listed: &HashSet<String>,
-    ) -> Result<u64, LedgerError> {
+        listed: HashSet<String>,
+    ) -> Result<Reconciled, LedgerError> {
         let account = account.to_owned();
-        let listed = listed.clone();
-        self.run("forget messages gone from the server", move |conn| {
-            // Reading the account's uids and deleting the missing ones one by
-            // one keeps every statement small however long the listing is;
-            // the transaction makes it a single commit.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let absent: Vec<String> = {
-                let mut stmt = tx.prepare("SELECT uid FROM message WHERE account = ?1")?;
-                let uids = stmt.query_map([&account], |row| row.get::<_, String>(0))?;
-                uids.filter(|uid| uid.as_ref().map_or(true, |uid| !listed.contains(uid)))
-                    .collect::<rusqlite::Result<_>>()?
-            };
-            {
-                let mut stmt = tx.prepare("DELETE FROM message WHERE account = ?1 AND uid = ?2")?;
-                for uid in &absent {
-                    stmt.execute(params![account, uid])?;
+        self.run(
+            "compare the listing with the recorded messages",
+            move |conn| {
+                // Deleting the missing rows one by one keeps every statement
+                // small however long the listing is; the transaction makes it
+                // a single commit.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut known = records(&tx, &account)?;
+                let before = known.len();
+                {
+                    let mut delete =
+                        tx.prepare_cached("DELETE FROM message WHERE account = ?1 AND uid = ?2")?;
+                    for uid in known.keys().filter(|uid| !listed.contains(*uid)) {
+                        delete.execute(params![account, uid])?;
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(absent.len() as u64)
-        })
+                tx.commit()?;
+                known.retain(|uid, _| listed.contains(uid));
+                let pruned = (before - known.len()) as u64;
+                Ok(Reconciled { pruned, known })
+            },
+        )
         .await
     }
+}
+
+/// What [`Ledger::reconcile`] found.
+#[derive(Debug)]
+pub struct Reconciled {
+    /// Rows forgotten because the server no longer lists their uid.
+    pub pruned: u64,
+    /// The records of the listed uids the ledger knows.
+    pub known: HashMap<String, MessageRecord>,
+}
+
+/// Every message recorded for `account`, with the recipients of those
+/// whose next delivery depends on who already has them.
+fn records(
+    conn: &rusqlite::Connection,
+    account: &str,
+) -> rusqlite::Result<HashMap<String, MessageRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT uid, size, state, attempts, retry_at, last_error, size_known
+         FROM message WHERE account = ?1",
+    )?;
+    let rows = stmt.query_map([account], |row| {
+        let size_known: bool = row.get(6)?;
+        Ok(MessageRecord {
+            uid: row.get(0)?,
+            size: size_known.then(|| get_u64(row, 1)).transpose()?,
+            state: row.get(2)?,
+            attempts: row.get(3)?,
+            retry_at: row.get(4)?,
+            last_error: row.get(5)?,
+            recipients: Vec::new(),
+        })
+    })?;
+    let mut records: HashMap<String, MessageRecord> = rows
+        .map(|record| record.map(|r| (r.uid.clone(), r)))
+        .collect::<rusqlite::Result<_>>()?;
+    for (uid, list) in recipients::of_waiting_messages(conn, account)? {
+        if let Some(record) = records.get_mut(&uid) {
+            record.recipients = list;
+        }
+    }
+    Ok(records)
 }

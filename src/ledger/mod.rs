@@ -52,7 +52,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 pub use change::Change;
 pub use error::LedgerError;
 pub use imported::Adopted;
-pub use messages::{MessageRecord, MessageState};
+pub use messages::{MessageRecord, MessageState, Reconciled};
 pub use polls::{PollId, PollOutcome, PollReport, PollSummary};
 pub use read_only::{LedgerReader, Opened};
 pub use recipients::{RecipientRecord, RecipientRefusal, RecipientState};

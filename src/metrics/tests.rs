@@ -86,7 +86,8 @@ fn latency_commits_and_relay_use_reach_the_exposition() {
     alice.relay_busy(true);
     alice.relay_busy(false);
     let text = metrics.encode(&[("pop.example:995".to_owned(), 2)]);
-    let latency = r#"popferry_delivery_latency_seconds_bucket{relay="relay.example:2525",le="0.04"}"#;
+    let latency =
+        r#"popferry_delivery_latency_seconds_bucket{relay="relay.example:2525",le="0.04"}"#;
     assert_eq!(value(&text, latency), Some(1.0), "{text}");
     let below = r#"popferry_delivery_latency_seconds_bucket{relay="relay.example:2525",le="0.02"}"#;
     assert_eq!(value(&text, below), Some(0.0), "{text}");

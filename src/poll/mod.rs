@@ -66,7 +66,7 @@ use tracing::{debug, info, warn, Instrument as _};
 
 use crate::config::Account;
 use crate::deliver::Relay;
-use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport};
+use crate::ledger::{Ledger, MessageState, PollOutcome, PollReport, Reconciled};
 use crate::session::{Activity, Kept, Listing, Session};
 
 mod copies;
@@ -249,13 +249,11 @@ async fn run(
         });
     }
     let listed: HashSet<String> = uids.iter().map(|(_, uid)| uid.clone()).collect();
-    let pruned = ledger.forget_absent(&account.name, &listed).await?;
+    let Reconciled { pruned, known } = ledger.reconcile(&account.name, listed).await?;
     debug!(
         pruned,
         "pruned ledger rows for messages no longer on the server"
     );
-
-    let known = ledger.messages(&account.name).await?;
     sizes::learn_sizes(ledger, account, &known, &uids, &sizes).await?;
     let now = now();
     // Whether everything listed was dealt with for good; only then may a

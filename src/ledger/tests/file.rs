@@ -88,13 +88,17 @@ async fn connection_is_durable_and_in_wal_mode() {
     assert_eq!(pragma::<i64>(&ledger, "foreign_keys"), 1);
     assert_eq!(pragma::<i64>(&ledger, "busy_timeout"), 5000);
     ledger.start_poll("alice").await.unwrap();
-    assert_eq!(pragma::<i64>(&ledger, "synchronous"), 1, "NORMAL for history");
+    assert_eq!(
+        pragma::<i64>(&ledger, "synchronous"),
+        1,
+        "NORMAL for history"
+    );
     ledger.messages("alice").await.unwrap();
     assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL again after");
     ledger.start_poll("bob").await.unwrap();
     assert_eq!(pragma::<i64>(&ledger, "synchronous"), 1, "NORMAL again");
     ledger.start_poll("carol").await.unwrap();
-    ledger.forget_absent("alice", &Default::default()).await.unwrap();
+    ledger.reconcile("alice", HashSet::new()).await.unwrap();
     assert_eq!(pragma::<i64>(&ledger, "synchronous"), 2, "FULL for a write");
 }
 
@@ -105,8 +109,7 @@ async fn a_polls_statements_are_prepared_once() {
     let ledger = Ledger::open_in_memory().unwrap();
     for account in ["alice", "bob", "carol", "alice"] {
         let id = ledger.start_poll(account).await.unwrap();
-        ledger.forget_absent(account, &Default::default()).await.unwrap();
-        ledger.messages(account).await.unwrap();
+        ledger.reconcile(account, HashSet::new()).await.unwrap();
         (ledger.finish_poll(id, &PollReport::default()).await).unwrap();
     }
     let conn = ledger.inner.conn.lock().unwrap();

@@ -112,7 +112,7 @@ async fn recipients_go_with_their_message_but_refusals_stay_for_status() {
         .unwrap();
     assert_eq!(record.recipients.len(), 1);
     let listed: HashSet<String> = ["u1".to_owned()].into();
-    ledger.forget_absent("alice", &listed).await.unwrap();
+    ledger.reconcile("alice", listed).await.unwrap();
     assert_eq!(
         rows(&ledger, "recipient"),
         0,

@@ -110,7 +110,7 @@ async fn mark_deleted_changes_only_messages_safe_to_delete() {
 }
 
 #[tokio::test]
-async fn forget_absent_keeps_exactly_the_listed_uids() {
+async fn reconcile_keeps_exactly_the_listed_uids() {
     let ledger = Ledger::open_in_memory().unwrap();
     let uids: Vec<String> = (0..3000).map(|n| format!("uid-{n}")).collect();
     for uid in &uids {
@@ -121,14 +121,20 @@ async fn forget_absent_keeps_exactly_the_listed_uids() {
     let mut listed: HashSet<String> = uids.iter().step_by(2).cloned().collect();
     listed.insert("new".to_owned());
 
-    assert_eq!(ledger.forget_absent("alice", &listed).await.unwrap(), 1500);
+    let found = ledger.reconcile("alice", listed.clone()).await.unwrap();
+    assert_eq!(found.pruned, 1500);
+    let returned: HashSet<String> = found.known.into_keys().collect();
 
     let alice = ledger.messages("alice").await.unwrap();
     let kept: HashSet<String> = alice.into_keys().collect();
     listed.remove("new");
     assert_eq!(kept, listed);
+    assert_eq!(
+        returned, listed,
+        "the records of the listed uids, no others"
+    );
     assert_eq!(ledger.messages("bob").await.unwrap().len(), 1);
-    assert_eq!(ledger.forget_absent("alice", &listed).await.unwrap(), 0);
+    assert_eq!(ledger.reconcile("alice", listed).await.unwrap().pruned, 0);
 }
 
 #[tokio::test]

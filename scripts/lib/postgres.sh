@@ -4,7 +4,9 @@
 # sets DIR, RUN, LOG and TLS and defines say and die (scripts/services.sh
 # once it is hooked in), or run on its own:
 #
-#   scripts/lib/postgres.sh start|stop [fast|immediate]|restart [fast|immediate]|status|env|psql ARGS...
+#   scripts/lib/postgres.sh start|stop [fast|immediate]|restart [fast|immediate]|status|env
+#   scripts/lib/postgres.sh psql ARGS...        psql as the superuser
+#   scripts/lib/postgres.sh migrate [DATABASE]  apply migrations/postgres/
 #
 # (root; the same state folder as scripts/services.sh unless
 # POPFERRY_TEST_DIR says otherwise).  A test that restarts the database
@@ -323,6 +325,47 @@ postgres_env() {
         "POPFERRY_TEST_PG_CTL=$REPO_ROOT/scripts/lib/postgres.sh"
 }
 
+# postgres_migrate DATABASE: applies migrations/postgres/*.sql in order to
+# DATABASE (made if missing, owner popferry), over TCP as popferry with
+# verify-full, the way the daemon's runner is meant to (see the comment of
+# 0001_ledger.sql): per step one transaction that takes an advisory lock
+# (two instances starting at once: the second waits, then finds nothing to
+# do), creates the version table if missing (only under that lock: two
+# racing CREATE TABLE IF NOT EXISTS can still fail on a unique index of
+# the catalog), and runs the step only if the version is the one before
+# it.  A check that the SQL is valid, before the Rust runner exists.
+postgres_migrate() {
+    local db=${1:?database} bin n=0 f
+    bin=$(pg_bin)
+    [[ $db =~ ^[a-z_][a-z0-9_]*$ ]] || die "postgres_migrate: $db is not a plain database name"
+    if [[ -z $(postgres_psql -tA -c "SELECT 1 FROM pg_database WHERE datname = '$db'") ]]; then
+        postgres_psql -c "CREATE DATABASE $db OWNER $PG_ROLE"
+    fi
+    local conn="host=127.0.0.1 port=$PG_PORT dbname=$db user=$PG_ROLE sslmode=verify-full sslrootcert=$TLS/ca.pem"
+    for f in "$REPO_ROOT"/migrations/postgres/[0-9][0-9][0-9][0-9]_*.sql; do
+        n=$((n + 1))
+        [[ ${f##*/} == "$(printf %04d "$n")"_* ]] || die "migrations/postgres: ${f##*/} is not step $n"
+        {
+            cat <<SQL
+BEGIN;
+SELECT pg_advisory_xact_lock(7466356) \\gset
+CREATE TABLE IF NOT EXISTS popferry_schema (
+    id      BIGINT CONSTRAINT popferry_schema_pkey PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL CHECK (version >= 0)
+);
+INSERT INTO popferry_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+SELECT version = $((n - 1)) AS due FROM popferry_schema \\gset
+\\if :due
+SQL
+            cat "$f"
+            printf '\n;UPDATE popferry_schema SET version = %d;\n\\endif\nCOMMIT;\n' "$n"
+        } | PGPASSWORD=$(<"$PG_DIR/password") PGOPTIONS="-c client_min_messages=warning" \
+            "$bin/psql" -X -q -v ON_ERROR_STOP=1 "$conn" -f - ||
+            die "migration ${f##*/} failed on database $db"
+        say "$db: ${f##*/} applied (or already there)"
+    done
+}
+
 postgres_ports() {
     [[ $1 != postgres ]] || echo "$PG_PORT"
 }
@@ -368,8 +411,9 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
         ;;
     env) postgres_env ;;
     psql) postgres_psql "$@" ;;
+    migrate) postgres_migrate "${1:-popferry}" ;;
     *)
-        echo "usage: $0 start|stop [fast|immediate]|restart [fast|immediate]|status|env|psql ARGS..." >&2
+        echo "usage: $0 start|stop [fast|immediate]|restart [fast|immediate]|status|env|psql ARGS...|migrate [DATABASE]" >&2
         exit 2
         ;;
     esac

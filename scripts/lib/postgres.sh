@@ -38,7 +38,7 @@
 # password, like the other services empty their mailboxes; a start with an
 # unchanged config keeps the running server; a changed one restarts it on
 # the same data.  restart keeps the data (that is the test's point).
-# Measured on the 2-core machine while it compiled: a fresh start 1.4 s
+# Measured on the 2-core machine while it compiled: a fresh start 0.9-1.4 s
 # (initdb most of it), restart fast 0.7 s, restart immediate 1.8 s (crash
 # recovery), stop 0.4-0.6 s.  A client in a query sees SQLSTATE 57P01 and
 # then a closed connection on either kind of restart.

@@ -396,7 +396,9 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
         chmod 755 "$DIR"
         gen_tls
         postgres_start
-        postgres_env | sed 's/^/export /' >"$PG_DIR/env"
+        postgres_env | while IFS= read -r kv; do
+            printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+        done >"$PG_DIR/env"
         say "ready; source $PG_DIR/env"
         ;;
     stop) postgres_stop "${1:-fast}" ;;

@@ -30,6 +30,7 @@ mod extensions;
 mod mailbox;
 mod owners;
 mod session;
+mod sessions;
 mod tls_front;
 mod transaction;
 mod users;
@@ -109,6 +110,12 @@ pub struct Options {
     /// that holds what [`Pop3Server::add_for`] put there: thousands of
     /// accounts on one server without listing them.
     pub any_user: bool,
+    /// Refuse a login with `-ERR [IN-USE]` while another session is logged
+    /// in to the same mailbox, as RFC 1939 servers that lock the maildrop do.
+    pub lock_maildrops: bool,
+    /// End a session that sent nothing for this long, committing nothing
+    /// (RFC 1939's autologout timer, shortened for tests).
+    pub autologout: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -121,6 +128,8 @@ impl Default for Options {
             extensions: Extensions::default(),
             aliases: Vec::new(),
             any_user: false,
+            lock_maildrops: false,
+            autologout: None,
         }
     }
 }
@@ -167,6 +176,7 @@ struct Shared {
     faults_fired: usize,
     accepts: usize,
     logins: users::Logins,
+    sessions: sessions::Sessions,
     /// Bare `AUTH PLAIN` commands answered with a `+` continuation.
     plain_continuations: usize,
     commands: HashMap<String, usize>,

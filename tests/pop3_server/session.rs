@@ -51,7 +51,9 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        lock(&self.shared).connections.remove(&self.id);
+        let mut shared = lock(&self.shared);
+        shared.leave(self.id);
+        shared.connections.remove(&self.id);
     }
 }
 
@@ -80,6 +82,13 @@ pub(super) async fn serve(stream: TcpStream, shared: SharedRef, id: u64, close: 
     {
         return;
     }
+    let autologout = lock(&session.shared).options.autologout;
+    let silence = || async move {
+        match autologout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -88,6 +97,8 @@ pub(super) async fn serve(stream: TcpStream, shared: SharedRef, id: u64, close: 
             biased;
             () = close.notified() => return,
             read = input.read_until(b'\n', &mut line) => read,
+            // Autologout: the session ends without entering UPDATE.
+            () = silence() => return,
         };
         match read {
             Ok(0) | Err(_) => return, // no QUIT: nothing is committed
@@ -295,25 +306,28 @@ impl Session {
         let snapshot = {
             let mut shared = lock(&self.shared);
             if !shared.options.knows(user) || password != shared.options.password {
-                None
+                Err("-ERR [AUTH] Wrong username or password.")
+            } else if !shared.enter(self.id, user) {
+                Err("-ERR [IN-USE] Mailbox is locked by another POP3 session.")
             } else {
                 shared.note_login(user);
-                Some(Mailbox::new(&shared.visible(user)))
+                Ok(Mailbox::new(&shared.visible(user)))
             }
         };
         match snapshot {
-            Some(mailbox) => {
+            Ok(mailbox) => {
                 self.user = Some(user.to_owned());
                 self.mailbox = Some(mailbox);
                 self.asleep = false;
                 self.reply("+OK Welcome.").await
             }
-            None => self.reply("-ERR [AUTH] Wrong username or password.").await,
+            Err(refusal) => self.reply(refusal).await,
         }
     }
 
     /// Back to AUTHORIZATION on the same connection (QAUT).
     pub(super) fn log_out(&mut self) {
+        lock(&self.shared).leave(self.id);
         self.mailbox = None;
         self.user = None;
         self.asleep = false;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawAccount, RawConfig, RawSmtp};
-use super::{hint, oauth, Daemon};
+use super::{database, hint, oauth, Daemon, State};
 use super::{
     Account, AuthMethod, Config, ConfigError, Credential, Pop3Server, Protocol, SmtpConfig, TlsMode,
 };
@@ -49,6 +49,7 @@ fn holds_inline_password(raw: &RawConfig) -> bool {
     raw.smtp
         .as_ref()
         .is_some_and(|s| s.get_ref().password.is_some())
+        || (raw.database.as_ref()).is_some_and(|d| d.get_ref().password.is_some())
         || raw.account.iter().map(Spanned::get_ref).any(|account| {
             account.password.is_some()
                 || (account.smtp.as_ref()).is_some_and(|s| s.get_ref().password.is_some())
@@ -127,10 +128,7 @@ impl Document<'_> {
             doc: self,
             label: String::new(),
         };
-        let state = match &raw.state {
-            Some(state) => top.path("state", state)?,
-            None => self.base.join(DEFAULT_STATE),
-        };
+        let state = self.state(&top, raw)?;
         let smtp_scope = Scope {
             doc: self,
             label: "[smtp]: ".to_owned(),
@@ -190,6 +188,36 @@ impl Document<'_> {
             daemon,
             accounts,
         })
+    }
+}
+
+impl Document<'_> {
+    /// The ledger `state` names, with the `[database]` table that only a
+    /// PostgreSQL URL may have.
+    fn state(&self, top: &Scope<'_>, raw: &RawConfig) -> Result<State, ConfigError> {
+        let database = Scope {
+            doc: self,
+            label: "[database]: ".to_owned(),
+        };
+        match &raw.state {
+            Some(state) if database::is_url(state.get_ref()) => Ok(State::Postgres(top.database(
+                state,
+                raw.database.as_ref(),
+                &database,
+            )?)),
+            state => {
+                if let Some(table) = &raw.database {
+                    let problem = "is for a PostgreSQL ledger, but `state` names a SQLite \
+                                   file: remove the table, or set state = \
+                                   \"postgresql://USER@HOST/DATABASE\"";
+                    return Err(database.table_error(table.span(), problem));
+                }
+                Ok(State::File(match state {
+                    Some(state) => top.path("state", state)?,
+                    None => self.base.join(DEFAULT_STATE),
+                }))
+            }
+        }
     }
 }
 

@@ -1,0 +1,130 @@
+//! How the PostgreSQL ledger reaches its server: one driver configuration
+//! for the pool, the poller lock's session and `popferry status`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::Failure;
+use crate::config::{Database, DatabaseHost};
+use crate::ledger::LedgerError;
+
+/// How long to wait for the server to answer a new connection, so that a
+/// poll against a database that is down fails instead of hanging.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything needed to open a connection.
+#[derive(Clone)]
+pub(super) struct Connector {
+    pub config: Config,
+    pub tls: MakeRustlsConnect,
+}
+
+impl Connector {
+    /// The driver settings for `database`, its password fetched now.
+    ///
+    /// Over TCP, TLS is required (`SslMode::Require`: a server without it
+    /// is refused, never used in plaintext) and verified by the same
+    /// rustls configuration the POP3 and SMTP connections use, so
+    /// `ca_file`, the system trust store and `tls_fingerprint` mean the
+    /// same here. A Unix socket is local: PostgreSQL does not offer TLS on
+    /// one, and the socket folder's permissions guard it.
+    ///
+    /// `synchronous_commit = on` is a startup option of every session, so
+    /// that no server, database or role default can make a commit return
+    /// before it is on disk.
+    pub async fn new(database: &Database, name: &str) -> Result<Self, LedgerError> {
+        let mut config = Config::new();
+        config
+            .port(database.port)
+            .user(&database.user)
+            .dbname(&database.name)
+            .application_name("popferry")
+            .options("-c synchronous_commit=on")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .keepalives(true);
+        match &database.host {
+            DatabaseHost::Tcp(host) => config.host(host).ssl_mode(SslMode::Require),
+            DatabaseHost::Socket(dir) => config.host_path(dir).ssl_mode(SslMode::Disable),
+        };
+        if let Some(source) = &database.password {
+            let source = source.clone();
+            // A password command may take a while; it must not hold up the
+            // reactor.
+            let secret = tokio::task::spawn_blocking(move || source.resolve())
+                .await
+                .map_err(|_| LedgerError::ShuttingDown {
+                    path: PathBuf::from(name),
+                })?
+                .map_err(|source| LedgerError::Password {
+                    path: PathBuf::from(name),
+                    source,
+                })?;
+            config.password(secret.expose());
+        }
+        let client = crate::tls::client_config(&database.trust, None).map_err(|source| {
+            LedgerError::Tls {
+                path: PathBuf::from(name),
+                source,
+            }
+        })?;
+        Ok(Self {
+            config,
+            tls: MakeRustlsConnect::new((*client).clone()),
+        })
+    }
+
+    /// One connection outside the pool, its driver task spawned.
+    pub async fn connect(&self) -> Result<Client, Failure> {
+        let (client, connection) = self.config.connect(self.tls.clone()).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "ledger database connection ended");
+            }
+        });
+        Ok(client)
+    }
+}
+
+/// Refuses a server on which a commit is not durable when it returns.
+/// `fsync = off` is a server-wide setting no client can change; the
+/// session's `synchronous_commit` is set at connect and checked here in
+/// case something in between overrode it.
+pub(super) async fn check_durable(client: &Client, name: &str) -> Result<(), Failure> {
+    for setting in ["fsync", "synchronous_commit"] {
+        let row = client.query_one(&format!("SHOW {setting}"), &[]).await?;
+        let value: String = row.try_get(0)?;
+        if !is_durable(&value) {
+            return Err(Failure::Ledger(LedgerError::NotDurable {
+                path: PathBuf::from(name),
+                setting,
+                value,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a setting's value leaves commits durable: `off` does not;
+/// `on` does, as do `local`, `remote_write` and `remote_apply` for
+/// `synchronous_commit`, which all flush locally first.
+fn is_durable(value: &str) -> bool {
+    !value.eq_ignore_ascii_case("off")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_is_the_only_value_refused() {
+        assert!(!is_durable("off"));
+        assert!(!is_durable("OFF"));
+        for value in ["on", "local", "remote_write", "remote_apply"] {
+            assert!(is_durable(value), "{value}");
+        }
+    }
+}

@@ -14,7 +14,8 @@ use crate::ledger::{now, LedgerError, PollId, PollReport};
 
 const UNSYNCED: &str = "SET LOCAL synchronous_commit = off";
 
-/// The statements of `../sqlite/polls.rs`, which says what each does.
+/// The statements of `../sqlite/polls.rs`, which says what each does; a
+/// parameter used twice is cast, so both uses deduce one type.
 const START_POLL: &str = "INSERT INTO poll (account, started_at, quiet_polls)
     VALUES ($1, $2, coalesce((SELECT quiet_polls FROM poll WHERE account = $1
                               ORDER BY id DESC LIMIT 1), 0))
@@ -24,8 +25,8 @@ const TRIM_HISTORY: &str = "DELETE FROM poll WHERE account = $1 AND id <= (
 const FINISH_POLL: &str = "UPDATE poll SET finished_at = $2, outcome = $3,
     listed = $4, delivered = $5, deleted = $6, deferred = $7, rejected = $8, error = $9,
     new_listed = $10,
-    quiet_polls = CASE WHEN $3 = 'failed' THEN quiet_polls
-                       WHEN $10 > 0 THEN 0 ELSE quiet_polls + 1 END
+    quiet_polls = CASE WHEN $3::text = 'failed' THEN quiet_polls
+                       WHEN $10::bigint > 0 THEN 0 ELSE quiet_polls + 1 END
     WHERE id = $1 AND outcome = 'running'";
 const LATEST_QUIET: &str =
     "SELECT quiet_polls FROM poll WHERE account = $1 ORDER BY id DESC LIMIT 1";

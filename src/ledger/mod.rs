@@ -78,10 +78,12 @@ struct Inner {
     empty: Mutex<empty_polls::Pending>,
 }
 
+/// The PostgreSQL store is boxed: it is hundreds of bytes, the other arm
+/// one pointer.
 #[derive(Debug)]
 enum Engine {
     Sqlite(Arc<sqlite::Store>),
-    Postgres(postgres::Store),
+    Postgres(Box<postgres::Store>),
 }
 
 /// What `popferry status` found where the configuration's `state` points.
@@ -127,7 +129,7 @@ impl Ledger {
             }
             State::Postgres(database) => {
                 let store = postgres::Store::open(database).await?;
-                Ok(Self::on(Engine::Postgres(store)))
+                Ok(Self::on(Engine::Postgres(Box::new(store))))
             }
         }
     }

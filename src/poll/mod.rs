@@ -134,23 +134,7 @@ pub async fn poll_session(
     // its WAKE (or CORE) finds something to do.
     if !matches!(parked, Some(Kept::Session(_))) {
         if let Err(e) = history.begin().await {
-            // Told like any failed poll: in the log, metrics and /healthz.
-            let e = PollError::from(e);
-            let report = PollReport {
-                outcome: PollOutcome::Failed,
-                error: Some(e.to_string()),
-                ..PollReport::default()
-            };
-            (options.events).finished(&report, Some(&e), started.elapsed());
-            warn!(
-                error = e.with_causes(),
-                "poll failed: cannot put it on record"
-            );
-            return Polled {
-                result: Err(e),
-                parked,
-                login_delay: None,
-            };
+            return history::unrecorded(options, started, parked, e);
         }
     }
     let mut report = PollReport::default();

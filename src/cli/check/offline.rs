@@ -11,11 +11,9 @@ use crate::tls;
 
 pub(super) fn check(config: &Config, report: &mut Report) {
     match &config.state {
-        State::File(path) => report.item(
-            "ledger",
-            &format!("SQLite {}", path.display()),
-            paths::ledger(path),
-        ),
+        State::File(path) => {
+            report.item("ledger", &path.display().to_string(), paths::ledger(path))
+        }
         State::Postgres(database) => self::database(report, database),
     }
     for account in &config.accounts {

@@ -752,3 +752,33 @@ fn chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// A database whose certificate chains to no anchor popferry trusts is
+/// refused before any password is sent, with system trust as with a
+/// `ca_file` of another CA.
+#[tokio::test]
+async fn a_database_certificate_from_an_unknown_ca_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = pg::env();
+    let database = pg.fresh_database("unknown_ca").await;
+    let lines = pg.state_toml(&database, dir.path());
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other = rcgen::CertificateParams::new(vec!["other CA".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, other.pem()).unwrap();
+    let ca_line = format!("ca_file = {:?}\n", pg.ca_file.display().to_string());
+    let other_line = format!("ca_file = {:?}\n", other_ca.display().to_string());
+    for lines in [
+        lines.replace(&ca_line, &other_line),
+        lines.replace(&ca_line, ""),
+    ] {
+        let state = config(&lines, dir.path()).state;
+        let err = Ledger::open_state(&state).await.unwrap_err();
+        let shown = format!("{err} {}", chain(&err));
+        assert!(shown.contains("certificate"), "{shown}");
+        assert!(matches!(err, LedgerError::Database { .. }), "{err:?}");
+    }
+}

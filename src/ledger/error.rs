@@ -155,12 +155,13 @@ pub enum LedgerError {
     )]
     DatabaseInUse { path: PathBuf },
 
-    /// The connection that held the poller lock was lost (a database
-    /// restart, a dropped link), and another process holds it now.
+    /// A write found that this process's session no longer holds the
+    /// poller lock (a database restart, a dropped link), so it wrote
+    /// nothing.
     #[error(
-        "ledger {}: another popferry process took the ledger's poller lock while this one \
-         was cut off from the database; this one records and deletes nothing more: stop one \
-         of the two",
+        "ledger {}: lost the ledger's poller lock (the database restarted, or the link to it \
+         dropped), so nothing was recorded; the next write takes the lock again, unless \
+         another popferry process took it meanwhile",
         path.display()
     )]
     LockLost { path: PathBuf },

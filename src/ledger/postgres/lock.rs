@@ -54,16 +54,14 @@ struct Held {
 }
 
 impl PollerLock {
-    /// Takes the lock on `client`'s session, or refuses with
-    /// [`LedgerError::DatabaseInUse`].
-    pub async fn take(connector: Connector, client: Client, name: &str) -> Result<Self, Failure> {
-        let name = PathBuf::from(name);
-        let pid = acquire(&client, &name).await?;
-        Ok(Self {
-            name,
+    /// The lock as taken by [`acquire`] on `client`'s session, whose
+    /// backend is `pid`.
+    pub fn held(connector: Connector, client: Client, pid: i32, name: &str) -> Self {
+        Self {
+            name: PathBuf::from(name),
             connector,
             held: Mutex::new(Some(Held { client, pid })),
-        })
+        }
     }
 
     /// The backend PID of the session holding the lock, for [`FENCE`]. A
@@ -89,9 +87,10 @@ impl PollerLock {
     }
 }
 
-/// Takes the poller lock on `client`'s session, then waits once for the
-/// writes of any earlier holder; returns the session's backend PID.
-async fn acquire(client: &Client, name: &std::path::Path) -> Result<i32, Failure> {
+/// Takes the poller lock on `client`'s session, or refuses with
+/// [`LedgerError::DatabaseInUse`], then waits once for the writes of any
+/// earlier holder; returns the session's backend PID.
+pub(super) async fn acquire(client: &Client, name: &std::path::Path) -> Result<i32, Failure> {
     let row = client
         .query_one(
             "SELECT pg_try_advisory_lock($1), pg_backend_pid()",

@@ -21,7 +21,7 @@ mod reads;
 mod writes;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -100,7 +100,7 @@ fn int(n: u64) -> Result<i64, Failure> {
 }
 
 /// A BIGINT the schema's CHECKs keep non-negative, as a count.
-fn count(n: i64) -> Result<u64, Failure> {
+fn unsigned(n: i64) -> Result<u64, Failure> {
     u64::try_from(n).map_err(|_| Failure::Value(format!("negative count {n} in the ledger")))
 }
 
@@ -114,8 +114,11 @@ impl Store {
         let opened = async {
             let mut client = connector.connect().await?;
             connect::check_durable(&client, &name).await?;
+            // The lock first, as on a file: a running poller's schema is
+            // never changed under it.
+            let pid = lock::acquire(&client, Path::new(&name)).await?;
             migrate::migrate(&mut client, &name, migrate::MIGRATIONS).await?;
-            let lock = PollerLock::take(connector.clone(), client, &name).await?;
+            let lock = PollerLock::held(connector.clone(), client, pid, &name);
             let manager = Manager::from_config(
                 connector.config.clone(),
                 connector.tls.clone(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tokio_postgres::{GenericClient, IsolationLevel, Row};
 
-use super::{count, Failure, Store};
+use super::{unsigned, Failure, Store};
 use crate::ledger::report::RECENT_POLLS;
 use crate::ledger::{
     AccountDetail, AccountStatus, LedgerError, MessageRecord, MessageState, OnServer, PollOutcome,
@@ -65,7 +65,7 @@ fn recipient_state(text: &str) -> Result<RecipientState, Failure> {
 }
 
 fn get_u64(row: &Row, index: usize) -> Result<u64, Failure> {
-    count(row.try_get(index)?)
+    unsigned(row.try_get(index)?)
 }
 
 fn get_u32(row: &Row, index: usize) -> Result<u32, Failure> {

@@ -1,8 +1,9 @@
 //! A database restart under `popferry run` with a PostgreSQL `state`:
 //! polls fail while the database is away and recover when it is back,
 //! nothing is lost, and duplicates stay within the README's bound for a
-//! ledger failure mid-run (at most 16 per poll in flight). A file of its
-//! own, since a restart cuts every connection to the test database.
+//! ledger failure mid-run (at most 16 per poll in flight). And a server
+//! that runs without `fsync` is refused. A file of its own, since these
+//! change the server under every other test using it.
 //!
 //! Needs the private PostgreSQL (`scripts/lib/postgres.sh`) and root for
 //! its restart: run with `scripts/test.sh`.
@@ -26,6 +27,9 @@ use world::World;
 /// The README's bound for a ledger commit that fails mid-run.
 const UNRECORDED: usize = 16;
 
+/// One test at a time: each changes the server under the other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Restarts the test database with `mode` (`fast` or `immediate`).
 fn restart_database(mode: &str) {
     let pg = pg::env();
@@ -38,6 +42,7 @@ fn restart_database(mode: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_run_fails_polls_that_recover_with_nothing_lost() {
+    let _serial = SERIAL.lock().await;
     let world = World::new("restart_under_run").await;
     let log = world.dir.path().join("run.log");
     let _daemon = spawn_popferry(&world.config, &["run"], &log);
@@ -125,4 +130,48 @@ async fn wait_for(world: &World, count: usize, limit: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Server settings changed for one test, put back when it ends however it
+/// ends, so the cluster never stays without `fsync` for the next test.
+struct ServerSetting(&'static str);
+
+impl ServerSetting {
+    fn set(name: &'static str, value: &str) -> ServerSetting {
+        superuser_sql(&format!("ALTER SYSTEM SET {name} = {value}"));
+        superuser_sql("SELECT pg_reload_conf()");
+        ServerSetting(name)
+    }
+}
+
+impl Drop for ServerSetting {
+    fn drop(&mut self) {
+        superuser_sql(&format!("ALTER SYSTEM RESET {}", self.0));
+        superuser_sql("SELECT pg_reload_conf()");
+    }
+}
+
+fn superuser_sql(sql: &str) {
+    let status = Command::new(pg::env().ctl)
+        .args(["psql", "-c", sql])
+        .status()
+        .expect("run postgres.sh psql");
+    assert!(status.success(), "{sql}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_fsync_is_refused_at_start() {
+    let _serial = SERIAL.lock().await;
+    let world = World::new("fsync_off").await;
+    world.add("m1");
+    let off = ServerSetting::set("fsync", "off");
+    let fetch = world.run(&["fetch"]).await;
+    drop(off);
+    assert_eq!(fetch.code, Some(2), "{fetch}");
+    assert!(fetch.stderr.contains("fsync = off"), "{fetch}");
+    assert!(world.accepted().is_empty(), "nothing delivered");
+    assert_eq!(world.pop3.uids(), ["m1"], "nothing deleted");
+    let fetch = world.run(&["fetch"]).await;
+    assert_eq!(fetch.code, Some(0), "with fsync back on: {fetch}");
+    assert_eq!(world.accepted().len(), 1);
 }

@@ -16,6 +16,15 @@ use crate::ledger::LedgerError;
 /// poll against a database that is down fails instead of hanging.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The settings of every session, given at connect so that no server,
+/// database or role default overrides them. `synchronous_commit = on`
+/// makes a commit return only once it is on disk. The idle timeout ends a
+/// session that stalls inside a transaction (a process stopped or cut off
+/// mid-write): popferry runs nothing but SQL inside one, and a stalled
+/// write would otherwise hold its share of the writer lock, and with it
+/// the next poller's start (`lock.rs`), for as long as the link stays up.
+const SESSION_OPTIONS: &str = "-c synchronous_commit=on -c idle_in_transaction_session_timeout=30s";
+
 /// Everything needed to open a connection.
 #[derive(Clone)]
 pub(super) struct Connector {
@@ -33,9 +42,7 @@ impl Connector {
     /// same here. A Unix socket is local: PostgreSQL does not offer TLS on
     /// one, and the socket folder's permissions guard it.
     ///
-    /// `synchronous_commit = on` is a startup option of every session, so
-    /// that no server, database or role default can make a commit return
-    /// before it is on disk.
+    /// Every session starts with [`SESSION_OPTIONS`].
     pub async fn new(database: &Database, name: &str) -> Result<Self, LedgerError> {
         let mut config = Config::new();
         config
@@ -43,7 +50,7 @@ impl Connector {
             .user(&database.user)
             .dbname(&database.name)
             .application_name("popferry")
-            .options("-c synchronous_commit=on")
+            .options(SESSION_OPTIONS)
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true);
         match &database.host {

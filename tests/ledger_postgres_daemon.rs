@@ -62,6 +62,14 @@ async fn fetch_delivers_once_and_a_second_fetch_delivers_nothing() {
         "{text}"
     );
     assert!(text.contains("TLS required"), "{text}");
+    let connect = world.run(&["check", "--connect"]).await;
+    assert_ok(&connect, "check --connect");
+    let text = connect.text();
+    let logged_in = format!(
+        "PostgreSQL {}: logged in; the ledger knows 1 account(s)",
+        world.url
+    );
+    assert!(text.contains(&logged_in), "{text}");
     println!("first fetch of 5 messages with a fresh PostgreSQL ledger: {first:?}");
 }
 

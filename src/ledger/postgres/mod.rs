@@ -16,6 +16,8 @@
 mod connect;
 mod lock;
 mod migrate;
+#[cfg(all(test, feature = "real-servers"))]
+mod migrate_tests;
 mod polls;
 mod reads;
 mod writes;

@@ -12,12 +12,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawAccount, RawConfig, RawSmtp};
-use super::{database, hint, oauth, Daemon, State};
+use super::{hint, oauth, Daemon};
 use super::{
     Account, AuthMethod, Config, ConfigError, Credential, Pop3Server, Protocol, SmtpConfig, TlsMode,
 };
 
-const DEFAULT_STATE: &str = "popferry.db";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Polling faster than this only hammers the POP3 server.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -128,7 +127,11 @@ impl Document<'_> {
             doc: self,
             label: String::new(),
         };
-        let state = self.state(&top, raw)?;
+        let database = Scope {
+            doc: self,
+            label: "[database]: ".to_owned(),
+        };
+        let state = top.state(raw, &database)?;
         let smtp_scope = Scope {
             doc: self,
             label: "[smtp]: ".to_owned(),
@@ -188,36 +191,6 @@ impl Document<'_> {
             daemon,
             accounts,
         })
-    }
-}
-
-impl Document<'_> {
-    /// The ledger `state` names, with the `[database]` table that only a
-    /// PostgreSQL URL may have.
-    fn state(&self, top: &Scope<'_>, raw: &RawConfig) -> Result<State, ConfigError> {
-        let database = Scope {
-            doc: self,
-            label: "[database]: ".to_owned(),
-        };
-        match &raw.state {
-            Some(state) if database::is_url(state.get_ref()) => Ok(State::Postgres(top.database(
-                state,
-                raw.database.as_ref(),
-                &database,
-            )?)),
-            state => {
-                if let Some(table) = &raw.database {
-                    let problem = "is for a PostgreSQL ledger, but `state` names a SQLite \
-                                   file: remove the table, or set state = \
-                                   \"postgresql://USER@HOST/DATABASE\"";
-                    return Err(database.table_error(table.span(), problem));
-                }
-                Ok(State::File(match state {
-                    Some(state) => top.path("state", state)?,
-                    None => self.base.join(DEFAULT_STATE),
-                }))
-            }
-        }
     }
 }
 

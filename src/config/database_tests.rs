@@ -120,3 +120,14 @@ fn the_url_shown_is_the_one_written() {
     let again = parse_url(&url).unwrap();
     assert_eq!(again.host, database.host);
 }
+
+#[test]
+fn an_inline_database_password_stays_out_of_debug_output() {
+    let config = load(
+        "state = \"postgresql://popferry@db/popferry\"\n[database]\npassword = \"hunter2-db\"",
+    )
+    .unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hunter2-db"), "{shown}");
+    assert!(shown.contains("redacted"), "{shown}");
+}

@@ -98,9 +98,9 @@ pub enum Found {
 
 impl Ledger {
     /// Opens the SQLite ledger at `path` for a process that polls, holding
-    /// its file lock as long as the handle lives: see [`sqlite::Store::open`].
-    /// This blocks on file I/O; call it once at startup, or from
-    /// `spawn_blocking`.
+    /// its file lock as long as the handle lives (`sqlite/mod.rs` says why
+    /// the lock, and why a new file is born with mode 0600). This blocks on
+    /// file I/O; call it once at startup, or from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         sqlite::Store::open(path).map(|store| Self::on(Engine::Sqlite(Arc::new(store))))
     }

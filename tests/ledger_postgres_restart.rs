@@ -154,6 +154,7 @@ impl Drop for ServerSetting {
 fn superuser_sql(sql: &str) {
     let status = Command::new(pg::env().ctl)
         .args(["psql", "-c", sql])
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("run postgres.sh psql");
     assert!(status.success(), "{sql}");
@@ -174,4 +175,39 @@ async fn a_server_without_fsync_is_refused_at_start() {
     let fetch = world.run(&["fetch"]).await;
     assert_eq!(fetch.code, Some(0), "with fsync back on: {fetch}");
     assert_eq!(world.accepted().len(), 1);
+}
+
+/// The poller lock is taken again after its session ended, and the server
+/// is checked again then: one that came back without `fsync` takes no
+/// write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_lost_fsync_takes_no_write_after_a_lost_session() {
+    let _serial = SERIAL.lock().await;
+    let world = World::new("fsync_lost").await;
+    let config = popferry::config::Config::load(&world.config).expect("config");
+    let ledger = popferry::ledger::Ledger::open_state(&config.state)
+        .await
+        .expect("open");
+    ledger.record_delivered("alice", "before", 1).await.unwrap();
+    let off = ServerSetting::set("fsync", "off");
+    superuser_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+         WHERE locktype = 'advisory' AND objid = 7466357 AND granted",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        match ledger.record_delivered("alice", "during", 1).await {
+            Err(err) => break err,
+            // The session's end can take a moment to be seen.
+            Ok(()) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(()) => panic!("the lost session was never noticed"),
+        }
+    };
+    drop(off);
+    assert!(err.to_string().contains("fsync = off"), "{err}");
+    ledger.record_delivered("alice", "after", 1).await.unwrap();
+    let records = ledger.messages("alice").await.unwrap();
+    assert!(records.contains_key("after"), "{records:?}");
 }

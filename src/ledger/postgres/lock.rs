@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-use super::connect::Connector;
+use super::connect::{check_durable, Connector};
 use super::Failure;
 use crate::ledger::LedgerError;
 
@@ -66,7 +66,8 @@ impl PollerLock {
 
     /// The backend PID of the session holding the lock, for [`FENCE`]. A
     /// session that ended (a database restart) is replaced by a new one
-    /// that takes the lock again, unless another process took it first.
+    /// that takes the lock again, unless another process took it first or
+    /// the server came back without `fsync`.
     pub async fn holder(&self) -> Result<i32, Failure> {
         let mut held = self.held.lock().await;
         if let Some(held) = held.as_ref().filter(|held| !held.client.is_closed()) {
@@ -74,6 +75,8 @@ impl PollerLock {
         }
         *held = None;
         let client = self.connector.connect().await?;
+        // A restart is when a server's settings change: check them again.
+        check_durable(&client, &self.name.to_string_lossy()).await?;
         let pid = acquire(&client, &self.name).await?;
         tracing::info!(ledger = %self.name.display(), "ledger poller lock taken again");
         *held = Some(Held { client, pid });

@@ -146,14 +146,19 @@ pub enum LedgerError {
     /// Another process holds the poller lock of a PostgreSQL ledger
     /// (`postgres/lock.rs`), the database's counterpart of the file lock.
     #[error(
-        "the ledger {} is in use by another popferry process (`popferry run`, `fetch`, \
-         `import` or `adopt`, on this machine or another): stop that one first, or give this \
-         configuration a database of its own: two processes polling into one ledger could \
-         deliver a message twice (instances that share a database need the fleet leases, \
-         which this build does not have yet)",
+        "the ledger {} is in use by another popferry process ({holder}): stop that one \
+         first, or give this configuration a database of its own: two processes polling into \
+         one ledger could deliver a message twice (instances that share a database need the \
+         fleet leases, which this build does not have yet)",
         path.display()
     )]
-    DatabaseInUse { path: PathBuf },
+    DatabaseInUse {
+        path: PathBuf,
+        /// Who holds the lock, as the database knows the session: the
+        /// name popferry gave it (host and PID), where it connected from
+        /// and since when.
+        holder: String,
+    },
 
     /// A write found that this process's session no longer holds the
     /// poller lock (a database restart, a dropped link), so it wrote

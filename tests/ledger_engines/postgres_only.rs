@@ -102,6 +102,11 @@ async fn a_second_poller_is_refused_until_the_first_is_gone() {
     let message = err.to_string();
     assert!(message.contains("deliver a message twice"), "{message}");
     assert!(message.contains(&state.describe()), "{message}");
+    let holder = format!(
+        "pid {}, connected from 127.0.0.1 since ",
+        std::process::id()
+    );
+    assert!(message.contains(&holder), "names the holder: {message}");
     drop(first);
     let err = Ledger::open_state(&state).await.unwrap_err();
     assert!(

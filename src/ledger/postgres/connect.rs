@@ -49,7 +49,7 @@ impl Connector {
             .port(database.port)
             .user(&database.user)
             .dbname(&database.name)
-            .application_name("popferry")
+            .application_name(application_name())
             .options(SESSION_OPTIONS)
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true);
@@ -96,6 +96,24 @@ impl Connector {
     }
 }
 
+/// What the server calls popferry's sessions (`pg_stat_activity`), so an
+/// operator, and a second poller refused by the lock (`lock.rs`), can tell
+/// which process holds them: `popferry HOST pid PID`, within PostgreSQL's
+/// 63 bytes.
+fn application_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    named(host.trim(), std::process::id())
+}
+
+fn named(host: &str, pid: u32) -> String {
+    let pid = format!(" pid {pid}");
+    let mut host = host.to_owned();
+    while "popferry ".len() + host.len() + pid.len() > 63 {
+        host.pop();
+    }
+    format!("popferry {host}{pid}")
+}
+
 /// Refuses a server on which a commit is not durable when it returns.
 /// `fsync = off` is a server-wide setting no client can change; the
 /// session's `synchronous_commit` is set at connect and checked here in
@@ -125,6 +143,15 @@ fn is_durable(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_names_fit_and_keep_the_pid() {
+        assert_eq!(named("mx1", 42), "popferry mx1 pid 42");
+        let long = named(&"h".repeat(100), 4_194_304);
+        assert_eq!(long.len(), 63);
+        assert!(long.ends_with(" pid 4194304"), "{long}");
+        assert_eq!(named("héllo-ünïcode", 7), "popferry héllo-ünïcode pid 7");
+    }
 
     #[test]
     fn off_is_the_only_value_refused() {

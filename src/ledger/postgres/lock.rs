@@ -101,8 +101,10 @@ pub(super) async fn acquire(client: &Client, name: &std::path::Path) -> Result<i
         )
         .await?;
     if !row.try_get::<_, bool>(0)? {
+        let holder = holder(client).await?;
         return Err(Failure::Ledger(LedgerError::DatabaseInUse {
             path: name.to_owned(),
+            holder,
         }));
     }
     client
@@ -112,4 +114,30 @@ pub(super) async fn acquire(client: &Client, name: &std::path::Path) -> Result<i
         )
         .await?;
     Ok(row.try_get(1)?)
+}
+
+/// The session holding the poller lock, in words: its application name
+/// (popferry names its sessions after the host and PID, `connect.rs`), its
+/// client address and when it connected. The lock may be gone by the time
+/// this looks, which it says.
+async fn holder(client: &Client) -> Result<String, Failure> {
+    let row = client
+        .query_opt(
+            "SELECT a.application_name, coalesce(host(a.client_addr), 'a Unix socket'),
+                    to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+             FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = 7466357
+               AND l.objsubid = 1 AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => {
+            let (name, from, since): (String, String, String) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            format!("{name}, connected from {from} since {since} UTC")
+        }
+        None => "which has just let go of it: try again".to_owned(),
+    })
 }

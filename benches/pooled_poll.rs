@@ -127,7 +127,7 @@ async fn bench() {
     );
     let config = Config::from_toml(&toml, &dir.path().join("popferry.toml")).expect("config");
     let account = &config.accounts[0];
-    let ledger = Ledger::open(&config.state).expect("ledger");
+    let ledger = Ledger::open_state(&config.state).await.expect("ledger");
     let relay = Relay::new(&account.smtp, &account.name).expect("relay");
     let options = PollOptions::default();
 

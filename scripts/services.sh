@@ -50,6 +50,10 @@
 #   prometheus       scrapes popferry's /metrics on POPFERRY_TEST_METRICS_PORT
 #                    (24591) every second; its API on 24590
 #                    (scripts/lib/prometheus.sh).
+#   postgres         a private PostgreSQL cluster for the PostgreSQL ledger
+#                    on POPFERRY_TEST_PG_PORT (25432), TLS with the test CA,
+#                    role and database popferry; its variables and commands
+#                    (POPFERRY_TEST_PG_*) in scripts/lib/postgres.sh.
 #
 # State: $POPFERRY_TEST_DIR (default /var/tmp/popferry-test-<checksum of the
 # repo path>: short enough for Dovecot's socket paths and reachable by the
@@ -241,7 +245,9 @@ OWNER=services.sh
 . "$REPO_ROOT/scripts/lib/interop_mta.sh"
 # shellcheck source=scripts/lib/prometheus.sh
 . "$REPO_ROOT/scripts/lib/prometheus.sh"
-SERVICES+=("${MTA_SERVICES[@]}" prometheus)
+# shellcheck source=scripts/lib/postgres.sh
+. "$REPO_ROOT/scripts/lib/postgres.sh"
+SERVICES+=("${MTA_SERVICES[@]}" prometheus postgres)
 
 need_root() {
     [[ $EUID -eq 0 ]] || die "'$1' must run as root (try: sudo $0 $1)"
@@ -260,6 +266,7 @@ install_services() {
     interop_pop3_install
     interop_mta_install
     prometheus_install
+    postgres_install
 }
 
 cmd_install() {
@@ -294,7 +301,7 @@ validate_ports() {
     for v in POP3_PORT POP3S_PORT SMTP_PORT SMTP_TEMPFAIL_PORT SMTP_PERMFAIL_PORT \
         OAUTH_POP3_PORT OAUTH_POP3S_PORT OAUTH_AUTH_PORT CLIENTCERT_POP3S_PORT \
         SUBMISSION_PORT SUBMISSIONS_PORT SUBMISSION_SINK_PORT "${INTEROP_POP3_PORT_VARS[@]}" \
-        "${MTA_PORT_VARS[@]}" "${PROMETHEUS_PORT_VARS[@]}"; do
+        "${MTA_PORT_VARS[@]}" "${PROMETHEUS_PORT_VARS[@]}" "${PG_PORT_VARS[@]}"; do
         p=${!v}
         if ! [[ $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then
             die "POPFERRY_TEST_$v=$p is not a TCP port"
@@ -330,6 +337,7 @@ Set POPFERRY_TEST_DIR to a directory under e.g. /var/tmp."
     ((${#DIR} <= 64)) || die "POPFERRY_TEST_DIR path too long for Dovecot's sockets (${#DIR} > 64 chars): $DIR"
 
     gen_tls
+    postgres_start
     gen_selfsigned
     gen_client_cert
     gen_jwt_key
@@ -444,7 +452,7 @@ write_env() {
             "POPFERRY_TEST_CLIENTCERT_POP3S_PORT=$CLIENTCERT_POP3S_PORT" \
             "POPFERRY_TEST_CLIENT_CERT=$TLS/client.pem" \
             "POPFERRY_TEST_CLIENT_KEY=$TLS/client.key" "${interop[@]}" \
-            $(interop_mta_env) $(prometheus_env); do
+            $(interop_mta_env) $(prometheus_env) $(postgres_env); do
             printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
     } >"$DIR/env.new"
@@ -459,6 +467,9 @@ cmd_stop() {
     local i
     # Reverse start order: Postfix first, the first Dovecot last.
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+        # TERM would be PostgreSQL's smart shutdown, which waits for
+        # pooled clients forever (see postgres_stop).
+        [[ ${SERVICES[i]} == postgres ]] && { postgres_stop fast; continue; }
         stop_service "${SERVICES[i]}"
     done
 }
@@ -480,6 +491,7 @@ cmd_status() {
         SUBMISSION_PORT=${POPFERRY_TEST_SUBMISSION_PORT:-$SUBMISSION_PORT}
         SUBMISSIONS_PORT=${POPFERRY_TEST_SUBMISSIONS_PORT:-$SUBMISSIONS_PORT}
         SUBMISSION_SINK_PORT=${POPFERRY_TEST_SUBMISSION_SINK_PORT:-$SUBMISSION_SINK_PORT}
+        PG_PORT=${POPFERRY_TEST_PG_PORT:-$PG_PORT}
         local v var
         for v in "${MTA_PORT_VARS[@]}"; do
             var=POPFERRY_TEST_$v
@@ -496,7 +508,7 @@ cmd_status() {
         dovecot-oauth) port="$OAUTH_POP3_PORT,$OAUTH_POP3S_PORT,$OAUTH_AUTH_PORT" ;;
         dovecot-cert) port=$CLIENTCERT_POP3S_PORT ;;
         postfix) port="$SUBMISSION_PORT,$SUBMISSIONS_PORT" ;;
-        *) port="$(interop_pop3_ports "$name")$(interop_mta_ports "$name")$(prometheus_ports "$name")" ;;
+        *) port="$(interop_pop3_ports "$name")$(interop_mta_ports "$name")$(prometheus_ports "$name")$(postgres_ports "$name")" ;;
         esac
         if pid=$(running_pid "$name"); then
             printf '%-16s running  pid %-7s 127.0.0.1:%s\n' "$name" "$pid" "$port"

@@ -44,7 +44,9 @@ pub enum DaemonError {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(mut config: Config) -> Result<(), DaemonError> {
-    let ledger = Ledger::open(&config.state).map_err(DaemonError::Ledger)?;
+    let ledger = Ledger::open_state(&config.state)
+        .await
+        .map_err(DaemonError::Ledger)?;
     open_files::raise(&config);
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;

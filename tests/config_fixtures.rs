@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use popferry::config::{
     Account, AuthMethod, Config, Credential, Multidrop, OAuth2, PasswordSource, RecipientHeader,
-    SmtpAuth, TlsMode, Trust,
+    SmtpAuth, State, TlsMode, Trust,
 };
 
 /// The password source of an account that has one.
@@ -135,7 +135,10 @@ fn defaults_apply() {
     assert_eq!(account.multidrop, None);
     assert_eq!(account.smtp.timeout, Duration::from_secs(60));
     assert_eq!(account.smtp.credentials, None);
-    assert_eq!(config.state, Path::new(FIXTURES).join("valid/popferry.db"));
+    assert_eq!(
+        config.state,
+        State::File(Path::new(FIXTURES).join("valid/popferry.db"))
+    );
 }
 
 #[test]
@@ -152,7 +155,7 @@ fn relative_paths_resolve_against_the_config_folder() {
     write_with_mode(&path, &text, 0o644);
     let config = Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(config.path, path);
-    assert_eq!(config.state, dir.path().join("data/ledger.db"));
+    assert_eq!(config.state, State::File(dir.path().join("data/ledger.db")));
     let alice = &config.accounts[0];
     assert_eq!(alice.quarantine_dir, Some(dir.path().join("q")));
     let secret = dir.path().join("secrets/alice.pass");
@@ -162,7 +165,10 @@ fn relative_paths_resolve_against_the_config_folder() {
 
     let elsewhere = Config::from_toml(&text, Path::new("/etc/popferry/popferry.toml"))
         .unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(elsewhere.state, Path::new("/etc/popferry/data/ledger.db"));
+    assert_eq!(
+        elsewhere.state,
+        State::File("/etc/popferry/data/ledger.db".into())
+    );
 }
 
 #[test]

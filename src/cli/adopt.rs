@@ -29,7 +29,7 @@ pub async fn run(config: &Config, args: AdoptArgs) -> anyhow::Result<ExitCode> {
     };
     // The polling lock, as for fetch: a poll running meanwhile could
     // deliver what is being recorded here.
-    let ledger = match Ledger::open(&config.state) {
+    let ledger = match Ledger::open_state(&config.state).await {
         Ok(ledger) => ledger,
         Err(e) => {
             eprintln!("popferry: {}", line_with_causes(&e));

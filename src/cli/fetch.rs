@@ -42,7 +42,9 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let ledger = Ledger::open(&config.state).map_err(super::usage)?;
+    let ledger = Ledger::open_state(&config.state)
+        .await
+        .map_err(super::usage)?;
     let options = PollOptions {
         retry_rejected: args.retry_rejected,
         deliver_existing: args.deliver_existing,

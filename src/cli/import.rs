@@ -66,7 +66,7 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
     // The polling lock: a daemon polling while rows appear under it could
     // deliver a message in between, and one not yet stopped would keep
     // delivering by the ledger it read.
-    let ledger = match Ledger::open(&config.state) {
+    let ledger = match Ledger::open_state(&config.state).await {
         Ok(ledger) => ledger,
         Err(e) => return usage(line_with_causes(&e)),
     };

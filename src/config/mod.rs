@@ -11,6 +11,7 @@
 
 mod credentials;
 mod daemon;
+mod database;
 mod hint;
 mod oauth;
 mod raw;
@@ -34,6 +35,7 @@ pub use crate::oauth::OAuth2;
 use crate::sasl::Mechanism;
 pub use crate::tls::{ClientIdentity, Trust};
 pub use daemon::{peek_log_format, Daemon, LogFormat};
+pub use database::{Database, DatabaseHost, State};
 pub(crate) use secret::exposed_mode;
 pub use secret::{PasswordSource, Secret, SecretError};
 
@@ -43,9 +45,8 @@ pub struct Config {
     /// The file the configuration came from, absolute when it was read with
     /// [`Config::load`].
     pub path: PathBuf,
-    /// The ledger database; a relative `state` has been joined to the
-    /// configuration file's folder.
-    pub state: PathBuf,
+    /// Where the ledger lives: a SQLite file or a PostgreSQL database.
+    pub state: State,
     pub daemon: Daemon,
     /// The accounts in file order; never empty, names are unique.
     pub accounts: Vec<Account>,

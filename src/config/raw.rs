@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub state: Option<Spanned<String>>,
     pub smtp: Option<Spanned<RawSmtp>>,
     pub daemon: Option<RawDaemon>,
+    pub database: Option<Spanned<RawDatabase>>,
     /// `[[account]]` is singular in the file because each table describes
     /// one account.
     #[serde(default)]
@@ -90,6 +91,19 @@ pub(super) struct RawSmtp {
     pub envelope_from: Option<Spanned<String>>,
     pub helo_name: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<i64>>,
+}
+
+/// The `[database]` table of a PostgreSQL `state`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    pub password: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_command: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub tls_fingerprint: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
 }
 

@@ -17,7 +17,6 @@ use super::{
     Account, AuthMethod, Config, ConfigError, Credential, Pop3Server, Protocol, SmtpConfig, TlsMode,
 };
 
-const DEFAULT_STATE: &str = "popferry.db";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Polling faster than this only hammers the POP3 server.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -49,6 +48,7 @@ fn holds_inline_password(raw: &RawConfig) -> bool {
     raw.smtp
         .as_ref()
         .is_some_and(|s| s.get_ref().password.is_some())
+        || (raw.database.as_ref()).is_some_and(|d| d.get_ref().password.is_some())
         || raw.account.iter().map(Spanned::get_ref).any(|account| {
             account.password.is_some()
                 || (account.smtp.as_ref()).is_some_and(|s| s.get_ref().password.is_some())
@@ -127,10 +127,11 @@ impl Document<'_> {
             doc: self,
             label: String::new(),
         };
-        let state = match &raw.state {
-            Some(state) => top.path("state", state)?,
-            None => self.base.join(DEFAULT_STATE),
+        let database = Scope {
+            doc: self,
+            label: "[database]: ".to_owned(),
         };
+        let state = top.state(raw, &database)?;
         let smtp_scope = Scope {
             doc: self,
             label: "[smtp]: ".to_owned(),

@@ -1,22 +1,11 @@
 //! Changes to the ledger's record of messages and their recipients, as
-//! applied inside one commit.
+//! applied inside one commit. What a change means is decided here, once;
+//! each engine only writes the [`Step`] it comes down to.
 
 use std::path::PathBuf;
 
-use rusqlite::{params, Connection};
-
-use super::recipients::{RecipientState, REFUSAL_HISTORY};
-use super::totals::{self, Kind};
-use super::{sql_int, MessageState};
-
-/// The outcome of one delivery attempt, as written by [`upsert`].
-struct Attempt {
-    state: MessageState,
-    delivered_at: Option<i64>,
-    last_error: Option<String>,
-    retry_at: Option<i64>,
-    quarantine_path: Option<String>,
-}
+use super::recipients::RecipientState;
+use super::MessageState;
 
 /// One change to the ledger's record of a message, for [`Ledger::commit`](super::Ledger::commit).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,201 +41,96 @@ pub enum Change {
     Deleted { uid: String },
 }
 
+/// The outcome of one delivery attempt: every column of the message row
+/// that an attempt overwrites.
+#[derive(Debug)]
+pub(super) struct Attempt {
+    pub state: MessageState,
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub retry_at: Option<i64>,
+    pub quarantine_path: Option<String>,
+}
+
+/// What a [`Change`] writes, in the terms both engines share.
+#[derive(Debug)]
+pub(super) enum Step<'a> {
+    /// An attempt at the message `uid` of `size` bytes: the totals rule
+    /// (`totals.rs`) first, then the row's upsert.
+    Message {
+        uid: &'a str,
+        size: u64,
+        attempt: Attempt,
+    },
+    /// A recipient's outcome and the refusal history it changes.
+    Recipient {
+        uid: &'a str,
+        address: &'a str,
+        state: RecipientState,
+        reply: Option<&'a str>,
+    },
+    /// A confirmed deletion.
+    Deleted { uid: &'a str },
+}
+
 impl Change {
-    /// Writes the change at time `at`; returns the attempt count of the
-    /// message (0 for a deletion).
-    pub(super) fn apply(&self, conn: &Connection, account: &str, at: i64) -> rusqlite::Result<u32> {
-        let (uid, size, attempt) = match self {
-            Change::Delivered { uid, size } => (
+    /// What this change writes when applied at time `at`.
+    pub(super) fn step(&self, at: i64) -> Step<'_> {
+        let attempt = |state, delivered_at, last_error: Option<&String>, retry_at| Attempt {
+            state,
+            delivered_at,
+            last_error: last_error.cloned(),
+            retry_at,
+            quarantine_path: None,
+        };
+        match self {
+            Change::Delivered { uid, size } => Step::Message {
                 uid,
-                *size,
-                Attempt {
-                    state: MessageState::Delivered,
-                    delivered_at: Some(at),
-                    last_error: None,
-                    retry_at: None,
-                    quarantine_path: None,
-                },
-            ),
+                size: *size,
+                attempt: attempt(MessageState::Delivered, Some(at), None, None),
+            },
             Change::Rejected {
                 uid,
                 size,
                 reply,
                 retry_at,
-            } => (
+            } => Step::Message {
                 uid,
-                *size,
-                Attempt {
-                    state: MessageState::Rejected,
-                    delivered_at: None,
-                    last_error: Some(reply.clone()),
-                    retry_at: Some(*retry_at),
-                    quarantine_path: None,
-                },
-            ),
+                size: *size,
+                attempt: attempt(MessageState::Rejected, None, Some(reply), Some(*retry_at)),
+            },
             Change::Quarantined {
                 uid,
                 size,
                 reply,
                 path,
-            } => (
+            } => Step::Message {
                 uid,
-                *size,
-                Attempt {
-                    state: MessageState::Quarantined,
-                    delivered_at: Some(at),
-                    last_error: Some(reply.clone()),
-                    retry_at: None,
+                size: *size,
+                attempt: Attempt {
                     // Kept for the operator to find the file, never read
                     // back, so a lossy rendering of a non-UTF-8 path will do.
                     quarantine_path: Some(path.to_string_lossy().into_owned()),
+                    ..attempt(MessageState::Quarantined, Some(at), Some(reply), None)
                 },
-            ),
-            Change::Partial { uid, size } => (
+            },
+            Change::Partial { uid, size } => Step::Message {
                 uid,
-                *size,
-                Attempt {
-                    state: MessageState::Partial,
-                    delivered_at: None,
-                    last_error: None,
-                    retry_at: None,
-                    quarantine_path: None,
-                },
-            ),
+                size: *size,
+                attempt: attempt(MessageState::Partial, None, None, None),
+            },
             Change::Recipient {
                 uid,
                 address,
                 state,
                 reply,
-            } => {
-                conn.prepare_cached(
-                    "INSERT INTO recipient (account, uid, address, state, reply, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (account, uid, address) DO UPDATE SET
-                         state = excluded.state, reply = excluded.reply, at = excluded.at",
-                )?
-                .execute(params![account, uid, address, state, reply, at])?;
-                remember_refusal(conn, account, uid, address, *state, reply.as_deref(), at)?;
-                return Ok(0);
-            }
-            Change::Deleted { uid } => {
-                mark_deleted(conn, account, uid, at)?;
-                return Ok(0);
-            }
-        };
-        if let Some(kind) = Kind::of(attempt.state) {
-            totals::count(conn, account, uid, size, kind)?;
+            } => Step::Recipient {
+                uid,
+                address,
+                state: *state,
+                reply: reply.as_deref(),
+            },
+            Change::Deleted { uid } => Step::Deleted { uid },
         }
-        upsert(conn, account, uid, size, &attempt)
     }
-}
-
-/// Keeps the refusal history `status` shows in step with one recipient's
-/// new state: a refusal is added (and the account's oldest dropped beyond
-/// [`REFUSAL_HISTORY`]), a delivery clears the recipient's refusals.
-fn remember_refusal(
-    conn: &Connection,
-    account: &str,
-    uid: &str,
-    address: &str,
-    state: RecipientState,
-    reply: Option<&str>,
-    at: i64,
-) -> rusqlite::Result<()> {
-    let Some(reply) = reply.filter(|_| state != RecipientState::Delivered) else {
-        conn.prepare_cached(
-            "DELETE FROM refusal WHERE account = ?1 AND uid = ?2 AND address = ?3",
-        )?
-        .execute(params![account, uid, address])?;
-        return Ok(());
-    };
-    conn.prepare_cached(
-        "INSERT INTO refusal (account, uid, address, state, reply, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![account, uid, address, state, reply, at])?;
-    conn.prepare_cached(
-        "DELETE FROM refusal WHERE account = ?1 AND id <= (
-             SELECT id FROM refusal WHERE account = ?1
-             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-    )?
-    .execute(params![account, REFUSAL_HISTORY])?;
-    Ok(())
-}
-
-/// Only messages that were safe to delete change state. A uid the ledger
-/// has no delivery for is left as it is and logged: the server deleted
-/// something popferry had not recorded, which is a bug upstream worth
-/// hearing about, but overwriting a rejection would hide it.
-fn mark_deleted(conn: &Connection, account: &str, uid: &str, at: i64) -> rusqlite::Result<()> {
-    totals::count_deletion(conn, account, uid)?;
-    let changed = conn
-        .prepare_cached(
-            "UPDATE message SET state = 'deleted', deleted_at = ?3
-             WHERE account = ?1 AND uid = ?2
-               AND state IN ('delivered', 'quarantined', 'deleted')",
-        )?
-        .execute(params![account, uid, at])?;
-    if changed == 0 {
-        tracing::warn!(
-            account,
-            uid,
-            "server deleted a message the ledger has no delivery for"
-        );
-    }
-    Ok(())
-}
-
-/// Records an attempt and returns the attempt count that results.
-///
-/// An existing row with the same size is the same message, so its count
-/// goes up; a different size means the server reused the uid for a new
-/// message, whose history starts again at one. Either way every other
-/// column is overwritten, so nothing from an older attempt (a stale
-/// `retry_at`, a quarantine path) lingers beside the new state.
-fn upsert(
-    conn: &Connection,
-    account: &str,
-    uid: &str,
-    size: u64,
-    attempt: &Attempt,
-) -> rusqlite::Result<u32> {
-    // A new message under a reused uid starts without recipients.
-    conn.prepare_cached(
-        "DELETE FROM recipient WHERE account = ?1 AND uid = ?2
-           AND EXISTS (SELECT 1 FROM message
-                       WHERE account = ?1 AND uid = ?2 AND size <> ?3)",
-    )?
-    .execute(params![account, uid, sql_int(size)?])?;
-    // Cached: a batch commit runs this once per message.
-    conn.prepare_cached(
-        "INSERT INTO message
-             (account, uid, size, state, delivered_at, attempts, last_error, retry_at,
-              quarantine_path)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8)
-         ON CONFLICT (account, uid) DO UPDATE SET
-             attempts = CASE WHEN size = excluded.size THEN attempts + 1 ELSE 1 END,
-             size = excluded.size,
-             size_known = 1,
-             state = excluded.state,
-             delivered_at = excluded.delivered_at,
-             deleted_at = NULL,
-             last_error = excluded.last_error,
-             retry_at = excluded.retry_at,
-             quarantine_path = excluded.quarantine_path
-         RETURNING attempts",
-    )?
-    .query_row(
-        params![
-            account,
-            uid,
-            sql_int(size)?,
-            attempt.state,
-            attempt.delivered_at,
-            attempt.last_error,
-            attempt.retry_at,
-            attempt.quarantine_path,
-        ],
-        |row| row.get(0),
-    )
 }

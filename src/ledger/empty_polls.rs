@@ -17,18 +17,16 @@
 use std::collections::HashMap;
 use std::sync::{MutexGuard, PoisonError};
 
-use rusqlite::{params, Connection, OptionalExtension};
-
-use super::{sql_int, Ledger, LedgerError};
+use super::{Engine, Ledger, LedgerError};
 
 /// Consecutive empty polls of one account not written yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct EmptyRun {
     /// Unix seconds: the first poll's start.
-    first: i64,
+    pub first: i64,
     /// Unix seconds: the last poll's end.
-    last: i64,
-    polls: u64,
+    pub last: i64,
+    pub polls: u64,
 }
 
 /// The runs not written yet, by account.
@@ -62,16 +60,10 @@ impl Ledger {
         if runs.is_empty() {
             return Ok(());
         }
-        let written = runs.clone();
-        let result = self
-            .run_unsynced("record polls that found nothing", move |conn| {
-                let tx = conn.transaction()?;
-                for (account, run) in &written {
-                    write(&tx, account, *run)?;
-                }
-                tx.commit()
-            })
-            .await;
+        let result = match &self.inner.engine {
+            Engine::Sqlite(store) => store.flush_empty_polls(runs.clone()).await,
+            Engine::Postgres(store) => store.flush_empty_polls(&runs).await,
+        };
         if result.is_err() {
             self.restore(runs);
         }
@@ -83,8 +75,8 @@ impl Ledger {
         self.pending().get(account).map_or(0, |run| run.polls)
     }
 
-    /// Takes `account`'s counted run, for the caller to write with
-    /// [`write`] in a transaction of its own.
+    /// Takes `account`'s counted run, for the engine to write in the
+    /// transaction that starts the account's next poll.
     pub(super) fn take_empty_run(&self, account: &str) -> Option<EmptyRun> {
         self.pending().remove(account)
     }
@@ -112,40 +104,4 @@ impl Ledger {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Writes `run` for `account`: it extends the account's latest row when
-/// that row is a run of empty polls too, and is a new row otherwise.
-pub(super) fn write(conn: &Connection, account: &str, run: EmptyRun) -> rusqlite::Result<()> {
-    let polls = sql_int(run.polls)?;
-    let latest: Option<(i64, i64, i64)> = conn
-        .prepare_cached(
-            "SELECT id, empty_polls, quiet_polls FROM poll
-             WHERE account = ?1 ORDER BY id DESC LIMIT 1",
-        )?
-        .query_row([account], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .optional()?;
-    // Each poll of the run found nothing, so each adds to the count.
-    match latest {
-        Some((id, empty, _)) if empty > 0 => {
-            conn.prepare_cached(
-                "UPDATE poll SET finished_at = ?2, empty_polls = empty_polls + ?3,
-                     quiet_polls = quiet_polls + ?3
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, run.last, polls])?;
-        }
-        latest => {
-            let quiet = latest
-                .map_or(0, |(_, _, quiet)| quiet)
-                .saturating_add(polls);
-            conn.prepare_cached(
-                "INSERT INTO poll (account, started_at, finished_at, outcome, empty_polls,
-                     quiet_polls)
-                 VALUES (?1, ?2, ?3, 'ok', ?4, ?5)",
-            )?
-            .execute(params![account, run.first, run.last, polls, quiet])?;
-        }
-    }
-    Ok(())
 }

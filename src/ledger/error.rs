@@ -1,7 +1,8 @@
 //! What can go wrong with the ledger.
 //!
-//! Every variant names the ledger file, because an operator running several
-//! instances (or a test suite) needs to know which database to look at.
+//! Every variant names the ledger (its file, or its database's URL, which
+//! never holds a password), because an operator running several instances
+//! (or a test suite) needs to know which database to look at.
 //! Sources are kept as `source` rather than repeated in the message, so the
 //! CLI's error chain prints each cause once.
 
@@ -9,7 +10,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{ffi, ErrorCode};
 
-use super::{PollId, BUSY_TIMEOUT};
+use super::sqlite::BUSY_TIMEOUT;
+use super::PollId;
+use crate::config::SecretError;
+use crate::tls::TlsConfigError;
+
+/// A failure of the PostgreSQL driver or of its connection pool.
+pub type DatabaseError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A ledger operation failed. Nothing the caller was about to do on the
 /// strength of this operation (above all, a DELE) may go ahead.
@@ -135,6 +142,77 @@ pub enum LedgerError {
         path.display()
     )]
     PollNotRunning { path: PathBuf, id: PollId },
+
+    /// Another process holds the poller lock of a PostgreSQL ledger
+    /// (`postgres/lock.rs`), the database's counterpart of the file lock.
+    #[error(
+        "the ledger {} is in use by another popferry process ({holder}): stop that one \
+         first, or give this configuration a database of its own: two processes polling into \
+         one ledger could deliver a message twice (instances that share a database need the \
+         fleet leases, which this build does not have yet)",
+        path.display()
+    )]
+    DatabaseInUse {
+        path: PathBuf,
+        /// Who holds the lock, as the database knows the session: the
+        /// name popferry gave it (host and PID), where it connected from
+        /// and since when.
+        holder: String,
+    },
+
+    /// A write found that this process's session no longer holds the
+    /// poller lock (a database restart, a dropped link), so it wrote
+    /// nothing.
+    #[error(
+        "ledger {}: lost the ledger's poller lock (the database restarted, or the link to it \
+         dropped), so nothing was recorded; the next write takes the lock again, unless \
+         another popferry process took it meanwhile",
+        path.display()
+    )]
+    LockLost { path: PathBuf },
+
+    /// The database's password could not be fetched.
+    #[error("cannot get the password of the ledger database {}", path.display())]
+    Password { path: PathBuf, source: SecretError },
+
+    /// The TLS settings of `[database]` could not be used.
+    #[error("cannot set up TLS to the ledger database {}", path.display())]
+    Tls {
+        path: PathBuf,
+        source: TlsConfigError,
+    },
+
+    /// The server would not make a commit durable when it returns, so the
+    /// guarantee cannot hold: refused before anything is written.
+    #[error(
+        "the ledger database {} runs with {setting} = {value}: a commit there is not on disk \
+         when it returns, so a crash of the database could forget deliveries whose messages \
+         popferry already deleted; set {setting} = on in the server's configuration",
+        path.display()
+    )]
+    NotDurable {
+        path: PathBuf,
+        setting: &'static str,
+        value: String,
+    },
+
+    /// A schema migration failed on PostgreSQL; it was rolled back with its
+    /// version bump, so the database is still at the previous version.
+    #[error("cannot upgrade the ledger {} to schema {version}", path.display())]
+    MigrateDatabase {
+        path: PathBuf,
+        version: u32,
+        source: DatabaseError,
+    },
+
+    /// Any failure of a PostgreSQL ledger's connection or statement;
+    /// `action` says what was being attempted.
+    #[error("ledger {}: cannot {action}", path.display())]
+    Database {
+        path: PathBuf,
+        action: &'static str,
+        source: DatabaseError,
+    },
 
     /// The tokio runtime shut down before the operation got a thread. The
     /// operation never ran, so nothing was written.

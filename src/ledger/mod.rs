@@ -1,72 +1,71 @@
-//! The ledger: a SQLite record of what popferry did with every message.
+//! The ledger: a record of what popferry did with every message, kept in
+//! a SQLite file (`sqlite/`, the default) or a PostgreSQL database
+//! (`postgres/`).
 //!
 //! popferry's guarantee is that a message is deleted from the POP3 server
-//! only after its delivery is durably recorded here. "Durably" is made
-//! concrete by `synchronous=FULL`: a message write method that returned
-//! `Ok` has been fsynced and survives a crash or power loss, so the caller
+//! only after its delivery is durably recorded here: a message write
+//! method that returned `Ok` has reached the disk (SQLite's
+//! `synchronous=FULL`; PostgreSQL's `synchronous_commit = on` on a server
+//! with `fsync = on`) and survives a crash or power loss, so the caller
 //! may send DELE for it. (Only the poll history, which carries no part of
-//! the guarantee, is written without waiting for its fsync.)
-//! When a write method returns an error, nothing may be deleted on its
-//! strength; the message stays on the server and is seen again next poll.
+//! the guarantee, is written without waiting for its flush.) When a write
+//! method returns an error, nothing may be deleted on its strength; the
+//! message stays on the server and is seen again next poll. That holds
+//! for a commit whose outcome is unknown too (the link to the database
+//! died during COMMIT): it counts as not recorded, and if it did land the
+//! next poll only deletes.
 //!
 //! A message moves through the states of [`MessageState`]; the schema in
 //! `migrations/` documents each state and why its columns exist.
 //!
-//! # Threads
+//! # Engines
 //!
-//! One process owns one connection (SQLite allows a single writer anyway),
-//! shared by every account task through a cheap [`Clone`] of [`Ledger`].
-//! Each method runs on tokio's blocking pool, because a commit waits for an
-//! fsync that can take tens of milliseconds and must not stall the reactor
-//! that is driving the POP3 and SMTP sessions of other accounts.
+//! [`Ledger`] is the one type the rest of popferry sees, whatever the
+//! engine: `src/poll/` and the scheduler call the same methods on both.
+//! Inside it is an enum of the two engines rather than a trait, since the
+//! set is closed and small: the `match` in each method makes the compiler
+//! check that both engines do every operation, with no boxed futures and
+//! no type parameter through the poll code. What a change means (`change.rs`,
+//! `totals.rs`) and the batching of empty polls (`empty_polls.rs`) are
+//! decided here once; each engine owns its SQL.
 //!
-//! Dropping the future of a write method does not cancel the write: once
-//! the blocking task has started it commits or fails on its own. That is
-//! the safe direction, since a recorded delivery without a DELE only makes
-//! the next poll send the DELE.
+//! Dropping the future of a write method does not make a SQLite write
+//! stop: once its blocking task has started it commits or fails on its
+//! own. On PostgreSQL a dropped future drops its transaction, which rolls
+//! back. Both are safe: a recorded delivery without a DELE only makes the
+//! next poll send the DELE, and an unrecorded one leaves the message on
+//! the server.
 
 mod change;
 mod empty_polls;
 mod error;
 mod imported;
 mod messages;
-mod migrate;
 mod polls;
-mod read_only;
+mod postgres;
 mod recipients;
 mod report;
-#[cfg(test)]
-mod tests;
+mod sqlite;
 mod totals;
 
-use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Row};
+use crate::config::State;
 
 pub use change::Change;
 pub use error::LedgerError;
 pub use imported::Adopted;
 pub use messages::{MessageRecord, MessageState, Reconciled};
 pub use polls::{PollId, PollOutcome, PollReport, PollSummary};
-pub use read_only::{LedgerReader, Opened};
 pub use recipients::{RecipientRecord, RecipientRefusal, RecipientState};
 pub use report::{AccountDetail, AccountStatus, OnServer, Snapshot, Totals, WaitingMessage};
+pub use sqlite::{LedgerReader, Opened};
 
-/// How long a statement waits for another process (say `popferry status`
-/// next to the daemon) to release its lock before failing with "busy".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How many prepared statements a connection keeps: more than the ledger
-/// has.
-const STATEMENTS: usize = 64;
-
-/// A handle on the ledger database. Clones share one connection.
+/// A handle on the ledger. Clones share one connection (SQLite) or one
+/// pool of connections (PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct Ledger {
     inner: Arc<Inner>,
@@ -74,209 +73,318 @@ pub struct Ledger {
 
 #[derive(Debug)]
 struct Inner {
-    /// Only for error messages and logs.
-    path: PathBuf,
-    conn: Mutex<Connection>,
-    /// Whether `conn` is at `synchronous = NORMAL` now. Read and changed
-    /// only with `conn` locked. A PRAGMA cannot be kept prepared (SQLite
-    /// parses it again on every run, and the parse is what applies it), so
-    /// it is run only when the level has to change: re-parsing it on every
-    /// call was a tenth of the daemon's CPU at 100 polls a second.
-    unsynced: AtomicBool,
+    engine: Engine,
     /// Empty polls counted but not written yet (`empty_polls.rs`).
     empty: Mutex<empty_polls::Pending>,
-    /// The polling lock of [`Ledger::open`], released when the last clone
-    /// is dropped (or the process ends).
-    _lock: Option<File>,
+}
+
+/// The PostgreSQL store is boxed: it is hundreds of bytes, the other arm
+/// one pointer.
+#[derive(Debug)]
+enum Engine {
+    Sqlite(Arc<sqlite::Store>),
+    Postgres(Box<postgres::Store>),
+}
+
+/// What `popferry status` found where the configuration's `state` points.
+#[derive(Debug)]
+pub enum Found {
+    /// No ledger there: nothing was fetched with this configuration.
+    Missing,
+    /// A ledger without a schema yet: nothing was fetched either.
+    Empty,
+    Ledger(Snapshot),
 }
 
 impl Ledger {
-    /// Opens the ledger at `path` for a process that polls: `popferry
-    /// fetch` or `popferry run`. It creates the file (and its parent
-    /// folders) if needed, upgrades its schema to the one this build knows,
-    /// and holds an exclusive lock on it for as long as the handle lives.
-    ///
-    /// The lock is what keeps two polling processes apart. Each would see
-    /// the other's delivered messages as new until their rows were
-    /// committed, so both could deliver the same message; one of them is
-    /// refused at startup instead. It is an advisory `flock` on the
-    /// database file itself, independent of SQLite's own byte-range locks,
-    /// so the kernel drops it when the process dies (no stale lock files)
-    /// and every path that reaches the same file meets the same lock.
-    ///
-    /// The file is created here, before SQLite sees it, so that it is born
-    /// with mode 0600: it lists every mailbox and message popferry handles.
-    /// SQLite gives its `-wal` and `-shm` files the same mode as the
-    /// database. Folders created on the way get 0700 for the same reason.
-    /// An existing file keeps whatever mode the operator gave it.
-    ///
-    /// This blocks on file I/O; call it once at startup, or from
-    /// `spawn_blocking`.
+    /// Opens the SQLite ledger at `path` for a process that polls, holding
+    /// its file lock as long as the handle lives (`sqlite/mod.rs` says why
+    /// the lock, and why a new file is born with mode 0600). This blocks on
+    /// file I/O; call it once at startup, or from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let file = create_private(path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LedgerError::InUse {
-                    path: path.to_owned(),
-                })
-            }
-            Err(TryLockError::Error(source)) => {
-                return Err(LedgerError::Lock {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
-        }
-        Self::connect(path, Some(file))
+        sqlite::Store::open(path).map(|store| Self::on(Engine::Sqlite(Arc::new(store))))
     }
 
-    fn connect(path: &Path, lock: Option<File>) -> Result<Self, LedgerError> {
-        // No SQLITE_OPEN_CREATE: the file exists now, and if it vanished in
-        // between, failing is better than silently starting an empty ledger.
-        // No SQLITE_OPEN_URI: a path is a path, even if it starts "file:".
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let open_error = |source| LedgerError::open(path, source);
-        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
-        // WAL lets `popferry status` read while the daemon writes, and makes
-        // a commit one append plus one fsync instead of several.
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
-            .map_err(open_error)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            // Some filesystems (network mounts) cannot do WAL. The rollback
-            // journal SQLite falls back to is just as durable, only slower.
-            tracing::warn!(ledger = %path.display(), mode, "ledger is not in WAL mode");
-        }
-        Self::start(conn, path, lock)
-    }
-
-    /// A private, empty ledger that lives as long as the handle: for tests
-    /// of code that needs a ledger but not a file.
+    /// A private, empty SQLite ledger that lives as long as the handle:
+    /// for tests of code that needs a ledger but not a file.
     pub fn open_in_memory() -> Result<Self, LedgerError> {
-        let path = Path::new(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| LedgerError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::start(conn, path, None)
+        sqlite::Store::open_in_memory().map(|store| Self::on(Engine::Sqlite(Arc::new(store))))
     }
 
-    /// Applies the settings every connection needs, then the migrations.
-    fn start(mut conn: Connection, path: &Path, lock: Option<File>) -> Result<Self, LedgerError> {
-        let open_error = |source| LedgerError::open(path, source);
-        // FULL fsyncs the WAL on every commit. NORMAL, the usual pairing
-        // with WAL, may lose the last commits on power loss, and a lost
-        // "delivered" row after a DELE is exactly the loss this ledger exists
-        // to prevent. Set explicitly so no build-time default decides.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open_error)?;
-        // Off by default in SQLite, per connection; on so that any future
-        // references between tables are enforced, not just declared.
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(open_error)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
-        // Without the query planner stability guarantee SQLite plans some
-        // statements around their bound values (a LIMIT, a subquery's
-        // ORDER BY), so each new account name re-prepared them however
-        // well they were cached: the ledger's lookups are by key and
-        // gain nothing from it.
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-            .map_err(open_error)?;
-        // Room for every statement a poll runs (rusqlite keeps 16), so
-        // none is parsed again because another pushed it out.
-        conn.set_prepared_statement_cache_capacity(STATEMENTS);
-        migrate::migrate(&mut conn, path, migrate::MIGRATIONS)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                conn: Mutex::new(conn),
-                unsynced: AtomicBool::new(false),
-                empty: Mutex::default(),
-                _lock: lock,
-            }),
-        })
-    }
-
-    /// Runs `work` with the connection on the blocking pool. `action`
-    /// completes the sentence "cannot ..." if it fails.
-    async fn run<T, F>(&self, action: &'static str, work: F) -> Result<T, LedgerError>
-    where
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.run_with(Durability::Synced, action, work).await
-    }
-
-    async fn run_with<T, F>(
-        &self,
-        sync: Durability,
-        action: &'static str,
-        work: F,
-    ) -> Result<T, LedgerError>
-    where
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        let task = tokio::task::spawn_blocking(move || {
-            // A panic inside `work` unwinds through rusqlite's Transaction,
-            // whose drop rolls back, so the connection behind a poisoned
-            // lock holds no half-done work and is safe to keep using.
-            let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            // Checked on every call, under the lock, so a synced write
-            // never depends on an earlier unsynced one having restored it.
-            let unsynced = matches!(sync, Durability::Unsynced);
-            if inner.unsynced.load(Ordering::Relaxed) != unsynced {
-                conn.execute_batch(sync.pragma())?;
-                inner.unsynced.store(unsynced, Ordering::Relaxed);
+    /// Opens the ledger the configuration's `state` names, for a process
+    /// that polls (`popferry run`, `fetch`, `import`, `adopt`): the file as
+    /// [`Ledger::open`] does, or the PostgreSQL database, whose schema is
+    /// brought up to date and whose poller lock is taken
+    /// (`postgres/lock.rs`), so that a second poller is refused as it is on
+    /// a file.
+    pub async fn open_state(state: &State) -> Result<Self, LedgerError> {
+        match state {
+            State::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || Self::open(&path))
+                    .await
+                    .map_err(|_| LedgerError::ShuttingDown {
+                        path: state.describe().into(),
+                    })?
             }
-            work(&mut conn)
-        });
-        match task.await {
-            Ok(result) => result.map_err(|source| LedgerError::query(self.path(), action, source)),
-            // A panic is a bug: let it reach the caller as a panic.
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            Err(_) => Err(LedgerError::ShuttingDown {
-                path: self.path().to_owned(),
+            State::Postgres(database) => {
+                let store = postgres::Store::open(database).await?;
+                Ok(Self::on(Engine::Postgres(Box::new(store))))
+            }
+        }
+    }
+
+    fn on(engine: Engine) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                empty: Mutex::default(),
             }),
         }
     }
 
-    /// Like [`Ledger::run`], but the commit is not fsynced: for the poll
-    /// history, which only informs `popferry status`. In WAL mode the next
-    /// synced commit (any message change) makes these durable too; power
-    /// loss before that can lose the last poll rows, never a delivery.
-    /// Without it an idle pooled poll would spend most of its time in two
-    /// fsyncs.
-    async fn run_unsynced<T, F>(&self, action: &'static str, work: F) -> Result<T, LedgerError>
-    where
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.run_with(Durability::Unsynced, action, work).await
-    }
-
-    fn path(&self) -> &Path {
-        &self.inner.path
-    }
-}
-
-/// Whether a commit waits for its fsync.
-#[derive(Debug, Clone, Copy)]
-enum Durability {
-    /// The guarantee's setting: a commit that returned has been fsynced.
-    Synced,
-    /// WAL's NORMAL: durable at the next synced commit or checkpoint.
-    Unsynced,
-}
-
-impl Durability {
-    fn pragma(self) -> &'static str {
-        match self {
-            Durability::Synced => "PRAGMA synchronous = FULL",
-            Durability::Unsynced => "PRAGMA synchronous = NORMAL",
+    /// Every message recorded for `account`, keyed by uid.
+    pub async fn messages(
+        &self,
+        account: &str,
+    ) -> Result<HashMap<String, MessageRecord>, LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.messages(account).await,
+            Engine::Postgres(store) => store.messages(account).await,
         }
+    }
+
+    /// Records that the relay accepted the message. Once this returns `Ok`
+    /// the message may be deleted from the server.
+    pub async fn record_delivered(
+        &self,
+        account: &str,
+        uid: &str,
+        size: u64,
+    ) -> Result<(), LedgerError> {
+        let change = Change::Delivered {
+            uid: uid.to_owned(),
+            size,
+        };
+        self.record("record a delivery", account, change).await?;
+        Ok(())
+    }
+
+    /// Records that the relay refused the message for now, with its reply;
+    /// the message stays on the server until `retry_at`. Returns the number
+    /// of attempts made so far, for the caller's give-up policy.
+    pub async fn record_rejected(
+        &self,
+        account: &str,
+        uid: &str,
+        size: u64,
+        reply: &str,
+        retry_at: i64,
+    ) -> Result<u32, LedgerError> {
+        let change = Change::Rejected {
+            uid: uid.to_owned(),
+            size,
+            reply: reply.to_owned(),
+            retry_at,
+        };
+        self.record("record a rejection", account, change).await
+    }
+
+    /// Records that the message was given up on and saved at `path`. Call it
+    /// only once that copy is durably written: from here on the message may
+    /// be deleted from the server.
+    pub async fn record_quarantined(
+        &self,
+        account: &str,
+        uid: &str,
+        size: u64,
+        reply: &str,
+        path: &Path,
+    ) -> Result<(), LedgerError> {
+        let change = Change::Quarantined {
+            uid: uid.to_owned(),
+            size,
+            reply: reply.to_owned(),
+            path: path.to_owned(),
+        };
+        self.record("record a quarantine", account, change).await?;
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        action: &'static str,
+        account: &str,
+        change: Change,
+    ) -> Result<u32, LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.record(action, account, change).await,
+            Engine::Postgres(store) => store.record(action, account, &change).await,
+        }
+    }
+
+    /// Applies `changes` in order, in one transaction: one flush for a
+    /// whole batch of messages. Once this returns `Ok` every delivered or
+    /// quarantined message in the batch may be deleted from the server;
+    /// on an error none of them may. No changes is no transaction: a poll
+    /// that found nothing should not pay a trip to the database.
+    pub async fn commit(&self, account: &str, changes: Vec<Change>) -> Result<(), LedgerError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.commit(account, changes).await,
+            Engine::Postgres(store) => store.commit(account, &changes).await,
+        }
+    }
+
+    /// Records that the server confirmed deleting `uids` (its +OK to QUIT),
+    /// all in one transaction.
+    pub async fn mark_deleted(&self, account: &str, uids: &[String]) -> Result<(), LedgerError> {
+        let changes = uids
+            .iter()
+            .map(|uid| Change::Deleted { uid: uid.clone() })
+            .collect();
+        self.commit(account, changes).await
+    }
+
+    /// Forgets the messages of `account` whose uid is not in `listed` and
+    /// returns how many that was, with the records of the rest, keyed by
+    /// uid: what a poll needs to know of its listing, in one transaction.
+    ///
+    /// `listed` must be the server's complete UIDL listing from this
+    /// session: a uid missing from it is gone from the server, so its row
+    /// can no longer prevent a duplicate. A partial listing would make the
+    /// ledger forget messages still on the server and deliver them again.
+    pub async fn reconcile(
+        &self,
+        account: &str,
+        listed: HashSet<String>,
+    ) -> Result<Reconciled, LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.reconcile(account, listed).await,
+            Engine::Postgres(store) => store.reconcile(account, &listed).await,
+        }
+    }
+
+    /// Records that a poll of `account` begins, after the account's empty
+    /// polls not written yet (`empty_polls.rs`), and trims the account's
+    /// history to the latest polls.
+    pub async fn start_poll(&self, account: &str) -> Result<PollId, LedgerError> {
+        let empty = self.take_empty_run(account);
+        let started = match &self.inner.engine {
+            Engine::Sqlite(store) => store.start_poll(account, empty).await,
+            Engine::Postgres(store) => store.start_poll(account, empty).await,
+        };
+        if let (Err(_), Some(run)) = (&started, empty) {
+            self.restore(vec![(account.to_owned(), run)]);
+        }
+        started
+    }
+
+    /// Records how the poll `id` ended. Finishing a poll twice, or one that
+    /// was never started, is refused with [`LedgerError::PollNotRunning`].
+    pub async fn finish_poll(&self, id: PollId, report: &PollReport) -> Result<(), LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.finish_poll(id, report.clone()).await,
+            Engine::Postgres(store) => store.finish_poll(id, report).await,
+        }
+    }
+
+    /// How many successful polls of `account` in a row found nothing new,
+    /// counted ones not written yet included: where a restarted account
+    /// picks up its adaptive interval. One lookup of the latest row.
+    pub async fn quiet_polls(&self, account: &str) -> Result<u64, LedgerError> {
+        let written = match &self.inner.engine {
+            Engine::Sqlite(store) => store.quiet_polls(account).await,
+            Engine::Postgres(store) => store.quiet_polls(account).await,
+        }?;
+        Ok(written + self.pending_empty_polls(account))
+    }
+
+    /// Records each of `uids` as delivered, with its size where it is
+    /// known (`None`: see [`MessageRecord::size`]), in one transaction.
+    ///
+    /// The state is the one a delivery with `keep = true` leaves, so the
+    /// next poll skips a kept message and, with `keep = false`, deletes it
+    /// without delivering it again (the other program did). A row the
+    /// ledger already has is never changed: it knows more than the file
+    /// (a size, a rejection still owed to a recipient). Repeated unique-ids
+    /// count once.
+    pub async fn record_delivered_elsewhere(
+        &self,
+        account: &str,
+        uids: Vec<(String, Option<u64>)>,
+    ) -> Result<Adopted, LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.record_delivered_elsewhere(account, uids).await,
+            Engine::Postgres(store) => store.record_delivered_elsewhere(account, &uids).await,
+        }
+    }
+
+    /// Records the listed size of imported messages whose size was not
+    /// known, so from now on a reused unique-id with another size is seen
+    /// as the new message it is. Rows whose size is known are not touched.
+    pub async fn learn_sizes(
+        &self,
+        account: &str,
+        sizes: Vec<(String, u64)>,
+    ) -> Result<(), LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.learn_sizes(account, sizes).await,
+            Engine::Postgres(store) => store.learn_sizes(account, &sizes).await,
+        }
+    }
+
+    /// Whether the ledger knows anything of `account`'s mailbox: a message
+    /// row, or a poll that completed with a listing that was not empty.
+    /// Failed polls do not count: a poll the first-poll guard refused
+    /// listed the mailbox too, and must not let the next one through.
+    pub async fn knows_account(&self, account: &str) -> Result<bool, LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.knows_account(account).await,
+            Engine::Postgres(store) => store.knows_account(account).await,
+        }
+    }
+
+    /// The latest refusal of every recipient that has not had the message
+    /// since, oldest first; kept after the message is forgotten.
+    pub async fn refused_recipients(&self) -> Result<Vec<RecipientRefusal>, LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.refused_recipients().await,
+            Engine::Postgres(store) => store.refused_recipients().await,
+        }
+    }
+
+    /// Every account the ledger knows, by name, as `status` shows it.
+    pub async fn status(&self) -> Result<Vec<AccountStatus>, LedgerError> {
+        match &self.inner.engine {
+            Engine::Sqlite(store) => store.status().await,
+            Engine::Postgres(store) => store.status().await,
+        }
+    }
+}
+
+/// Reads everything `popferry status` shows from the ledger `state` names,
+/// read-only: no lock, no migration and nothing created, so it is safe
+/// beside a running poller. `detailed` lists the accounts whose recent
+/// polls and waiting messages are wanted.
+pub async fn read_status(state: &State, detailed: Vec<String>) -> Result<Found, LedgerError> {
+    match state {
+        State::File(path) => {
+            let path: PathBuf = path.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                Ok(match LedgerReader::open(&path)? {
+                    Opened::Missing => Found::Missing,
+                    Opened::Empty => Found::Empty,
+                    Opened::Ready(mut reader) => Found::Ledger(reader.snapshot(&detailed)?),
+                })
+            });
+            read.await.map_err(|_| LedgerError::ShuttingDown {
+                path: state.describe().into(),
+            })?
+        }
+        State::Postgres(database) => postgres::read_status(database, &detailed).await,
     }
 }
 
@@ -286,41 +394,4 @@ fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// SQLite integers are signed 64-bit; a count or size beyond that cannot
-/// come from a real server, but is refused rather than wrapped.
-fn sql_int(n: u64) -> rusqlite::Result<i64> {
-    i64::try_from(n).map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
-}
-
-/// Reads a size or count. rusqlite reads `u64` only with its
-/// `fallible_uint` feature; the schema's CHECKs keep these columns
-/// non-negative, so a failure here means the file was edited by hand.
-fn get_u64(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
-    let n: i64 = row.get(index)?;
-    u64::try_from(n).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, n))
-}
-
-/// Creates the ledger file and its folders private to the owner, or opens
-/// the existing file as it is.
-fn create_private(path: &Path) -> Result<File, LedgerError> {
-    let create_error = |source| LedgerError::Create {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(create_error)?;
-    }
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(create_error)
 }

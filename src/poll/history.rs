@@ -6,10 +6,14 @@
 //! `[ACTIVITY/NONE]` and slept again found nothing, and is only counted
 //! in memory ([`Ledger::note_empty_poll`]), to be written in a batch.
 
+use std::time::Instant;
+
 use tracing::Span;
 
 use super::decide::now;
-use crate::ledger::{Ledger, LedgerError, PollId, PollReport};
+use super::{PollError, PollOptions, Polled};
+use crate::ledger::{Ledger, LedgerError, PollId, PollOutcome, PollReport};
+use crate::session::Kept;
 
 pub(super) struct History<'a> {
     pub(super) ledger: &'a Ledger,
@@ -54,5 +58,32 @@ impl<'a> History<'a> {
         }
         let id = self.begin().await?;
         self.ledger.finish_poll(id, report).await
+    }
+}
+
+/// A poll that failed before it began, because its start could not be put
+/// on record: told like any failed poll (the log, metrics and /healthz),
+/// since a ledger that cannot take this write takes no other either.
+pub(super) fn unrecorded(
+    options: &PollOptions,
+    started: Instant,
+    parked: Option<Kept>,
+    e: LedgerError,
+) -> Polled {
+    let e = PollError::from(e);
+    let report = PollReport {
+        outcome: PollOutcome::Failed,
+        error: Some(e.to_string()),
+        ..PollReport::default()
+    };
+    (options.events).finished(&report, Some(&e), started.elapsed());
+    tracing::warn!(
+        error = e.with_causes(),
+        "poll failed: cannot put it on record"
+    );
+    Polled {
+        result: Err(e),
+        parked,
+        login_delay: None,
     }
 }

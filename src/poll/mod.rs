@@ -134,11 +134,7 @@ pub async fn poll_session(
     // its WAKE (or CORE) finds something to do.
     if !matches!(parked, Some(Kept::Session(_))) {
         if let Err(e) = history.begin().await {
-            return Polled {
-                result: Err(e.into()),
-                parked,
-                login_delay: None,
-            };
+            return history::unrecorded(options, started, parked, e);
         }
     }
     let mut report = PollReport::default();

@@ -1,16 +1,20 @@
-//! `check --connect`: every account's POP3 server and every distinct
-//! relay, connected to, secured and logged in to exactly as `fetch` would,
-//! then left with QUIT before any mail is fetched or sent.
+//! `check --connect`: a PostgreSQL ledger, and every account's POP3 server
+//! and every distinct relay, connected to, secured and logged in to
+//! exactly as `fetch` would, then left before any mail is fetched or sent.
 
 use std::collections::HashSet;
 
 use super::{serverinfo, Report};
-use crate::config::{Account, SmtpConfig, TlsMode};
+use crate::config::{Account, Database, SmtpConfig, State, TlsMode};
 use crate::deliver::Relay;
+use crate::ledger::{read_status, Found};
 use crate::poll::line_with_causes;
 use crate::session::Session;
 
 pub(super) async fn check(config: &crate::config::Config, report: &mut Report) {
+    if let State::Postgres(database) = &config.state {
+        ledger(&config.state, database, report).await;
+    }
     let mut relays: HashSet<&SmtpConfig> = HashSet::new();
     for account in &config.accounts {
         pop3(account, report).await;
@@ -18,6 +22,26 @@ pub(super) async fn check(config: &crate::config::Config, report: &mut Report) {
             relay(account, report).await;
         }
     }
+}
+
+/// A PostgreSQL ledger, connected to and read as `status` reads it: TLS,
+/// the password and the schema, with no lock taken and nothing written.
+async fn ledger(state: &State, database: &Database, report: &mut Report) {
+    let what = format!("PostgreSQL {}", database.url());
+    let outcome = match read_status(state, Vec::new()).await {
+        Ok(Found::Ledger(snapshot)) => Ok(format!(
+            "logged in; the ledger knows {} account(s)",
+            snapshot.accounts.len()
+        )),
+        Ok(Found::Empty) => Ok("logged in; no tables yet, the first poller creates them".into()),
+        Ok(Found::Missing) => Err(format!(
+            "the database {} does not exist: create it, owned by {} \
+             (CREATE DATABASE {} OWNER {})",
+            database.name, database.user, database.name, database.user
+        )),
+        Err(e) => Err(line_with_causes(&e)),
+    };
+    report.item("ledger", &what, outcome);
 }
 
 async fn pop3(account: &Account, report: &mut Report) {

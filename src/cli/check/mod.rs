@@ -36,7 +36,7 @@ pub async fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{path}: ok, {} account(s), ledger {}",
             config.accounts.len(),
-            config.state.display()
+            config.state.describe()
         );
         Ok(ExitCode::SUCCESS)
     } else {

@@ -3,19 +3,46 @@
 
 use super::{paths, Report};
 use crate::config::{
-    Account, ClientIdentity, Config, Credential, PasswordSource, Protocol, TlsMode, Trust,
+    Account, ClientIdentity, Config, Credential, Database, DatabaseHost, PasswordSource, Protocol,
+    State, TlsMode, Trust,
 };
 use crate::oauth::OAuth2;
 use crate::tls;
 
 pub(super) fn check(config: &Config, report: &mut Report) {
-    report.item(
-        "ledger",
-        &config.state.display().to_string(),
-        paths::ledger(&config.state),
-    );
+    match &config.state {
+        State::File(path) => {
+            report.item("ledger", &path.display().to_string(), paths::ledger(path))
+        }
+        State::Postgres(database) => self::database(report, database),
+    }
     for account in &config.accounts {
         check_account(account, report);
+    }
+}
+
+/// A PostgreSQL ledger: how it is reached and its password. Whether the
+/// server answers, and takes the password, is for `check --connect`'s
+/// first poll to find; this only reads the local settings.
+fn database(report: &mut Report, database: &Database) {
+    let link = match &database.host {
+        DatabaseHost::Tcp(_) => security(TlsMode::Implicit, &database.trust, None)
+            .map(|phrase| phrase.replace("implicit TLS", "TLS required"))
+            .map_err(|e| e.to_string()),
+        DatabaseHost::Socket(dir) => Ok(format!("Unix socket in {}, no TLS", dir.display())),
+    };
+    let link = link.map(|phrase| {
+        format!(
+            "{phrase}; pool of {} connection(s); one poller at a time (no fleet leases yet)",
+            database.max_connections
+        )
+    });
+    report.item("ledger", &format!("PostgreSQL {}", database.url()), link);
+    if let DatabaseHost::Tcp(_) = database.host {
+        ca_file(report, "ledger", &database.trust);
+    }
+    if let Some(source) = &database.password {
+        secret(report, "ledger", "[database] ", source);
     }
 }
 

@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-use super::{rfc3339, Found, View};
+use super::{rfc3339, View};
 use crate::config::Account;
+use crate::ledger::Found;
 use crate::ledger::{
     AccountDetail, OnServer, PollOutcome, PollSummary, RecipientRecord, RecipientRefusal, Snapshot,
     Totals, WaitingMessage,
@@ -134,7 +135,7 @@ pub(super) fn render(view: &View<'_>) -> String {
     };
     let since = snapshot.map(|s| s.counting_since);
     let document = Document {
-        ledger: view.ledger.display().to_string(),
+        ledger: view.ledger.clone(),
         ledger_state,
         counting_since: since.map(rfc3339),
         counting_since_unix: since,

@@ -1,18 +1,18 @@
 //! `popferry status`: the ledger's view of each account, read-only.
 //!
-//! It opens the ledger with [`LedgerReader`]: no lock (it reads beside a
+//! It reads the ledger with [`read_status`]: no lock (it reads beside a
 //! running daemon), no migration and nothing created, so it is safe as any
-//! user. What it prints is one consistent [`Snapshot`]; `text.rs` and
+//! user, on a SQLite file or a PostgreSQL database alike. What it prints is
+//! one consistent [`Snapshot`](crate::ledger::Snapshot); `text.rs` and
 //! `json.rs` render it for people and for scripts.
 
 mod json;
 mod text;
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::{Account, Config};
-use crate::ledger::{LedgerError, LedgerReader, Opened, Snapshot};
+use crate::ledger::{read_status, Found};
 use crate::poll::line_with_causes;
 
 #[derive(Debug, Default, clap::Args)]
@@ -26,19 +26,11 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// What was found at the configured ledger path.
-pub(super) enum Found {
-    /// No file there.
-    Missing,
-    /// A file, but nothing in it.
-    Empty,
-    Ledger(Snapshot),
-}
-
 /// What the renderers need: the configuration's accounts to show, each
 /// with its detail or not, and what the ledger holds.
 pub(super) struct View<'a> {
-    pub ledger: &'a Path,
+    /// The ledger's path or URL.
+    pub ledger: String,
     pub accounts: Vec<&'a Account>,
     pub detailed: bool,
     pub found: Found,
@@ -54,9 +46,7 @@ pub async fn run(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> 
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    let path = config.state.clone();
-    let detailed: Vec<String> = args.accounts.clone();
-    let found = match tokio::task::spawn_blocking(move || read(&path, &detailed)).await? {
+    let found = match read_status(&config.state, args.accounts.clone()).await {
         Ok(found) => found,
         Err(e) => {
             eprintln!("popferry: {}", line_with_causes(&e));
@@ -64,7 +54,7 @@ pub async fn run(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> 
         }
     };
     let view = View {
-        ledger: &config.state,
+        ledger: config.state.describe(),
         accounts,
         detailed: !args.accounts.is_empty(),
         found,
@@ -102,14 +92,6 @@ fn chosen<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a Account>, 
                 })
         })
         .collect()
-}
-
-fn read(path: &Path, detailed: &[String]) -> Result<Found, LedgerError> {
-    Ok(match LedgerReader::open(path)? {
-        Opened::Missing => Found::Missing,
-        Opened::Empty => Found::Empty,
-        Opened::Ready(mut reader) => Found::Ledger(reader.snapshot(detailed)?),
-    })
 }
 
 fn now() -> i64 {

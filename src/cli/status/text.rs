@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{rfc3339, Found, View};
+use super::{rfc3339, View};
 use crate::config::Account;
+use crate::ledger::Found;
 use crate::ledger::{
     AccountDetail, AccountStatus, MessageState, PollOutcome, PollSummary, RecipientState, Snapshot,
     WaitingMessage,
@@ -13,23 +14,18 @@ use crate::scheduler::interval;
 
 pub(super) fn render(view: &View<'_>) -> String {
     let snapshot = match &view.found {
-        Found::Missing => {
-            return format!(
-                "nothing fetched yet (no ledger at {})\n",
-                view.ledger.display()
-            )
-        }
+        Found::Missing => return format!("nothing fetched yet (no ledger at {})\n", view.ledger),
         Found::Empty => {
             return format!(
                 "nothing fetched yet (the ledger {} is empty)\n",
-                view.ledger.display()
+                view.ledger
             )
         }
         Found::Ledger(snapshot) => snapshot,
     };
     let mut out = format!(
         "ledger {} (totals since {})\n",
-        view.ledger.display(),
+        view.ledger,
         rfc3339(snapshot.counting_since)
     );
     for account in &view.accounts {

@@ -11,7 +11,7 @@ fn recipient(uid: &str, address: &str, state: RecipientState, reply: Option<&str
 }
 
 fn rows(ledger: &Ledger, table: &str) -> i64 {
-    let conn = ledger.inner.conn.lock().unwrap();
+    let conn = conn(ledger);
     let count = format!("SELECT count(*) FROM {table}");
     conn.query_row(&count, [], |row| row.get(0)).unwrap()
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::migrate::MIGRATIONS;
-use super::report::{self, Snapshot};
-use super::{LedgerError, BUSY_TIMEOUT};
+use super::{report, BUSY_TIMEOUT};
+use crate::ledger::{LedgerError, Snapshot};
 
 /// The first bytes of every SQLite database file.
 const MAGIC: &[u8] = b"SQLite format 3\0";

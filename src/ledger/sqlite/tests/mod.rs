@@ -17,13 +17,28 @@ mod totals;
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, MutexGuard};
 
 use rusqlite::Connection;
 use tempfile::TempDir;
 
 use super::migrate::MIGRATIONS;
-use super::polls::POLL_HISTORY;
-use super::*;
+use super::Store;
+use crate::ledger::polls::POLL_HISTORY;
+use crate::ledger::*;
+
+/// The engine of a SQLite ledger, to run statements of the tests' own.
+pub(super) fn store(ledger: &Ledger) -> &Arc<Store> {
+    match &ledger.inner.engine {
+        Engine::Sqlite(store) => store,
+        Engine::Postgres(_) => unreachable!("these tests open SQLite ledgers"),
+    }
+}
+
+/// The connection of a SQLite ledger, to look at what the methods wrote.
+pub(super) fn conn(ledger: &Ledger) -> MutexGuard<'_, Connection> {
+    store(ledger).conn.lock().unwrap()
+}
 
 /// A ledger in a fresh folder; the folder lives as long as the `TempDir`.
 pub(super) fn file_ledger() -> (TempDir, PathBuf, Ledger) {
@@ -42,7 +57,7 @@ pub(super) fn user_version(path: &Path) -> u32 {
 }
 
 pub(super) fn pragma<T: rusqlite::types::FromSql>(ledger: &Ledger, name: &str) -> T {
-    let conn = ledger.inner.conn.lock().unwrap();
+    let conn = conn(ledger);
     conn.pragma_query_value(None, name, |row| row.get(0))
         .unwrap()
 }

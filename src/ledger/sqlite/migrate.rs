@@ -11,18 +11,19 @@ use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::LedgerError;
+use crate::ledger::LedgerError;
 
 /// Every migration, oldest first. Released entries are never edited or
 /// reordered: a ledger in the field has already run them and would not run
 /// them again.
 pub(super) const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_ledger.sql"),
-    include_str!("../../migrations/0002_recipients.sql"),
-    include_str!("../../migrations/0003_totals.sql"),
-    include_str!("../../migrations/0004_imported.sql"),
-    include_str!("../../migrations/0005_empty_polls.sql"),
-    include_str!("../../migrations/0006_quiet_polls.sql"),
+    include_str!("../../../migrations/0001_ledger.sql"),
+    include_str!("../../../migrations/0002_recipients.sql"),
+    include_str!("../../../migrations/0003_totals.sql"),
+    include_str!("../../../migrations/0004_imported.sql"),
+    include_str!("../../../migrations/0005_empty_polls.sql"),
+    include_str!("../../../migrations/0006_quiet_polls.sql"),
+    include_str!("../../../migrations/0007_fleet.sql"),
 ];
 
 /// Applies the entries of `migrations` the file has not run yet.

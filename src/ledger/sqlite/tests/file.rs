@@ -1,5 +1,5 @@
 use super::*;
-use crate::ledger::polls;
+use crate::ledger::sqlite::polls;
 use rusqlite::StatementStatus;
 
 #[tokio::test]
@@ -112,7 +112,7 @@ async fn a_polls_statements_are_prepared_once() {
         ledger.reconcile(account, HashSet::new()).await.unwrap();
         (ledger.finish_poll(id, &PollReport::default()).await).unwrap();
     }
-    let conn = ledger.inner.conn.lock().unwrap();
+    let conn = conn(&ledger);
     for sql in [polls::START_POLL, polls::TRIM_HISTORY, polls::FINISH_POLL] {
         let statement = conn.prepare_cached(sql).unwrap();
         let runs = statement.get_status(StatementStatus::Run);
@@ -125,7 +125,7 @@ async fn a_polls_statements_are_prepared_once() {
 async fn full_disk_is_reported_as_such() {
     let ledger = Ledger::open_in_memory().unwrap();
     {
-        let conn = ledger.inner.conn.lock().unwrap();
+        let conn = conn(&ledger);
         let pages: i64 = conn
             .pragma_query_value(None, "page_count", |row| row.get(0))
             .unwrap();

@@ -4,7 +4,7 @@ use super::*;
 
 async fn recent(ledger: &Ledger, account: &str) -> Vec<PollSummary> {
     let account = account.to_owned();
-    ledger
+    store(ledger)
         .run("read polls", move |conn| {
             super::super::report::snapshot(conn, &[account])
         })
@@ -67,7 +67,7 @@ async fn another_poll_writes_the_run_before_it_and_ends_it() {
 async fn a_failed_flush_keeps_the_runs_for_the_next() {
     let ledger = Ledger::open_in_memory().unwrap();
     ledger.note_empty_poll("alice", 100, 101);
-    ledger
+    store(&ledger)
         .run("break the poll table", |conn| {
             conn.execute_batch("ALTER TABLE poll RENAME TO hidden")
         })
@@ -75,7 +75,7 @@ async fn a_failed_flush_keeps_the_runs_for_the_next() {
         .unwrap();
     assert!(ledger.flush_empty_polls().await.is_err());
     ledger.note_empty_poll("alice", 160, 161);
-    ledger
+    store(&ledger)
         .run("mend the poll table", |conn| {
             conn.execute_batch("ALTER TABLE hidden RENAME TO poll")
         })

@@ -75,7 +75,7 @@ async fn quarantined_message_reads_back() {
     let record = &ledger.messages("alice").await.unwrap()["u1"];
     assert_eq!(record.state, MessageState::Quarantined);
     assert_eq!(record.last_error.as_deref(), Some("550 no such user"));
-    let conn = ledger.inner.conn.lock().unwrap();
+    let conn = conn(&ledger);
     let stored: String = conn
         .query_row("SELECT quarantine_path FROM message", [], |row| row.get(0))
         .unwrap();
@@ -247,7 +247,7 @@ async fn poll_history_is_bounded_per_account() {
         .finish_poll(newest, &report(PollOutcome::Ok))
         .await
         .unwrap();
-    let conn = ledger.inner.conn.lock().unwrap();
+    let conn = conn(&ledger);
     let count = |account: &str| -> i64 {
         conn.query_row(
             "SELECT count(*) FROM poll WHERE account = ?1",

@@ -32,12 +32,9 @@ impl LoginSecret {
     /// for the hints in OAuth errors.
     pub async fn fetch(credential: &Credential, account: &str) -> Result<Self, CredentialError> {
         match credential {
-            Credential::Password(source) => {
-                let source = source.clone();
-                crate::blocking::run(move || source.resolve()).await
-            }
-            .map(LoginSecret::Password)
-            .map_err(CredentialError::Password),
+            Credential::Password(source) => (source.fetch().await)
+                .map(LoginSecret::Password)
+                .map_err(CredentialError::Password),
             Credential::OAuth2(oauth2) => Ok(LoginSecret::Token {
                 token: oauth2.access_token(account).await?,
                 from: oauth2.clone(),

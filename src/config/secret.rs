@@ -96,10 +96,25 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 impl PasswordSource {
+    /// [`PasswordSource::resolve`] without blocking the caller: a file or a
+    /// command is read on the blocking pool, so a slow disk or command
+    /// never stalls other polls, while a password written in the config or
+    /// held in the environment is at hand, and the hand-off to the pool and
+    /// back would cost a fresh login more than the login's own crypto.
+    pub async fn fetch(&self) -> Result<Secret, SecretError> {
+        match self {
+            Self::Inline(_) | Self::Env(_) => self.resolve(),
+            Self::File(_) | Self::Command(_) => {
+                let source = self.clone();
+                crate::blocking::run(move || source.resolve()).await
+            }
+        }
+    }
+
     /// Fetches the password.
     ///
     /// This may read a file or run a command and wait for it, so async
-    /// callers should run it on a blocking thread. An empty result is an
+    /// callers use [`PasswordSource::fetch`]. An empty result is an
     /// error: it almost always means a missing file entry or an unset
     /// variable rather than a real empty password.
     pub fn resolve(&self) -> Result<Secret, SecretError> {

@@ -82,12 +82,8 @@ async fn refresh_under_lock(
             "refused before; not asking again until the file holds a new token".to_owned(),
         ));
     }
-    let client_secret = match registration.client_secret.clone() {
-        Some(source) => Some(
-            blocking::run(move || source.resolve())
-                .await
-                .map_err(OAuthError::ClientSecret)?,
-        ),
+    let client_secret = match &registration.client_secret {
+        Some(source) => Some(source.fetch().await.map_err(OAuthError::ClientSecret)?),
         None => None,
     };
     let now = SystemTime::now();

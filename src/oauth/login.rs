@@ -77,10 +77,8 @@ pub async fn sign_in(
     let mut client = BasicClient::new(ClientId::new(registration.client_id.clone()))
         .set_token_uri(token_url)
         .set_auth_type(AuthType::RequestBody);
-    if let Some(source) = registration.client_secret.clone() {
-        let secret = blocking::run(move || source.resolve())
-            .await
-            .map_err(OAuthError::ClientSecret)?;
+    if let Some(source) = &registration.client_secret {
+        let secret = source.fetch().await.map_err(OAuthError::ClientSecret)?;
         client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
     }
     let scopes = || registration.scopes.iter().cloned().map(Scope::new);

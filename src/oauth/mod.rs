@@ -90,9 +90,7 @@ impl OAuth2 {
             }
             OAuth2::Command(command) => {
                 let source = PasswordSource::Command(command.clone());
-                let secret = crate::blocking::run(move || source.resolve())
-                    .await
-                    .map_err(OAuthError::Command)?;
+                let secret = source.fetch().await.map_err(OAuthError::Command)?;
                 Ok(AccessToken {
                     secret,
                     fresh: true,

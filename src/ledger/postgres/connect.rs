@@ -58,18 +58,10 @@ impl Connector {
             DatabaseHost::Socket(dir) => config.host_path(dir).ssl_mode(SslMode::Disable),
         };
         if let Some(source) = &database.password {
-            let source = source.clone();
-            // A password command may take a while; it must not hold up the
-            // reactor.
-            let secret = tokio::task::spawn_blocking(move || source.resolve())
-                .await
-                .map_err(|_| LedgerError::ShuttingDown {
-                    path: PathBuf::from(name),
-                })?
-                .map_err(|source| LedgerError::Password {
-                    path: PathBuf::from(name),
-                    source,
-                })?;
+            let secret = (source.fetch().await).map_err(|source| LedgerError::Password {
+                path: PathBuf::from(name),
+                source,
+            })?;
             config.password(secret.expose());
         }
         let client = crate::tls::client_config(&database.trust, None).map_err(|source| {

@@ -107,8 +107,14 @@ pub struct Pop3Server {
 impl Pop3Server {
     /// `host:port`, the name metrics give the server.
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host.to_ascii_lowercase(), self.port)
+        server_address(&self.host, self.port)
     }
+}
+
+/// `host:port` with the host in lower case: one spelling for one server in
+/// every metric that names it (poll durations, parked connections).
+pub fn server_address(host: &str, port: u16) -> String {
+    format!("{}:{}", host.to_ascii_lowercase(), port)
 }
 
 /// The SMTP relay that receives forwarded mail.

@@ -128,7 +128,7 @@ impl Pool {
             *counts.entry(link.server()).or_default() += idle.len();
         }
         (counts.into_iter())
-            .map(|(server, n)| (format!("{}:{}", server.host, server.port), n))
+            .map(|(server, n)| (crate::config::server_address(&server.host, server.port), n))
             .collect()
     }
 

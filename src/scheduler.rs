@@ -140,7 +140,10 @@ async fn run(
         events: (shared.metrics.as_ref()).map_or_else(Default::default, |m| m.account(account)),
         ..PollOptions::default()
     };
-    let mut pace = resumed_pace(account, &shared.ledger).await;
+    // Boxed: a ledger read's future is as large as the largest engine's
+    // (PostgreSQL's, over a kilobyte), and inline every task would carry
+    // it for as long as it lives.
+    let mut pace = Box::pin(resumed_pace(account, &shared.ledger)).await;
     let mut delay = first;
     loop {
         tokio::select! {

@@ -10,6 +10,7 @@ use tracing::debug;
 
 use super::{Idle, LinkKey, MailboxKey, Parked, Pool, ServerKey};
 use crate::config::Account;
+use crate::session::Kept;
 
 impl Pool {
     /// NOOPs parked connections the server has not heard from for a
@@ -132,7 +133,9 @@ impl Pool {
             .collect()
     }
 
-    /// Logs out every parked connection, at shutdown.
+    /// Logs out every parked connection, at shutdown, [`CLOSING_AT_ONCE`]
+    /// at a time: ten thousand parked sessions logging out together would
+    /// be a burst for the server and a read buffer each for popferry.
     pub async fn close(&self) {
         let (parked, vacant): (Vec<Parked>, Vec<Idle>) = {
             let mut state = self.state();
@@ -141,12 +144,17 @@ impl Pool {
             (parked, vacant)
         };
         let mut quits = tokio::task::JoinSet::new();
-        for p in parked {
-            quits.spawn(async move { p.session.quit().await.ok() });
-        }
-        for idle in vacant {
-            quits.spawn(async move { idle.vacant.quit().await.ok() });
+        let sessions = parked.into_iter().map(|p| Kept::Session(p.session));
+        let vacant = vacant.into_iter().map(|idle| Kept::Vacant(idle.vacant));
+        for one in sessions.chain(vacant) {
+            if quits.len() >= CLOSING_AT_ONCE {
+                quits.join_next().await;
+            }
+            quits.spawn(one.quit());
         }
         quits.join_all().await;
     }
 }
+
+/// How many parked connections [`Pool::close`] logs out at once.
+const CLOSING_AT_ONCE: usize = 64;

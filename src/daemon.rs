@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -44,7 +44,7 @@ pub enum DaemonError {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(mut config: Config) -> Result<(), DaemonError> {
-    let ledger = Ledger::open_state(&config.state)
+    let ledger = Ledger::open_for_fleet(&config.state)
         .await
         .map_err(DaemonError::Ledger)?;
     open_files::raise(&config);
@@ -70,10 +70,20 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     let mut running = Running {
         config,
         tasks: HashMap::new(),
+        names: Arc::default(),
         relays: Relays::default(),
         shared: Arc::clone(&shared),
     };
     running.start(accounts);
+    let keeper = {
+        let ledger = shared.ledger.clone();
+        let names = Arc::clone(&running.names);
+        tokio::spawn(async move {
+            let configured = || names.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            offer(&ledger, &configured()).await;
+            ledger.keep_leases(configured).await;
+        })
+    };
     let tender = {
         let pool = shared.pool.clone();
         let every =
@@ -112,6 +122,12 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     health.inspect(|health| health.set_running(false));
     info!("stopping: finishing the messages in flight");
     tender.abort();
+    if let Err(e) = shared.ledger.stopping().await {
+        warn!(
+            error = line_with_causes(&e),
+            "cannot tell the fleet this instance is stopping"
+        );
+    }
     let grace = daemon.shutdown_timeout;
     let tasks = running.tasks.into_values().map(AccountTask::finish);
     let mut all = tokio::task::JoinSet::new();
@@ -125,6 +141,14 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         );
     }
     tokio::time::timeout(grace, shared.pool.close()).await.ok();
+    keeper.abort();
+    if let Err(e) = shared.ledger.leave().await {
+        warn!(
+            error = line_with_causes(&e),
+            "cannot give back the leases: the other instances take the accounts over when \
+             they run out"
+        );
+    }
     flusher.abort();
     flush_empty_polls(&shared.ledger).await;
     if let Some((_, server)) = &metrics {
@@ -145,11 +169,25 @@ async fn flush_empty_polls(ledger: &Ledger) {
     }
 }
 
+/// Makes the configured accounts claimable by the fleet; a failure is
+/// retried by the next reload, and the accounts that had rows already are
+/// claimed meanwhile.
+async fn offer(ledger: &Ledger, names: &[String]) {
+    if let Err(e) = ledger.offer(names).await {
+        warn!(
+            error = line_with_causes(&e),
+            "cannot add the accounts' leases"
+        );
+    }
+}
+
 /// The accounts running now and what starting another needs.
 struct Running {
     /// Without its accounts: the tasks hold those, one copy each.
     config: Config,
     tasks: HashMap<String, AccountTask>,
+    /// The names of `tasks`, for the lease keeper of a fleet.
+    names: Arc<Mutex<Vec<String>>>,
     relays: Relays,
     shared: Arc<Shared>,
 }
@@ -173,6 +211,13 @@ impl Running {
             let task = AccountTask::spawn(Arc::new(account), relay, shared, predecessor, first);
             self.tasks.insert(name, task);
         }
+        self.sync_names();
+    }
+
+    /// Tells the lease keeper which accounts run now.
+    fn sync_names(&self) {
+        let names = self.tasks.keys().cloned().collect();
+        *self.names.lock().unwrap_or_else(PoisonError::into_inner) = names;
     }
 
     fn reload(&mut self) {
@@ -200,6 +245,7 @@ impl Running {
                 tokio::spawn(task.finish());
             }
         }
+        self.sync_names();
         warn_overbooked(&new);
         let (mut added, mut changed) = (0, 0);
         let starting = (new.accounts.into_iter())
@@ -216,6 +262,11 @@ impl Running {
             })
             .collect();
         self.start(starting);
+        if added > 0 {
+            let ledger = self.shared.ledger.clone();
+            let names: Vec<String> = self.tasks.keys().cloned().collect();
+            tokio::spawn(async move { offer(&ledger, &names).await });
+        }
         info!(
             added,
             changed,

@@ -3,10 +3,11 @@
 //! TLS trust come from `[database]` as a relay's do from `[smtp]`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{PasswordKey, PasswordKeys, RawConfig, RawDatabase};
+use super::raw::{PasswordKey, PasswordKeys, RawConfig, RawDatabase, RawFleet};
 use super::validate::Scope;
 use super::{ConfigError, PasswordSource, TlsMode, Trust};
 
@@ -17,6 +18,17 @@ const DEFAULT_CONNECTIONS: usize = 4;
 const DEFAULT_PORT: u16 = 5432;
 /// The SQLite file when the configuration names no `state`.
 const DEFAULT_STATE: &str = "popferry.db";
+/// How long an instance's claim on an account holds without renewal:
+/// the takeover time after a crash, less one poll interval. Long enough
+/// to ride out a database failover; renewed every third of it.
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Below this, a renewal every third of the lease is a load on the
+/// database for nothing and one slow query loses every lease.
+const MIN_LEASE: Duration = Duration::from_secs(2);
+/// Accounts an instance holds at most unless `[fleet] capacity` says
+/// otherwise: in effect no limit, so that one instance alone polls them
+/// all and equal instances take equal shares.
+const DEFAULT_CAPACITY: usize = 1_000_000;
 
 /// Where the ledger lives (`state` in the file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +67,28 @@ pub struct Database {
     pub trust: Trust,
     /// Connections in the pool; at least 1.
     pub max_connections: usize,
+    /// How `popferry run` shares the accounts with other instances.
+    pub fleet: Fleet,
+}
+
+/// The `[fleet]` table: the lease terms of a `popferry run` on a
+/// PostgreSQL ledger, alone or beside other instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fleet {
+    /// How long a claim on an account holds without renewal.
+    pub lease: Duration,
+    /// The most accounts this instance holds; the accounts are shared out
+    /// in proportion to the live instances' capacities.
+    pub capacity: usize,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet {
+            lease: DEFAULT_LEASE,
+            capacity: DEFAULT_CAPACITY,
+        }
+    }
 }
 
 /// Where the database server listens.
@@ -204,19 +238,29 @@ impl Scope<'_> {
         &self,
         raw: &RawConfig,
         database: &Scope<'_>,
+        fleet: &Scope<'_>,
     ) -> Result<State, ConfigError> {
         match &raw.state {
-            Some(state) if is_url(state.get_ref()) => Ok(State::Postgres(self.database(
-                state,
-                raw.database.as_ref(),
-                database,
-            )?)),
+            Some(state) if is_url(state.get_ref()) => {
+                let mut found = self.database(state, raw.database.as_ref(), database)?;
+                if let Some(table) = &raw.fleet {
+                    found.fleet = fleet.fleet(table.get_ref())?;
+                }
+                Ok(State::Postgres(found))
+            }
             state => {
                 if let Some(table) = &raw.database {
                     let problem = "is for a PostgreSQL ledger, but `state` names a SQLite \
                                    file: remove the table, or set state = \
                                    \"postgresql://USER@HOST/DATABASE\"";
                     return Err(database.table_error(table.span(), problem));
+                }
+                if let Some(table) = &raw.fleet {
+                    let problem = "is for instances sharing a PostgreSQL ledger, but `state` \
+                                   names a SQLite file, which one instance alone may use: \
+                                   remove the table, or set state = \
+                                   \"postgresql://USER@HOST/DATABASE\"";
+                    return Err(fleet.table_error(table.span(), problem));
                 }
                 Ok(State::File(match state {
                     Some(state) => self.path("state", state)?,
@@ -244,6 +288,7 @@ impl Scope<'_> {
                 password: None,
                 trust: Trust::default(),
                 max_connections: DEFAULT_CONNECTIONS,
+                fleet: Fleet::default(),
             });
         };
         let raw = table.get_ref();
@@ -283,6 +328,15 @@ impl Scope<'_> {
                 DEFAULT_CONNECTIONS,
                 1,
             )?,
+            fleet: Fleet::default(),
+        })
+    }
+
+    /// The `[fleet]` table's lease terms.
+    fn fleet(&self, raw: &RawFleet) -> Result<Fleet, ConfigError> {
+        Ok(Fleet {
+            lease: self.duration("lease", raw.lease.as_ref(), DEFAULT_LEASE, MIN_LEASE)?,
+            capacity: self.count("capacity", raw.capacity.as_ref(), DEFAULT_CAPACITY, 1)?,
         })
     }
 }

@@ -114,6 +114,7 @@ fn the_url_shown_is_the_one_written() {
         password: None,
         trust: Trust::default(),
         max_connections: 4,
+        fleet: crate::config::Fleet::default(),
     };
     let url = database.url();
     assert_eq!(url, "postgresql://popferry@%2Frun%2Fpostgresql:5432/mail");

@@ -35,7 +35,7 @@ pub use crate::oauth::OAuth2;
 use crate::sasl::Mechanism;
 pub use crate::tls::{ClientIdentity, Trust};
 pub use daemon::{peek_log_format, Daemon, LogFormat};
-pub use database::{Database, DatabaseHost, State};
+pub use database::{Database, DatabaseHost, Fleet, State};
 pub(crate) use secret::exposed_mode;
 pub use secret::{PasswordSource, Secret, SecretError};
 

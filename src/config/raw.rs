@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     pub smtp: Option<Spanned<RawSmtp>>,
     pub daemon: Option<RawDaemon>,
     pub database: Option<Spanned<RawDatabase>>,
+    pub fleet: Option<Spanned<RawFleet>>,
     /// `[[account]]` is singular in the file because each table describes
     /// one account.
     #[serde(default)]
@@ -105,6 +106,15 @@ pub(super) struct RawDatabase {
     pub ca_file: Option<Spanned<String>>,
     pub tls_fingerprint: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
+}
+
+/// The `[fleet]` table: how a `popferry run` of a fleet sharing a
+/// PostgreSQL ledger takes its share of the accounts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub lease: Option<Spanned<String>>,
+    pub capacity: Option<Spanned<i64>>,
 }
 
 /// The four keys that can supply a password; a table may use at most one.

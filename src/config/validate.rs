@@ -131,7 +131,11 @@ impl Document<'_> {
             doc: self,
             label: "[database]: ".to_owned(),
         };
-        let state = top.state(raw, &database)?;
+        let fleet = Scope {
+            doc: self,
+            label: "[fleet]: ".to_owned(),
+        };
+        let state = top.state(raw, &database, &fleet)?;
         let smtp_scope = Scope {
             doc: self,
             label: "[smtp]: ".to_owned(),

@@ -146,10 +146,10 @@ pub enum LedgerError {
     /// Another process holds the poller lock of a PostgreSQL ledger
     /// (`postgres/lock.rs`), the database's counterpart of the file lock.
     #[error(
-        "the ledger {} is in use by another popferry process ({holder}): stop that one \
-         first, or give this configuration a database of its own: two processes polling into \
-         one ledger could deliver a message twice (instances that share a database need the \
-         fleet leases, which this build does not have yet)",
+        "the ledger {} is in use by another popferry process ({holder}): the `popferry run` \
+         instances of a fleet share a database with each other, but `fetch`, `import` and \
+         `adopt` need it to themselves, since they poll without leases; stop the other \
+         process first",
         path.display()
     )]
     DatabaseInUse {
@@ -170,6 +170,18 @@ pub enum LedgerError {
         path.display()
     )]
     LockLost { path: PathBuf },
+
+    /// A write of a poll found that this instance no longer holds the
+    /// account's lease under the poll's epoch (it expired while the
+    /// process was stopped or cut off from the database, or another
+    /// instance took the account over), so it wrote nothing; the poll
+    /// stops without deleting anything.
+    #[error(
+        "account {account}: this instance no longer holds the account's lease (it ran out \
+         while the process was stopped or could not reach the database, or another instance \
+         took the account over), so nothing was recorded or deleted"
+    )]
+    Fenced { account: String },
 
     /// The database's password could not be fetched.
     #[error("cannot get the password of the ledger database {}", path.display())]

@@ -40,6 +40,7 @@ mod change;
 mod empty_polls;
 mod error;
 mod imported;
+mod leases;
 mod messages;
 mod polls;
 mod postgres;
@@ -69,6 +70,38 @@ pub use sqlite::{LedgerReader, Opened};
 #[derive(Debug, Clone)]
 pub struct Ledger {
     inner: Arc<Inner>,
+    /// The lease a poll writes under, on a fleet's ledger ([`Held`]).
+    fence: Option<Arc<Fence>>,
+}
+
+#[derive(Debug)]
+struct Fence {
+    account: String,
+    epoch: leases::Epoch,
+}
+
+/// The right to poll one account, from [`Ledger::hold`]: on a fleet's
+/// ledger, its lease under one epoch, and a ledger handle whose writes for
+/// the account check that lease. While it lives, the instance does not
+/// give the account back to the fleet.
+#[derive(Debug)]
+pub struct Held {
+    ledger: Ledger,
+}
+
+impl Held {
+    /// The ledger the poll writes to.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let (Some(fence), Some(leases)) = (&self.ledger.fence, self.ledger.leases()) {
+            leases.end_poll(&fence.account);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -118,6 +151,18 @@ impl Ledger {
     /// (`postgres/lock.rs`), so that a second poller is refused as it is on
     /// a file.
     pub async fn open_state(state: &State) -> Result<Self, LedgerError> {
+        Self::open_as(state, postgres::Hold::Alone).await
+    }
+
+    /// Opens the ledger for `popferry run`: as [`Ledger::open_state`] on a
+    /// file; on PostgreSQL as one instance of a fleet, which polls only the
+    /// accounts it holds leases on (`postgres/fleet.rs`). Run
+    /// [`Ledger::keep_leases`] beside it.
+    pub async fn open_for_fleet(state: &State) -> Result<Self, LedgerError> {
+        Self::open_as(state, postgres::Hold::Shared).await
+    }
+
+    async fn open_as(state: &State, hold: postgres::Hold) -> Result<Self, LedgerError> {
         match state {
             State::File(path) => {
                 let path = path.clone();
@@ -128,7 +173,7 @@ impl Ledger {
                     })?
             }
             State::Postgres(database) => {
-                let store = postgres::Store::open(database).await?;
+                let store = postgres::Store::open(database, hold).await?;
                 Ok(Self::on(Engine::Postgres(Box::new(store))))
             }
         }
@@ -140,6 +185,102 @@ impl Ledger {
                 engine,
                 empty: Mutex::default(),
             }),
+            fence: None,
+        }
+    }
+
+    fn leases(&self) -> Option<&leases::Leases> {
+        match &self.inner.engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(store) => store.leases.as_ref(),
+        }
+    }
+
+    /// The epoch this handle's writes for `account` run under, if any.
+    fn epoch(&self, account: &str) -> Option<leases::Epoch> {
+        (self.fence.as_ref())
+            .filter(|fence| fence.account == account)
+            .map(|fence| fence.epoch)
+    }
+
+    /// Waits until this process may poll `account`: at once when it is the
+    /// ledger's only poller; in a fleet, once it holds the account's lease.
+    pub async fn hold(&self, account: &str) -> Held {
+        let Some(leases) = self.leases() else {
+            return Held {
+                ledger: self.clone(),
+            };
+        };
+        let mut changed = leases.watch();
+        loop {
+            if let Some(epoch) = leases.start_poll(account) {
+                let fence = Fence {
+                    account: account.to_owned(),
+                    epoch,
+                };
+                return Held {
+                    ledger: Ledger {
+                        inner: Arc::clone(&self.inner),
+                        fence: Some(Arc::new(fence)),
+                    },
+                };
+            }
+            if changed.changed().await.is_err() {
+                // The table is never dropped while a ledger handle lives.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Whether a poll of `account` may still send DELE, DELI or QUIT: in a
+    /// fleet, only while its lease is good by this process's own clock,
+    /// which keeps running while the process is stopped.
+    pub fn may_delete(&self, account: &str) -> Result<(), LedgerError> {
+        let Some(leases) = self.leases() else {
+            return Ok(());
+        };
+        match self.epoch(account) {
+            Some(epoch) if leases.valid(account, epoch) => Ok(()),
+            _ => Err(LedgerError::Fenced {
+                account: account.to_owned(),
+            }),
+        }
+    }
+
+    /// Makes `accounts` known to the fleet, so that they can be claimed:
+    /// at start and after a reload. Nothing to do outside a fleet.
+    pub async fn offer(&self, accounts: &[String]) -> Result<(), LedgerError> {
+        match (&self.inner.engine, self.leases()) {
+            (Engine::Postgres(store), Some(_)) => store.offer(accounts).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Claims, renews and balances this instance's leases for as long as
+    /// it runs; `accounts` names the configured accounts at each round.
+    /// Returns at once outside a fleet.
+    pub async fn keep_leases(&self, accounts: impl Fn() -> Vec<String>) {
+        if let (Engine::Postgres(store), Some(leases)) = (&self.inner.engine, self.leases()) {
+            store.keep_leases(leases, accounts).await;
+        }
+    }
+
+    /// At SIGTERM, before the polls finish: tells the fleet that this
+    /// instance is going, so the others no longer count on it.
+    pub async fn stopping(&self) -> Result<(), LedgerError> {
+        match (&self.inner.engine, self.leases()) {
+            (Engine::Postgres(store), Some(leases)) => store.stopping(leases).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Once the polls have finished: gives back every lease at once, so
+    /// the others take the accounts over without waiting for the leases to
+    /// run out.
+    pub async fn leave(&self) -> Result<(), LedgerError> {
+        match (&self.inner.engine, self.leases()) {
+            (Engine::Postgres(store), Some(leases)) => store.leave(leases).await,
+            _ => Ok(()),
         }
     }
 
@@ -219,7 +360,10 @@ impl Ledger {
     ) -> Result<u32, LedgerError> {
         match &self.inner.engine {
             Engine::Sqlite(store) => store.record(action, account, change).await,
-            Engine::Postgres(store) => store.record(action, account, &change).await,
+            Engine::Postgres(store) => {
+                let epoch = self.epoch(account);
+                store.record(action, account, epoch, &change).await
+            }
         }
     }
 
@@ -234,7 +378,7 @@ impl Ledger {
         }
         match &self.inner.engine {
             Engine::Sqlite(store) => store.commit(account, changes).await,
-            Engine::Postgres(store) => store.commit(account, &changes).await,
+            Engine::Postgres(store) => store.commit(account, self.epoch(account), &changes).await,
         }
     }
 
@@ -263,7 +407,7 @@ impl Ledger {
     ) -> Result<Reconciled, LedgerError> {
         match &self.inner.engine {
             Engine::Sqlite(store) => store.reconcile(account, listed).await,
-            Engine::Postgres(store) => store.reconcile(account, &listed).await,
+            Engine::Postgres(store) => store.reconcile(account, self.epoch(account), &listed).await,
         }
     }
 
@@ -318,7 +462,12 @@ impl Ledger {
     ) -> Result<Adopted, LedgerError> {
         match &self.inner.engine {
             Engine::Sqlite(store) => store.record_delivered_elsewhere(account, uids).await,
-            Engine::Postgres(store) => store.record_delivered_elsewhere(account, &uids).await,
+            Engine::Postgres(store) => {
+                let epoch = self.epoch(account);
+                store
+                    .record_delivered_elsewhere(account, epoch, &uids)
+                    .await
+            }
         }
     }
 
@@ -332,7 +481,11 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         match &self.inner.engine {
             Engine::Sqlite(store) => store.learn_sizes(account, sizes).await,
-            Engine::Postgres(store) => store.learn_sizes(account, &sizes).await,
+            Engine::Postgres(store) => {
+                store
+                    .learn_sizes(account, self.epoch(account), &sizes)
+                    .await
+            }
         }
     }
 

@@ -377,6 +377,9 @@ async fn finish(
     settled: bool,
     report: &mut PollReport,
 ) -> Result<Finished, PollError> {
+    // A poll whose lease ran out while it was stopped ends here without
+    // QUIT: the server then rolls back this session's DELEs.
+    ledger.may_delete(&account.name)?;
     let login_delay = session.extensions().login_delay;
     let keep = ending == Ending::Park;
     let parked = session.end(keep, !flagged.is_empty(), settled).await?;

@@ -8,13 +8,15 @@ use super::interval::Pace;
 use super::{next_delay, Shared};
 use crate::config::Account;
 use crate::deliver::Relay;
-use crate::ledger::PollReport;
+use crate::ledger::{Held, PollReport};
 use crate::poll::{poll_session, Ending, PollError, PollOptions};
 use crate::pool::Lease;
 
-/// An account's turn to poll: its mailbox, a connection slot on its server
-/// and, unless it is still logged in, its server's next login time (the
-/// [`Pool`](crate::pool::Pool)'s lease), then one of the slots of `max_concurrent_polls`.
+/// An account's turn to poll: in a fleet, the account's lease (the
+/// [`Ledger`](crate::ledger::Ledger)'s [`Held`]); its mailbox, a connection
+/// slot on its server and, unless it is still logged in, its server's next
+/// login time (the [`Pool`](crate::pool::Pool)'s lease), then one of the
+/// slots of `max_concurrent_polls`.
 ///
 /// The lease comes first so that the accounts of one server never hold
 /// more of the poll slots than that server's connections: a server that
@@ -22,6 +24,7 @@ use crate::pool::Lease;
 #[derive(Debug)]
 pub struct Turn<'a> {
     shared: &'a Shared,
+    held: Held,
     lease: Lease,
     _slot: SemaphorePermit<'a>,
 }
@@ -36,10 +39,12 @@ pub struct Pooled {
 impl Shared {
     /// Waits for `account`'s [`Turn`].
     pub async fn turn(&self, account: &Account) -> Turn<'_> {
+        let held = self.ledger.hold(&account.name).await;
         let lease = self.pool.checkout(account).await;
         let slot = (self.polls.acquire().await).expect("the poll semaphore is never closed");
         Turn {
             shared: self,
+            held,
             lease,
             _slot: slot,
         }
@@ -72,7 +77,7 @@ impl Turn<'_> {
         pace: &mut Pace,
     ) -> Pooled {
         let parked = self.lease.kept.take();
-        let ledger = &self.shared.ledger;
+        let ledger = self.held.ledger();
         let polled = poll_session(account, ledger, relay, options, parked, Ending::Park).await;
         let next = next_delay(account, &polled, pace, &self.shared.limits);
         (self.shared.pool)
@@ -92,7 +97,7 @@ impl Turn<'_> {
         relay: &Relay,
         options: &PollOptions,
     ) -> Result<PollReport, PollError> {
-        let ledger = &self.shared.ledger;
+        let ledger = self.held.ledger();
         (poll_session(account, ledger, relay, options, None, Ending::Quit).await).result
     }
 }

@@ -92,6 +92,15 @@ impl Connector {
 /// operator, and a second poller refused by the lock (`lock.rs`), can tell
 /// which process holds them: `popferry HOST pid PID`, within PostgreSQL's
 /// 63 bytes.
+/// A fleet instance's name in `instance` and on its leases: the host, the
+/// PID and random bits, so that a restarted process (or a PID reused in
+/// another container) never passes for the one before it.
+pub(super) fn instance_id() -> String {
+    use std::hash::{BuildHasher as _, RandomState};
+    let random = RandomState::new().hash_one(std::time::SystemTime::now());
+    format!("{} {:08x}", application_name(), random as u32)
+}
+
 fn application_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     named(host.trim(), std::process::id())

@@ -1,10 +1,12 @@
-//! The poller lock: one polling process per PostgreSQL ledger, as the file
-//! lock keeps one per SQLite file, until fleets share a database through
-//! leases (issue 16).
+//! The poller lock: who may write to a PostgreSQL ledger. `popferry fetch`,
+//! `import` and `adopt` hold it alone, as the file lock keeps one poller
+//! per SQLite file; the `popferry run` instances of a fleet hold it
+//! shared, and divide the accounts among themselves with leases
+//! (`fleet.rs`). So a fetch is refused while a fleet runs, and an
+//! instance is refused while a fetch runs.
 //!
 //! The lock is a session-level advisory lock held by a connection of its
-//! own for as long as the ledger is open. A second `popferry run`,
-//! `fetch`, `import` or `adopt` on the same database is refused at start.
+//! own for as long as the ledger is open.
 //!
 //! A session lock ends with its session, and a database restart ends every
 //! session, so the lock alone would let another process take over while
@@ -40,10 +42,21 @@ pub(super) const FENCE: &str = "SELECT CASE WHEN pg_try_advisory_xact_lock_share
                  AND objid = 7466357 AND objsubid = 1 AND pid = $1 AND granted)
     ELSE false END";
 
+/// How a process holds the poller lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::ledger) enum Hold {
+    /// The only writer: `fetch`, `import`, `adopt`.
+    Alone,
+    /// One of a fleet of `popferry run` instances, each writing only under
+    /// its leases.
+    Shared,
+}
+
 /// The lock, and the session that holds it.
 pub(super) struct PollerLock {
     name: PathBuf,
     connector: Connector,
+    hold: Hold,
     held: Mutex<Option<Held>>,
 }
 
@@ -56,10 +69,11 @@ struct Held {
 impl PollerLock {
     /// The lock as taken by [`acquire`] on `client`'s session, whose
     /// backend is `pid`.
-    pub fn held(connector: Connector, client: Client, pid: i32, name: &str) -> Self {
+    pub fn held(connector: Connector, client: Client, pid: i32, name: &str, hold: Hold) -> Self {
         Self {
             name: PathBuf::from(name),
             connector,
+            hold,
             held: Mutex::new(Some(Held { client, pid })),
         }
     }
@@ -77,7 +91,7 @@ impl PollerLock {
         let client = self.connector.connect().await?;
         // A restart is when a server's settings change: check them again.
         check_durable(&client, &self.name.to_string_lossy()).await?;
-        let pid = acquire(&client, &self.name).await?;
+        let pid = acquire(&client, &self.name, self.hold).await?;
         tracing::info!(ledger = %self.name.display(), "ledger poller lock taken again");
         *held = Some(Held { client, pid });
         Ok(pid)
@@ -93,13 +107,16 @@ impl PollerLock {
 /// Takes the poller lock on `client`'s session, or refuses with
 /// [`LedgerError::DatabaseInUse`], then waits once for the writes of any
 /// earlier holder; returns the session's backend PID.
-pub(super) async fn acquire(client: &Client, name: &std::path::Path) -> Result<i32, Failure> {
-    let row = client
-        .query_one(
-            "SELECT pg_try_advisory_lock($1), pg_backend_pid()",
-            &[&POLLER],
-        )
-        .await?;
+pub(super) async fn acquire(
+    client: &Client,
+    name: &std::path::Path,
+    hold: Hold,
+) -> Result<i32, Failure> {
+    let take = match hold {
+        Hold::Alone => "SELECT pg_try_advisory_lock($1), pg_backend_pid()",
+        Hold::Shared => "SELECT pg_try_advisory_lock_shared($1), pg_backend_pid()",
+    };
+    let row = client.query_one(take, &[&POLLER]).await?;
     if !row.try_get::<_, bool>(0)? {
         let holder = holder(client).await?;
         return Err(Failure::Ledger(LedgerError::DatabaseInUse {

@@ -30,6 +30,7 @@ fn database(name: &str) -> Database {
             ca_file: Some(var("POPFERRY_TEST_PG_CA").into()),
         },
         max_connections: 1,
+        fleet: crate::config::Fleet::default(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The PostgreSQL engine: the ledger in a database, for deployments that
-//! keep their state in one (and, with issue 16's leases, for fleets).
+//! keep their state in one, and for fleets of instances sharing it through
+//! leases (`fleet.rs`).
 //!
 //! The same tables, states and rules as the SQLite file (the migrations in
 //! `migrations/postgres/` mirror `migrations/`), written natively async on
@@ -14,6 +15,7 @@
 //! connections for the next one (a database restart ends every session).
 
 mod connect;
+mod fleet;
 mod lock;
 mod migrate;
 #[cfg(all(test, feature = "real-servers"))]
@@ -29,8 +31,10 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use crate::config::Database;
+use crate::ledger::leases::Leases;
 use crate::ledger::{Found, LedgerError};
 use connect::Connector;
+pub(super) use lock::Hold;
 use lock::PollerLock;
 
 /// How long a poll waits for a pooled connection, or for a new one to
@@ -43,6 +47,9 @@ pub(super) struct Store {
     name: String,
     pool: Pool,
     lock: PollerLock,
+    /// A fleet instance's leases; `None` for a process that holds the
+    /// poller lock alone.
+    pub(super) leases: Option<Leases>,
 }
 
 impl fmt::Debug for Store {
@@ -108,9 +115,9 @@ fn unsigned(n: i64) -> Result<u64, Failure> {
 
 impl Store {
     /// Connects to `database`, refuses it unless its commits are durable,
-    /// takes the poller lock (`lock.rs`), brings the schema up to date and
-    /// sets up the pool.
-    pub async fn open(database: &Database) -> Result<Self, LedgerError> {
+    /// takes the poller lock (`lock.rs`) as `hold` says, brings the schema
+    /// up to date and sets up the pool.
+    pub async fn open(database: &Database, hold: Hold) -> Result<Self, LedgerError> {
         let name = database.url();
         let connector = Connector::new(database, &name).await?;
         let opened = async {
@@ -118,9 +125,9 @@ impl Store {
             connect::check_durable(&client, &name).await?;
             // The lock first, as on a file: a running poller's schema is
             // never changed under it.
-            let pid = lock::acquire(&client, Path::new(&name)).await?;
+            let pid = lock::acquire(&client, Path::new(&name), hold).await?;
             migrate::migrate(&mut client, &name, migrate::MIGRATIONS).await?;
-            let lock = PollerLock::held(connector.clone(), client, pid, &name);
+            let lock = PollerLock::held(connector.clone(), client, pid, &name, hold);
             let manager = Manager::from_config(
                 connector.config.clone(),
                 connector.tls.clone(),
@@ -135,10 +142,13 @@ impl Store {
                 .create_timeout(Some(POOL_WAIT))
                 .build()
                 .map_err(|err| Failure::Value(err.to_string()))?;
+            let leases =
+                (hold == Hold::Shared).then(|| Leases::new(connect::instance_id(), database.fleet));
             Ok(Self {
                 name: name.clone(),
                 pool,
                 lock,
+                leases,
             })
         };
         opened

@@ -11,18 +11,22 @@ use std::path::PathBuf;
 use deadpool_postgres::{Object, Transaction};
 
 use super::lock::FENCE;
-use super::{int, reads, Failure, Store};
+use super::{fleet, int, reads, Failure, Store};
 use crate::ledger::change::{Attempt, Step};
+use crate::ledger::leases::Epoch;
 use crate::ledger::recipients::REFUSAL_HISTORY;
 use crate::ledger::totals::Kind;
 use crate::ledger::{now, Adopted, Change, LedgerError, MessageState, RecipientState, Reconciled};
 
 impl Store {
-    /// A transaction on `client` that may write: the poller lock is still
-    /// this process's, and stays so until the transaction ends.
+    /// A transaction on `client` that may write for `account`: the poller
+    /// lock is still this process's, and in a fleet the account's lease
+    /// still holds under `epoch`; both stay so until the transaction ends.
     pub(super) async fn fenced<'c>(
         &self,
         client: &'c mut Object,
+        account: &str,
+        epoch: Option<Epoch>,
     ) -> Result<Transaction<'c>, Failure> {
         let pid = self.lock.holder().await?;
         let tx = client.transaction().await?;
@@ -34,6 +38,9 @@ impl Store {
                 path: PathBuf::from(&self.name),
             }));
         }
+        if let Some(leases) = &self.leases {
+            fleet::fence(&tx, leases, account, epoch).await?;
+        }
         Ok(tx)
     }
 
@@ -43,11 +50,12 @@ impl Store {
         &self,
         action: &'static str,
         account: &str,
+        epoch: Option<Epoch>,
         change: &Change,
     ) -> Result<u32, LedgerError> {
         let result = async {
             let mut client = self.pool.get().await?;
-            let tx = self.fenced(&mut client).await?;
+            let tx = self.fenced(&mut client, account, epoch).await?;
             let attempts = apply(&tx, account, change, now()).await?;
             tx.commit().await?;
             Ok(attempts)
@@ -59,11 +67,12 @@ impl Store {
     pub(in crate::ledger) async fn commit(
         &self,
         account: &str,
+        epoch: Option<Epoch>,
         changes: &[Change],
     ) -> Result<(), LedgerError> {
         let result = async {
             let mut client = self.pool.get().await?;
-            let tx = self.fenced(&mut client).await?;
+            let tx = self.fenced(&mut client, account, epoch).await?;
             let at = now();
             for change in changes {
                 apply(&tx, account, change, at).await?;
@@ -79,11 +88,12 @@ impl Store {
     pub(in crate::ledger) async fn reconcile(
         &self,
         account: &str,
+        epoch: Option<Epoch>,
         listed: &HashSet<String>,
     ) -> Result<Reconciled, LedgerError> {
         let result = async {
             let mut client = self.pool.get().await?;
-            let tx = self.fenced(&mut client).await?;
+            let tx = self.fenced(&mut client, account, epoch).await?;
             let mut known = reads::records(&*tx, account).await?;
             let gone: Vec<&String> = known.keys().filter(|uid| !listed.contains(*uid)).collect();
             if !gone.is_empty() {
@@ -107,11 +117,12 @@ impl Store {
     pub(in crate::ledger) async fn record_delivered_elsewhere(
         &self,
         account: &str,
+        epoch: Option<Epoch>,
         uids: &[(String, Option<u64>)],
     ) -> Result<Adopted, LedgerError> {
         let result = async {
             let mut client = self.pool.get().await?;
-            let tx = self.fenced(&mut client).await?;
+            let tx = self.fenced(&mut client, account, epoch).await?;
             let insert = tx
                 .prepare(
                     "INSERT INTO message
@@ -152,11 +163,12 @@ impl Store {
     pub(in crate::ledger) async fn learn_sizes(
         &self,
         account: &str,
+        epoch: Option<Epoch>,
         sizes: &[(String, u64)],
     ) -> Result<(), LedgerError> {
         let result = async {
             let mut client = self.pool.get().await?;
-            let tx = self.fenced(&mut client).await?;
+            let tx = self.fenced(&mut client, account, epoch).await?;
             let update = tx
                 .prepare(
                     "UPDATE message SET size = $3, size_known = true

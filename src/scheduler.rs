@@ -140,10 +140,7 @@ async fn run(
         events: (shared.metrics.as_ref()).map_or_else(Default::default, |m| m.account(account)),
         ..PollOptions::default()
     };
-    // Boxed: a ledger read's future is as large as the largest engine's
-    // (PostgreSQL's, over a kilobyte), and inline every task would carry
-    // it for as long as it lives.
-    let mut pace = Box::pin(resumed_pace(account, &shared.ledger)).await;
+    let mut resumed = None;
     let mut delay = first;
     loop {
         tokio::select! {
@@ -153,13 +150,21 @@ async fn run(
         if stop.is_raised() {
             return;
         }
+        // Read when the first poll is due, not at spawn: first polls are
+        // spread, so 10,000 tasks do not all wait on the ledger at once,
+        // each holding the read's future (boxed, as it is as large as the
+        // largest engine's, over a kilobyte for PostgreSQL's).
+        let pace = match &mut resumed {
+            Some(pace) => pace,
+            slot @ None => slot.insert(Box::pin(resumed_pace(account, &shared.ledger)).await),
+        };
         // Boxed, as each is kilobytes of state: inline, every sleeping
         // account task would hold them, 10,000 of them on a big host.
         let turn = tokio::select! {
             turn = Box::pin(shared.turn(account)) => turn,
             () = wake.notified() => continue,
         };
-        let polled = Box::pin(turn.poll(account, relay, &options, &mut pace));
+        let polled = Box::pin(turn.poll(account, relay, &options, pace));
         delay = polled.await.next;
     }
 }

@@ -9,6 +9,7 @@
 //! its restart: run with `scripts/test.sh`.
 #![cfg(feature = "real-servers")]
 
+mod fleet;
 mod harness;
 mod pg;
 mod pop3_server;
@@ -210,4 +211,87 @@ async fn a_server_that_lost_fsync_takes_no_write_after_a_lost_session() {
     ledger.record_delivered("alice", "after", 1).await.unwrap();
     let records = ledger.messages("alice").await.unwrap();
     assert!(records.contains_key("after"), "{records:?}");
+}
+
+/// Three instances of a fleet under load through a fast and an immediate
+/// restart: their polls and renewals fail while the database is down, and
+/// they recover by themselves (the leases are rows, so a restart shorter
+/// than the lease keeps every owner); nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_recovers_from_database_restarts_with_nothing_lost() {
+    let _serial = SERIAL.lock().await;
+    let mut fleet = fleet::Fleet::new(
+        "fleet_restart",
+        fleet::Plan {
+            accounts: 90,
+            lease: Duration::from_secs(5),
+            interval: Duration::from_secs(1),
+            lock_maildrops: false,
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        fleet.spawn(None);
+    }
+    let claimed = fleet
+        .wait_for(Duration::from_secs(30), || async {
+            fleet.held().await.values().sum::<usize>() == 90
+        })
+        .await;
+    assert!(
+        claimed.is_some(),
+        "{:?}\n{}",
+        fleet.held().await,
+        fleet.logs()
+    );
+    for mode in ["fast", "immediate"] {
+        for i in 0..90 {
+            fleet.add(i);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || restart_database(mode))
+            .await
+            .expect("restart");
+        println!("fleet: restart {mode} took {:?}", started.elapsed());
+        for i in 0..90 {
+            fleet.add(i);
+        }
+    }
+    // The database connection of the test itself ended with the restart.
+    let db = fleet.pg.connect(&fleet.database).await;
+    fleet.db = db;
+    let done = fleet
+        .wait_for(Duration::from_secs(60), || async {
+            fleet.accepted().len() == fleet.added() && fleet.on_server() == 0
+        })
+        .await;
+    assert!(
+        done.is_some(),
+        "lost: {} of {} delivered, {} on the server\n{}",
+        fleet.accepted().len(),
+        fleet.added(),
+        fleet.on_server(),
+        fleet.logs()
+    );
+    let failed: usize = (fleet.instances.iter())
+        .map(|instance| instance.log().matches("poll failed").count())
+        .sum();
+    let duplicates: usize = fleet.accepted().values().map(|n| n - 1).sum();
+    println!("fleet: {failed} failed poll(s), {duplicates} duplicate(s) over two restarts");
+    assert!(
+        duplicates <= failed * UNRECORDED,
+        "{duplicates} duplicates for {failed} failed polls"
+    );
+    let recovered = fleet
+        .wait_for(Duration::from_secs(20), || async {
+            fleet.held().await.values().sum::<usize>() == 90
+        })
+        .await;
+    assert!(
+        recovered.is_some(),
+        "{:?}\n{}",
+        fleet.held().await,
+        fleet.logs()
+    );
 }

@@ -100,7 +100,7 @@ async fn a_second_poller_is_refused_until_the_first_is_gone() {
     let err = Ledger::open_state(&state).await.unwrap_err();
     assert!(matches!(err, LedgerError::DatabaseInUse { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("deliver a message twice"), "{message}");
+    assert!(message.contains("need it to themselves"), "{message}");
     assert!(message.contains(&state.describe()), "{message}");
     let holder = format!(
         "pid {}, connected from 127.0.0.1 since ",
@@ -247,4 +247,85 @@ async fn a_database_certificate_from_an_unknown_ca_is_refused() {
         assert!(shown.contains("certificate"), "{shown}");
         assert!(matches!(err, LedgerError::Database { .. }), "{err:?}");
     }
+}
+
+/// Two fleet instances on one database: the first claims the account and
+/// writes under its lease; once it stops renewing (a stalled process) and
+/// the lease runs out, the second claims it under a new epoch, and the
+/// first one's writes and deletions are refused, while the second's go
+/// through. A `fetch`, which polls without leases, is refused meanwhile.
+#[tokio::test]
+async fn a_write_under_a_lapsed_lease_is_fenced_and_the_next_owner_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = fresh_state(Engine::Postgres, "fenced", dir.path()).await;
+    if let State::Postgres(database) = &mut state {
+        database.fleet.lease = Duration::from_secs(2);
+    }
+    let accounts = || vec!["alice".to_owned()];
+    let first = Ledger::open_for_fleet(&state)
+        .await
+        .expect("first instance");
+    first.offer(&accounts()).await.expect("offer");
+    let keeper = tokio::spawn({
+        let first = first.clone();
+        async move { first.keep_leases(accounts).await }
+    });
+    let stale = tokio::time::timeout(Duration::from_secs(10), first.hold("alice"))
+        .await
+        .expect("the first instance claims alice");
+    (stale.ledger().record_delivered("alice", "m1", 10).await).expect("a write under the lease");
+    stale.ledger().may_delete("alice").expect("may delete");
+    assert!(
+        matches!(
+            Ledger::open_state(&state).await,
+            Err(LedgerError::DatabaseInUse { .. })
+        ),
+        "a fetch beside a fleet"
+    );
+
+    keeper.abort();
+    let second = Ledger::open_for_fleet(&state)
+        .await
+        .expect("second instance");
+    let _keeper = tokio::spawn({
+        let second = second.clone();
+        async move { second.keep_leases(accounts).await }
+    });
+    let taken = Instant::now();
+    let held = tokio::time::timeout(Duration::from_secs(15), second.hold("alice"))
+        .await
+        .expect("the second instance takes alice over once the lease ran out");
+    println!(
+        "taken over {:?} after the first stopped renewing",
+        taken.elapsed()
+    );
+
+    let refused = stale.ledger().record_delivered("alice", "m2", 10).await;
+    assert!(
+        matches!(refused, Err(LedgerError::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        stale.ledger().may_delete("alice"),
+        Err(LedgerError::Fenced { .. })
+    ));
+    let message = refused.unwrap_err().to_string();
+    assert!(
+        message.contains("no longer holds the account's lease"),
+        "{message}"
+    );
+    (held.ledger().record_delivered("alice", "m2", 10).await).expect("the new owner writes");
+    let rows = second.messages("alice").await.expect("messages");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+
+    let client = database_of(&state).await;
+    let row = client
+        .query_one(
+            "SELECT epoch, owner FROM lease WHERE account = 'alice'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let epoch: i64 = row.get(0);
+    assert!(epoch >= 2, "a new epoch for the new owner: {epoch}");
 }

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -56,6 +56,8 @@ struct State {
     pending: Option<CutAt>,
     /// Commands the client sent, by upper-case verb, all connections.
     commands: HashMap<String, usize>,
+    /// When each command was sent, by upper-case verb.
+    sent_at: HashMap<String, Vec<SystemTime>>,
     connections: usize,
     cuts: usize,
 }
@@ -118,6 +120,14 @@ impl LinkProxy {
         let state = lock(&self.state);
         let count = state.commands.get(&verb.to_ascii_uppercase());
         count.copied().unwrap_or(0)
+    }
+
+    /// When each command named `verb` was sent, by the system clock (the
+    /// one a database on this machine stamps its rows with).
+    pub fn sent_at(&self, verb: &str) -> Vec<SystemTime> {
+        let state = lock(&self.state);
+        let at = state.sent_at.get(&verb.to_ascii_uppercase());
+        at.cloned().unwrap_or_default()
     }
 
     /// How many connections the proxy has accepted so far.
@@ -222,6 +232,8 @@ async fn forward_commands(
             let cut = {
                 let mut state = lock(state);
                 *state.commands.entry(verb.clone()).or_default() += 1;
+                let at = state.sent_at.entry(verb.clone()).or_default();
+                at.push(SystemTime::now());
                 let hit = state
                     .pending
                     .is_some_and(|c| c.verb.eq_ignore_ascii_case(&verb) && c.nth == nth);

@@ -132,3 +132,39 @@ fn an_inline_database_password_stays_out_of_debug_output() {
     assert!(!shown.contains("hunter2-db"), "{shown}");
     assert!(shown.contains("redacted"), "{shown}");
 }
+
+#[test]
+fn fleet_terms_come_from_the_fleet_table_of_a_database_state() {
+    let config =
+        load("state = \"postgresql://popferry@db/mail\"\n[fleet]\nlease = \"10s\"\ncapacity = 50")
+            .unwrap();
+    let State::Postgres(database) = config.state else {
+        panic!("a database");
+    };
+    assert_eq!(database.fleet.lease, Duration::from_secs(10));
+    assert_eq!(database.fleet.capacity, 50);
+    let plain = load("state = \"postgresql://popferry@db/mail\"").unwrap();
+    let State::Postgres(database) = plain.state else {
+        panic!("a database");
+    };
+    assert_eq!(database.fleet, Fleet::default());
+}
+
+#[test]
+fn fleet_mistakes_name_the_line_and_the_fix() {
+    let file = load("state = \"popferry.db\"\n[fleet]\nlease = \"30s\"").unwrap_err();
+    assert!(file.contains("[fleet]"), "{file}");
+    assert!(file.contains("names a SQLite file"), "{file}");
+    let short =
+        load("state = \"postgresql://popferry@db/mail\"\n[fleet]\nlease = \"1s\"").unwrap_err();
+    assert!(
+        short.contains("lease") && short.contains("too short"),
+        "{short}"
+    );
+    let none =
+        load("state = \"postgresql://popferry@db/mail\"\n[fleet]\ncapacity = 0").unwrap_err();
+    assert!(none.contains("capacity"), "{none}");
+    let unknown =
+        load("state = \"postgresql://popferry@db/mail\"\n[fleet]\nleases = \"9s\"").unwrap_err();
+    assert!(unknown.contains("leases"), "{unknown}");
+}

@@ -33,8 +33,10 @@ fn database(report: &mut Report, database: &Database) {
     };
     let link = link.map(|phrase| {
         format!(
-            "{phrase}; pool of {} connection(s); one poller at a time (no fleet leases yet)",
-            database.max_connections
+            "{phrase}; pool of {} connection(s); `run` shares the accounts with other \
+             instances under {} leases",
+            database.max_connections,
+            humantime::format_duration(database.fleet.lease)
         )
     });
     report.item("ledger", &format!("PostgreSQL {}", database.url()), link);

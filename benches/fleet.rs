@@ -37,6 +37,7 @@ async fn backlog(instances: usize) -> (Duration, usize) {
             lease: Duration::from_secs(10),
             interval: Duration::from_secs(1),
             lock_maildrops: false,
+            ..Plan::default()
         },
     )
     .await;

@@ -90,7 +90,10 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
             (daemon.keepalive / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = pool.slot_owed() => {}
+                }
                 pool.tend().await;
             }
         })

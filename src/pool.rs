@@ -25,9 +25,13 @@ use tokio::sync::{Notify, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use crate::config::{Account, Daemon, Pop3Server};
+use crate::ledger::Ledger;
 use crate::session::{Kept, Session, Vacant};
 
+mod fleet;
 mod tending;
+
+use fleet::Slot;
 
 /// One mailbox: two accounts naming the same login share its lock.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,7 +81,7 @@ impl LinkKey {
 struct Parked {
     session: Session,
     link: LinkKey,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
     /// When it was parked; the idle timeout counts from here.
     since: Instant,
     /// When the server last heard from it.
@@ -86,17 +90,26 @@ struct Parked {
     due: Instant,
 }
 
+/// A parked connection chosen to give up its slot.
+#[derive(Debug)]
+enum Victim {
+    Vacant(Idle),
+    Parked(Parked),
+}
+
 /// A connection logged out with QAUT.
 #[derive(Debug)]
 struct Idle {
     vacant: Vacant,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
     since: Instant,
     touched: Instant,
 }
 
 #[derive(Debug)]
 struct Server {
+    /// `host:port`, as the fleet's slots name it.
+    name: Arc<str>,
     slots: Arc<Semaphore>,
     /// Woken whenever a connection is parked: a checkout waiting for a
     /// slot may take it (vacant) or make it give up its slot.
@@ -126,6 +139,9 @@ impl State {
 pub struct Pool {
     limits: Daemon,
     state: Arc<Mutex<State>>,
+    /// In a fleet, the ledger whose slots cap each server's connections
+    /// across the fleet (`fleet.rs`).
+    fleet: Option<Ledger>,
 }
 
 /// The right to poll one mailbox: its lock, a connection slot on its
@@ -136,15 +152,17 @@ pub struct Lease {
     pub kept: Option<Kept>,
     key: MailboxKey,
     link: LinkKey,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
     _mailbox: OwnedMutexGuard<()>,
 }
 
 impl Pool {
-    pub fn new(limits: Daemon) -> Pool {
+    /// A pool whose caps `ledger` shares with the fleet, if it is in one.
+    pub fn new(limits: Daemon, ledger: &Ledger) -> Pool {
         Pool {
             limits,
             state: Arc::default(),
+            fleet: ledger.shares_slots().then(|| ledger.clone()),
         }
     }
 
@@ -161,11 +179,11 @@ impl Pool {
         let lock = Arc::clone(self.state().mailboxes.entry(key.clone()).or_default());
         let guard = lock.lock_owned().await;
         let parked = self.state().parked.remove(&key);
-        let (kept, permit) = match parked {
-            Some(parked) => (Some(Kept::Session(parked.session)), parked.permit),
+        let (kept, slot) = match parked {
+            Some(parked) => (Some(Kept::Session(parked.session)), parked.slot),
             None => {
-                let (vacant, permit) = self.slot(&link).await;
-                (vacant.map(Kept::Vacant), permit)
+                let (vacant, slot) = self.slot(&link).await;
+                (vacant.map(Kept::Vacant), slot)
             }
         };
         if !matches!(kept, Some(Kept::Session(_))) {
@@ -175,7 +193,7 @@ impl Pool {
             kept,
             key,
             link,
-            permit,
+            slot,
             _mailbox: guard,
         }
     }
@@ -198,21 +216,27 @@ impl Pool {
     /// A connection slot on `link`'s server, with a vacant connection of
     /// that kind when one is parked. With every slot in use, a parked
     /// connection gives up its own (see the module doc); with none parked,
-    /// waits for a slot or for a connection to be parked.
-    async fn slot(&self, link: &LinkKey) -> (Option<Vacant>, OwnedSemaphorePermit) {
+    /// waits for a slot or for a connection to be parked. In a fleet a
+    /// local slot waits, too, for one of the fleet's.
+    async fn slot(&self, link: &LinkKey) -> (Option<Vacant>, Slot) {
         let server = link.server();
-        let (slots, parked) = {
+        let (name, slots, parked) = {
             let mut state = self.state();
             let entry = state
                 .servers
                 .entry(server.clone())
                 .or_insert_with(|| Server {
+                    name: crate::config::server_address(&server.host, server.port).into(),
                     slots: Arc::new(Semaphore::new(self.limits.max_connections_per_server)),
                     parked: Arc::default(),
                     next_login: Instant::now(),
                 });
-            (Arc::clone(&entry.slots), Arc::clone(&entry.parked))
+            let name = Arc::clone(&entry.name);
+            (name, Arc::clone(&entry.slots), Arc::clone(&entry.parked))
         };
+        // A local slot kept while the fleet has none free, so that only so
+        // many polls at a time ask the database again.
+        let mut waiting: Option<OwnedSemaphorePermit> = None;
         loop {
             // Registered before looking, so a connection parked after the
             // look still wakes this wait.
@@ -220,17 +244,30 @@ impl Pool {
             notified.as_mut().enable();
             let idle = self.state().vacant.get_mut(link).and_then(Vec::pop);
             if let Some(idle) = idle {
-                return (Some(idle.vacant), idle.permit);
+                return (Some(idle.vacant), idle.slot);
             }
-            if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-                return (None, permit);
+            let permit = waiting
+                .take()
+                .or_else(|| Arc::clone(&slots).try_acquire_owned().ok());
+            if let Some(permit) = permit {
+                match self.fleet_slot(permit, &name).await {
+                    Ok(slot) => return (None, slot),
+                    Err(permit) => waiting = Some(permit),
+                }
             }
             if let Some(found) = self.evict(&server, link).await {
                 return found;
             }
+            if waiting.is_some() {
+                tokio::select! {
+                    () = tokio::time::sleep(fleet::CLAIM_AGAIN) => {}
+                    () = notified => {}
+                }
+                continue;
+            }
             tokio::select! {
                 permit = Arc::clone(&slots).acquire_owned() => {
-                    return (None, permit.expect("pool semaphores are never closed"));
+                    waiting = Some(permit.expect("pool semaphores are never closed"));
                 }
                 () = notified => {}
             }
@@ -240,46 +277,46 @@ impl Pool {
     /// Takes the slot of a parked connection on `server`: a vacant one of
     /// another kind is closed; the session due last is handed over with
     /// QAUT when its connection is of the kind wanted, else logged out.
-    async fn evict(
-        &self,
-        server: &ServerKey,
-        link: &LinkKey,
-    ) -> Option<(Option<Vacant>, OwnedSemaphorePermit)> {
-        let (vacant, parked) = {
-            let mut state = self.state();
-            let vacant = (state.vacant.iter_mut())
-                .filter(|(other, _)| &other.server() == server && *other != link)
-                .find_map(|(_, idle)| idle.pop());
-            let parked = if vacant.is_some() {
-                None
-            } else {
-                let latest = (state.parked.iter())
-                    .filter(|(key, _)| &key.server == server)
-                    .max_by_key(|(_, parked)| parked.due)
-                    .map(|(key, _)| key.clone());
-                latest.and_then(|key| state.parked.remove(&key))
-            };
-            (vacant, parked)
-        };
-        if let Some(idle) = vacant {
-            debug!("connection limit reached; closing a logged-out connection of another kind");
-            idle.vacant.quit().await.ok();
-            return Some((None, idle.permit));
-        }
-        let parked = parked?;
-        if &parked.link == link && parked.session.can_hand_over() {
-            debug!("connection limit reached; handing the session due last over with QAUT");
-            return match parked.session.hand_over().await {
-                Ok(vacant) => Some((Some(vacant), parked.permit)),
-                Err(e) => {
-                    debug!(error = %e, "QAUT failed; the next login connects afresh");
-                    Some((None, parked.permit))
+    async fn evict(&self, server: &ServerKey, link: &LinkKey) -> Option<(Option<Vacant>, Slot)> {
+        match self.take_victim(server, Some(link))? {
+            Victim::Vacant(idle) => {
+                debug!("connection limit reached; closing a logged-out connection of another kind");
+                idle.vacant.quit().await.ok();
+                Some((None, idle.slot))
+            }
+            Victim::Parked(parked) if &parked.link == link && parked.session.can_hand_over() => {
+                debug!("connection limit reached; handing the session due last over with QAUT");
+                match parked.session.hand_over().await {
+                    Ok(vacant) => Some((Some(vacant), parked.slot)),
+                    Err(e) => {
+                        debug!(error = %e, "QAUT failed; the next login connects afresh");
+                        Some((None, parked.slot))
+                    }
                 }
-            };
+            }
+            Victim::Parked(parked) => {
+                debug!("connection limit reached; logging out the parked session due last");
+                parked.session.quit().await.ok();
+                Some((None, parked.slot))
+            }
         }
-        debug!("connection limit reached; logging out the parked session due last");
-        parked.session.quit().await.ok();
-        Some((None, parked.permit))
+    }
+
+    /// The parked connection on `server` to give up its slot: a vacant
+    /// one not of the kind `wanted`, else the session due last.
+    fn take_victim(&self, server: &ServerKey, wanted: Option<&LinkKey>) -> Option<Victim> {
+        let mut state = self.state();
+        let vacant = (state.vacant.iter_mut())
+            .filter(|(other, _)| &other.server() == server && Some(*other) != wanted)
+            .find_map(|(_, idle)| idle.pop());
+        if let Some(idle) = vacant {
+            return Some(Victim::Vacant(idle));
+        }
+        let latest = (state.parked.iter())
+            .filter(|(key, _)| &key.server == server)
+            .max_by_key(|(_, parked)| parked.due)
+            .map(|(key, _)| key.clone())?;
+        state.parked.remove(&latest).map(Victim::Parked)
     }
 
     /// Ends a lease. A session still logged in is parked for its account
@@ -291,7 +328,7 @@ impl Pool {
         let Lease {
             key,
             link,
-            permit,
+            slot,
             _mailbox,
             ..
         } = lease;
@@ -305,7 +342,7 @@ impl Pool {
                     let parked = Parked {
                         session,
                         link,
-                        permit,
+                        slot,
                         since: now,
                         touched: now,
                         due: now + next_poll,
@@ -316,7 +353,7 @@ impl Pool {
                 Kept::Vacant(vacant) if room => {
                     let idle = Idle {
                         vacant,
-                        permit,
+                        slot,
                         since: now,
                         touched: now,
                     };

@@ -54,8 +54,8 @@ pub struct Shared {
 impl Shared {
     pub fn new(ledger: Ledger, limits: Daemon) -> Shared {
         Shared {
+            pool: Pool::new(limits, &ledger),
             ledger,
-            pool: Pool::new(limits),
             polls: Semaphore::new(limits.max_concurrent_polls),
             limits,
             metrics: None,

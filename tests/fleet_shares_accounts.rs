@@ -29,6 +29,7 @@ fn plan() -> Plan {
         lease: LEASE,
         interval: Duration::from_secs(2),
         lock_maildrops: false,
+        ..Plan::default()
     }
 }
 
@@ -50,28 +51,6 @@ async fn wait_for_shares(fleet: &Fleet, instances: usize, share: usize, limit: D
     }
 }
 
-/// Waits until every message added was delivered and deleted, then checks
-/// each arrived exactly once.
-async fn wait_delivered_once(fleet: &Fleet, limit: Duration) {
-    let delivered = fleet
-        .wait_for(limit, || async {
-            fleet.accepted().len() == fleet.added() && fleet.on_server() == 0
-        })
-        .await;
-    assert!(
-        delivered.is_some(),
-        "{} of {} delivered, {} on the server\n{}",
-        fleet.accepted().len(),
-        fleet.added(),
-        fleet.on_server(),
-        fleet.logs()
-    );
-    let twice: Vec<_> = (fleet.accepted().into_iter())
-        .filter(|(_, n)| *n > 1)
-        .collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_the_accounts_and_each_message_arrives_once() {
     let mut fleet = Fleet::new("fleet_share", plan()).await;
@@ -87,7 +66,7 @@ async fn instances_share_the_accounts_and_each_message_arrives_once() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-    wait_delivered_once(&fleet, Duration::from_secs(60)).await;
+    fleet.wait_delivered_once(Duration::from_secs(60)).await;
     assert_eq!(fleet.pop3.most_sessions_at_once(), 1);
     assert_eq!(fleet.pop3.overlapping_logins(), 0);
 
@@ -103,7 +82,7 @@ async fn instances_share_the_accounts_and_each_message_arrives_once() {
         "a fourth instance had its share of 75 after {:?}",
         joined.elapsed()
     );
-    wait_delivered_once(&fleet, Duration::from_secs(60)).await;
+    fleet.wait_delivered_once(Duration::from_secs(60)).await;
     assert_eq!(fleet.pop3.most_sessions_at_once(), 1, "during the handover");
     assert_eq!(fleet.pop3.overlapping_logins(), 0, "during the handover");
 
@@ -136,5 +115,5 @@ async fn instances_share_the_accounts_and_each_message_arrives_once() {
     for i in 0..ACCOUNTS {
         fleet.add(i);
     }
-    wait_delivered_once(&fleet, Duration::from_secs(60)).await;
+    fleet.wait_delivered_once(Duration::from_secs(60)).await;
 }

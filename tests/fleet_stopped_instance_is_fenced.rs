@@ -46,6 +46,7 @@ async fn a_stopped_instance_woken_past_its_lease_deletes_nothing() {
             lease: LEASE,
             interval: Duration::from_secs(1),
             lock_maildrops: true,
+            ..Plan::default()
         },
     )
     .await;

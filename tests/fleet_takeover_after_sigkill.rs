@@ -38,6 +38,7 @@ async fn a_killed_instances_accounts_are_taken_over_within_the_lease() {
             lease: LEASE,
             interval: INTERVAL,
             lock_maildrops: false,
+            ..Plan::default()
         },
     )
     .await;

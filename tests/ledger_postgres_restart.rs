@@ -227,6 +227,7 @@ async fn a_fleet_recovers_from_database_restarts_with_nothing_lost() {
             lease: Duration::from_secs(5),
             interval: Duration::from_secs(1),
             lock_maildrops: false,
+            ..fleet::Plan::default()
         },
     )
     .await;

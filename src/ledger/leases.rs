@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::slots::Slots;
 use crate::config::Fleet;
 
 /// A fencing token: the epoch of the claim a poll runs under. It grows on
@@ -29,6 +30,8 @@ pub(super) struct Leases {
     /// made fresh by each process start.
     pub owner: String,
     pub terms: Fleet,
+    /// The slots held on servers, under the same terms (`slots.rs`).
+    pub slots: Slots,
     held: Mutex<HashMap<String, Entry>>,
     /// Bumped whenever an account is gained or lost, for the account tasks
     /// that wait for theirs.
@@ -47,6 +50,7 @@ impl Leases {
         Leases {
             owner,
             terms,
+            slots: Slots::default(),
             held: Mutex::default(),
             changed: watch::Sender::new(()),
         }
@@ -58,8 +62,8 @@ impl Leases {
 
     /// The end of a lease claimed or renewed by a statement sent at `sent`:
     /// a tenth of the lease before the database's expiry, so the process
-    /// stops trusting it first.
-    fn deadline(&self, sent: Instant) -> Instant {
+    /// stops trusting it first. Slots on servers end the same way.
+    pub fn deadline(&self, sent: Instant) -> Instant {
         sent + self.terms.lease - self.terms.lease / 10
     }
 

@@ -46,6 +46,7 @@ mod polls;
 mod postgres;
 mod recipients;
 mod report;
+mod slots;
 mod sqlite;
 mod totals;
 
@@ -262,6 +263,54 @@ impl Ledger {
     pub async fn keep_leases(&self, accounts: impl Fn() -> Vec<String>) {
         if let (Engine::Postgres(store), Some(leases)) = (&self.inner.engine, self.leases()) {
             store.keep_leases(leases, accounts).await;
+        }
+    }
+
+    /// Whether new connections need a slot of the fleet's
+    /// ([`Ledger::claim_slot`]): only in a fleet.
+    pub fn shares_slots(&self) -> bool {
+        self.leases().is_some()
+    }
+
+    /// Takes a slot for a new connection to `server` (`host:port`), under
+    /// a cap of `cap` connections to it across the fleet: `false` when the
+    /// fleet has none free, or the database cannot be asked (the caller
+    /// asks again shortly). Always `true` outside a fleet. Give it back
+    /// with [`Ledger::release_slot`] when the connection closes.
+    pub async fn claim_slot(&self, server: &str, cap: usize) -> bool {
+        let (Engine::Postgres(store), Some(leases)) = (&self.inner.engine, self.leases()) else {
+            return true;
+        };
+        match store.claim_slot(leases, server, cap).await {
+            Ok(won) => won,
+            Err(e) => {
+                tracing::debug!(error = crate::poll::line_with_causes(&e), "no slot claimed");
+                false
+            }
+        }
+    }
+
+    /// A connection under a slot of `server` has closed.
+    pub fn release_slot(&self, server: &str) {
+        if let Some(leases) = self.leases() {
+            leases.slots.release(server);
+        }
+    }
+
+    /// Servers on which another instance waits for a slot that this one
+    /// owes, and which only a parked connection of this one can free.
+    pub fn owed_slots(&self) -> Vec<String> {
+        self.leases()
+            .map(|leases| leases.slots.owed())
+            .unwrap_or_default()
+    }
+
+    /// Waits until [`Ledger::owed_slots`] may have something to say;
+    /// never, outside a fleet.
+    pub async fn slot_owed(&self) {
+        match self.leases() {
+            Some(leases) => leases.slots.owing.notified().await,
+            None => std::future::pending().await,
         }
     }
 

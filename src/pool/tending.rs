@@ -20,6 +20,7 @@ impl Pool {
     pub async fn tend(&self) {
         self.tend_sessions().await;
         self.tend_vacant().await;
+        self.pay_owed_slots().await;
     }
 
     fn due(&self, touched: Instant, since: Instant, now: Instant) -> bool {
@@ -144,13 +145,19 @@ impl Pool {
             (parked, vacant)
         };
         let mut quits = tokio::task::JoinSet::new();
-        let sessions = parked.into_iter().map(|p| Kept::Session(p.session));
-        let vacant = vacant.into_iter().map(|idle| Kept::Vacant(idle.vacant));
-        for one in sessions.chain(vacant) {
+        let sessions = parked
+            .into_iter()
+            .map(|p| (Kept::Session(p.session), p.slot));
+        let vacant = (vacant.into_iter()).map(|idle| (Kept::Vacant(idle.vacant), idle.slot));
+        for (one, slot) in sessions.chain(vacant) {
             if quits.len() >= CLOSING_AT_ONCE {
                 quits.join_next().await;
             }
-            quits.spawn(one.quit());
+            // Each slot is given back once its connection is closed.
+            quits.spawn(async move {
+                one.quit().await;
+                drop(slot);
+            });
         }
         quits.join_all().await;
     }

@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 
 use crate::harness::{message, uid_of};
 use crate::pg::{self, Pg};
-use crate::pop3_server::{Options, Pop3Server};
+use crate::pop3_server::{Extensions, Options, Pop3Server};
 use crate::smtp_receiver::SmtpReceiver;
 use crate::support::popferry::{spawn_popferry, KillOnDrop};
 
@@ -32,6 +32,24 @@ pub struct Plan {
     /// Refuse a second session on a mailbox with `[IN-USE]` and end silent
     /// sessions, as a real server would for a frozen client.
     pub lock_maildrops: bool,
+    /// `[daemon] max_connections_per_server`: the whole fleet's cap.
+    pub per_server: usize,
+    /// The server offers SLEE-WAKE, so sessions are parked between polls.
+    pub pooled: bool,
+}
+
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            accounts: 30,
+            lease: Duration::from_secs(3),
+            interval: Duration::from_secs(1),
+            lock_maildrops: false,
+            // Enough that the tests of leases are not held up by slots.
+            per_server: 32,
+            pooled: false,
+        }
+    }
 }
 
 pub struct Fleet {
@@ -78,6 +96,10 @@ impl Fleet {
             any_user: true,
             lock_maildrops: plan.lock_maildrops,
             autologout: plan.lock_maildrops.then_some(Duration::from_secs(2)),
+            extensions: Extensions {
+                sleep_wake: plan.pooled,
+                ..Extensions::default()
+            },
             ..Options::default()
         })
         .await;
@@ -104,9 +126,11 @@ impl Fleet {
         let mut text = self.pg.state_toml(&self.database, self.dir.path());
         text.push_str(&format!(
             "[fleet]\nlease = \"{}ms\"\n\n\
-             [daemon]\nmax_logins_per_second = 1000\nshutdown_timeout = \"5s\"\n\n\
+             [daemon]\nmax_logins_per_second = 1000\nshutdown_timeout = \"5s\"\n\
+             max_connections_per_server = {}\n\n\
              [smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\n",
             self.plan.lease.as_millis(),
+            self.plan.per_server,
             self.smtp.port()
         ));
         for i in 0..self.plan.accounts {
@@ -219,6 +243,28 @@ impl Fleet {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         None
+    }
+
+    /// Waits up to `limit` until every message added was delivered and
+    /// deleted, then checks that each arrived exactly once.
+    pub async fn wait_delivered_once(&self, limit: Duration) {
+        let delivered = self
+            .wait_for(limit, || async {
+                self.accepted().len() == self.added() && self.on_server() == 0
+            })
+            .await;
+        assert!(
+            delivered.is_some(),
+            "{} of {} delivered, {} on the server\n{}",
+            self.accepted().len(),
+            self.added(),
+            self.on_server(),
+            self.logs()
+        );
+        let twice: Vec<_> = (self.accepted().into_iter())
+            .filter(|(_, n)| *n > 1)
+            .collect();
+        assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     }
 
     /// Every instance's log, for a failure message.

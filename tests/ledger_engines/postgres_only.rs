@@ -62,7 +62,7 @@ async fn a_fresh_database_gets_every_step_and_a_second_open_changes_nothing() {
     assert!(matches!(before, Found::Empty), "{before:?}");
     let ledger = Ledger::open_state(&state).await.unwrap();
     let client = database_of(&state).await;
-    assert_eq!(schema_version(&client).await, 7);
+    assert_eq!(schema_version(&client).await, 8);
     let fleet: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_tables WHERE tablename IN ('lease', 'instance', 'server_slot')",
@@ -74,7 +74,7 @@ async fn a_fresh_database_gets_every_step_and_a_second_open_changes_nothing() {
     assert_eq!(fleet, 3, "schema 7's fleet tables");
     drop(ledger);
     let again = reopen(&state).await;
-    assert_eq!(schema_version(&client).await, 7);
+    assert_eq!(schema_version(&client).await, 8);
     drop(again);
 
     // A newer schema is refused by pollers and by status alike.

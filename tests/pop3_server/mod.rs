@@ -185,6 +185,8 @@ struct Shared {
     most_ahead: usize,
     most_retrs_ahead: usize,
     connections: HashMap<u64, Connection>,
+    /// The most connections open at once.
+    most_connections: usize,
     next_connection: u64,
 }
 
@@ -236,6 +238,7 @@ impl Shared {
                 close: Arc::clone(&close),
             },
         );
+        self.most_connections = self.most_connections.max(self.connections.len());
         (id, close)
     }
 
@@ -357,6 +360,11 @@ impl Pop3Server {
     /// Sessions still connected, whatever their state.
     pub fn open_connections(&self) -> usize {
         lock(&self.shared).connections.len()
+    }
+
+    /// The most connections that were ever open at once.
+    pub fn most_connections_at_once(&self) -> usize {
+        lock(&self.shared).most_connections
     }
 
     /// Sessions now in the SLEEP state, i.e. parked by a pooling client.

@@ -15,7 +15,9 @@
 //!    instances claiming at once take different accounts; every claim
 //!    takes a new epoch from the `lease_epoch` sequence;
 //! 3. when it holds more than its share and another live instance has
-//!    room, it gives back the surplus, choosing accounts not being polled.
+//!    room, it gives back the surplus, choosing accounts not being polled;
+//! 4. it gives back the connection slots it no longer needs (`slots.rs`);
+//!    the heartbeat renews the others.
 //!
 //! At SIGTERM an instance marks itself stopping (the others stop counting
 //! it), lets its polls finish, then gives back every lease at once, so the
@@ -113,7 +115,7 @@ const FENCE: &str = "SELECT 1 FROM lease
     WHERE account = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp()
     FOR SHARE";
 
-fn millis(duration: Duration) -> i64 {
+pub(super) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -191,7 +193,7 @@ impl Store {
                      instances take the accounts over"
                 );
             }
-            if now >= claim_at {
+            let leaving = if now >= claim_at {
                 let accounts = accounts();
                 if let Err(e) = self.claim_and_balance(leases, &accounts).await {
                     warn!(
@@ -200,8 +202,23 @@ impl Store {
                     );
                 }
                 claim_at = now + round;
+                leases.slots.end_round()
+            } else {
+                leases.slots.leaving()
+            };
+            if !leaving.is_empty() {
+                // Slots not given back run out with their lease instead.
+                if let Err(e) = self.release_slots(leases, leaving).await {
+                    debug!(
+                        error = crate::poll::line_with_causes(&e),
+                        "slots not given back"
+                    );
+                }
             }
-            tokio::time::sleep(round).await;
+            tokio::select! {
+                () = tokio::time::sleep(round) => {}
+                () = leases.slots.give_back.notified() => {}
+            }
         }
     }
 
@@ -223,12 +240,21 @@ impl Store {
                 let release = tx.prepare_cached(RELEASE).await?;
                 tx.execute(&release, &[&leases.owner, &unknown]).await?;
             }
+            let (slots, live) = super::slots::renew(&tx, leases).await?;
             tx.execute(FORGET_DEAD, &[]).await?;
             tx.commit().await?;
             // Only a committed renewal moves the deadlines on.
             let lost = leases.renewed(&kept, sent);
             if lost > 0 {
                 warn!(lost, "leases lost to other instances: their polls stop");
+            }
+            let lost = (leases.slots).renewed(&slots, live, leases.deadline(sent));
+            if lost > 0 {
+                warn!(
+                    lost,
+                    "connection slots ran out before they could be renewed: other instances \
+                     may open connections to those servers while this one's are still open"
+                );
             }
             Ok(())
         };
@@ -305,6 +331,8 @@ impl Store {
             let tx = client.transaction().await?;
             leases.take_all();
             let released = tx.execute(RELEASE_ALL, &[&leases.owner]).await?;
+            leases.slots.take_all();
+            (tx.execute(super::slots::RELEASE_ALL, &[&leases.owner])).await?;
             tx.execute("DELETE FROM instance WHERE id = $1", &[&leases.owner])
                 .await?;
             tx.commit().await?;

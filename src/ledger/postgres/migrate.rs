@@ -28,6 +28,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_empty_polls.sql"),
     include_str!("../../../migrations/postgres/0006_quiet_polls.sql"),
     include_str!("../../../migrations/postgres/0007_fleet.sql"),
+    include_str!("../../../migrations/postgres/0008_slot_demand.sql"),
 ];
 
 /// What every step's transaction does before it reads the version.

@@ -22,6 +22,7 @@ mod migrate;
 mod migrate_tests;
 mod polls;
 mod reads;
+mod slots;
 mod writes;
 
 use std::fmt;

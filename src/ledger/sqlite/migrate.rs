@@ -24,6 +24,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0005_empty_polls.sql"),
     include_str!("../../../migrations/0006_quiet_polls.sql"),
     include_str!("../../../migrations/0007_fleet.sql"),
+    include_str!("../../../migrations/0008_slot_demand.sql"),
 ];
 
 /// Applies the entries of `migrations` the file has not run yet.

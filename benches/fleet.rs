@@ -2,7 +2,7 @@
 //! sharing a PostgreSQL ledger take to move a backlog of mail from 300
 //! accounts (10 messages each) on the in-process test POP3 server to the
 //! test SMTP receiver, each message once. Not a timed test: it prints the
-//! figures (`bench/FLEET.md` keeps a run's).
+//! figures (`bench/FLEET.md` keeps two runs', and what they mean).
 //!
 //! Needs the private PostgreSQL of `scripts/lib/postgres.sh`:
 //! `scripts/services.sh start`, source the env file it names, then

@@ -73,8 +73,8 @@ impl Leases {
     pub fn start_poll(&self, account: &str) -> Option<Epoch> {
         let mut held = self.held();
         let entry = held.get_mut(account)?;
+        // A lapsed lease stays until the keeper forgets it, and says so.
         if entry.deadline <= Instant::now() {
-            held.remove(account);
             return None;
         }
         entry.polling = true;
@@ -250,6 +250,8 @@ mod tests {
         leases.granted(vec![("a".into(), 1)], long_ago);
         assert!(!leases.valid("a", 1));
         assert_eq!(leases.start_poll("a"), None);
+        assert_eq!(leases.count(), 1, "kept for the keeper to report");
+        assert_eq!(leases.expire(), 1);
         assert_eq!(leases.count(), 0);
     }
 

@@ -34,7 +34,7 @@ fn database(report: &mut Report, database: &Database) {
     let link = link.map(|phrase| {
         format!(
             "{phrase}; pool of {} connection(s); `run` shares the accounts with other \
-             instances under {} leases",
+             instances under {} leases, and each server's connection cap",
             database.max_connections,
             humantime::format_duration(database.fleet.lease)
         )

@@ -142,6 +142,8 @@ pub struct Pool {
     /// In a fleet, the ledger whose slots cap each server's connections
     /// across the fleet (`fleet.rs`).
     fleet: Option<Ledger>,
+    /// Turns for logging parked connections out when many go at once.
+    closing: Arc<Semaphore>,
 }
 
 /// The right to poll one mailbox: its lock, a connection slot on its
@@ -163,6 +165,7 @@ impl Pool {
             limits,
             state: Arc::default(),
             fleet: ledger.shares_slots().then(|| ledger.clone()),
+            closing: Arc::new(Semaphore::new(tending::CLOSING_AT_ONCE)),
         }
     }
 

@@ -109,6 +109,8 @@ impl Pool {
     pub async fn discard(&self, account: &Account) {
         let parked = self.state().parked.remove(&MailboxKey::of(account));
         if let Some(parked) = parked {
+            // At shutdown every account task discards at once.
+            let _turn = self.closing.acquire().await;
             parked.session.quit().await.ok();
         }
     }
@@ -135,8 +137,9 @@ impl Pool {
     }
 
     /// Logs out every parked connection, at shutdown, [`CLOSING_AT_ONCE`]
-    /// at a time: ten thousand parked sessions logging out together would
-    /// be a burst for the server and a read buffer each for popferry.
+    /// at a time together with those the account tasks discard as they
+    /// stop: ten thousand parked sessions logging out at once would be a
+    /// burst for the server and a read buffer each for popferry.
     pub async fn close(&self) {
         let (parked, vacant): (Vec<Parked>, Vec<Idle>) = {
             let mut state = self.state();
@@ -150,18 +153,16 @@ impl Pool {
             .map(|p| (Kept::Session(p.session), p.slot));
         let vacant = (vacant.into_iter()).map(|idle| (Kept::Vacant(idle.vacant), idle.slot));
         for (one, slot) in sessions.chain(vacant) {
-            if quits.len() >= CLOSING_AT_ONCE {
-                quits.join_next().await;
-            }
+            let turn = Arc::clone(&self.closing).acquire_owned().await;
             // Each slot is given back once its connection is closed.
             quits.spawn(async move {
                 one.quit().await;
-                drop(slot);
+                drop((slot, turn));
             });
         }
         quits.join_all().await;
     }
 }
 
-/// How many parked connections [`Pool::close`] logs out at once.
-const CLOSING_AT_ONCE: usize = 64;
+/// How many parked connections the pool logs out at once.
+pub(super) const CLOSING_AT_ONCE: usize = 64;

@@ -8,7 +8,8 @@
 //! The pool also enforces what servers cannot be trusted to: at most one
 //! awake session per mailbox (the reference SLEE-WAKE server does no
 //! locking at all), and a cap on open connections per server, parked ones
-//! of both kinds included. When a new login needs a slot that parked
+//! of both kinds included (in a fleet, one cap for all the instances:
+//! `fleet.rs`). When a new login needs a slot that parked
 //! connections hold, a logged-out one is taken first, then the session
 //! whose account polls last: handed over with QAUT where the server offers
 //! it, else logged out. Not the longest-idle one: accounts on one clock

@@ -160,9 +160,11 @@ async fn run(
         };
         // Boxed, as each is kilobytes of state: inline, every sleeping
         // account task would hold them, 10,000 of them on a big host.
+        // Only `stop` wakes a task: one still waiting for its lease, a
+        // connection or a poll slot ends at once, not after another sleep.
         let turn = tokio::select! {
             turn = Box::pin(shared.turn(account)) => turn,
-            () = wake.notified() => continue,
+            () = wake.notified() => return,
         };
         let polled = Box::pin(turn.poll(account, relay, &options, pace));
         delay = polled.await.next;

@@ -45,6 +45,11 @@ impl Ledger {
         }
     }
 
+    /// The account and epoch this handle's writes run under, if any.
+    pub(super) fn fenced(&self) -> Option<(&str, leases::Epoch)> {
+        (self.fence.as_ref()).map(|fence| (fence.account.as_str(), fence.epoch))
+    }
+
     /// The epoch this handle's writes for `account` run under, if any.
     pub(super) fn epoch(&self, account: &str) -> Option<leases::Epoch> {
         (self.fence.as_ref())

@@ -297,7 +297,7 @@ impl Ledger {
         let empty = self.take_empty_run(account);
         let started = match &self.inner.engine {
             Engine::Sqlite(store) => store.start_poll(account, empty).await,
-            Engine::Postgres(store) => store.start_poll(account, empty).await,
+            Engine::Postgres(store) => store.start_poll(account, self.epoch(account), empty).await,
         };
         if let (Err(_), Some(run)) = (&started, empty) {
             self.restore(vec![(account.to_owned(), run)]);
@@ -310,7 +310,7 @@ impl Ledger {
     pub async fn finish_poll(&self, id: PollId, report: &PollReport) -> Result<(), LedgerError> {
         match &self.inner.engine {
             Engine::Sqlite(store) => store.finish_poll(id, report.clone()).await,
-            Engine::Postgres(store) => store.finish_poll(id, report).await,
+            Engine::Postgres(store) => store.finish_poll(id, self.fenced(), report).await,
         }
     }
 

@@ -16,7 +16,8 @@
 //! while it runs. A process that takes the poller lock takes that second
 //! key exclusively once before it polls, which waits for every write that
 //! passed its check under the old holder; any later write of the old
-//! holder fails its check. So the writes of two holders never overlap, and
+//! holder fails its check. (A fleet's instances share a key of their own,
+//! which a joining instance leaves alone: see [`POLLER`].) So the writes of two holders never overlap, and
 //! a write that passed is seen by the next holder's first read.
 
 use std::path::PathBuf;
@@ -29,15 +30,22 @@ use super::Failure;
 use crate::ledger::LedgerError;
 
 /// The advisory lock keys, beside the migrations' 7466356: taken by the
-/// process that polls, and shared by its writes.
+/// process that polls, and shared by its writes: a lone holder's writes
+/// share one key, a fleet's instances' another, so that an instance
+/// joining waits for a lone predecessor's writes but not for its peers'
+/// (which their leases fence instead). Taken exclusively, even for a
+/// moment, the peers' key would fail every peer's write that asked for
+/// it meanwhile.
 const POLLER: i64 = 7_466_357;
 const WRITERS: i64 = 7_466_358;
+const FLEET_WRITERS: i64 = 7_466_359;
 
-/// The first statement of every fenced write: the shared writer lock, then
-/// whether the poller lock is held by the session `$1` (a single bigint key
-/// shows in `pg_locks` as classid 0, objid the key, objsubid 1). `CASE`
-/// keeps that order. False means the transaction must write nothing.
-pub(super) const FENCE: &str = "SELECT CASE WHEN pg_try_advisory_xact_lock_shared(7466358)
+/// The first statement of every fenced write: the shared writer lock `$2`,
+/// then whether the poller lock is held by the session `$1` (a single
+/// bigint key shows in `pg_locks` as classid 0, objid the key, objsubid
+/// 1). `CASE` keeps that order. False means the transaction must write
+/// nothing.
+pub(super) const FENCE: &str = "SELECT CASE WHEN pg_try_advisory_xact_lock_shared($2)
     THEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 0
                  AND objid = 7466357 AND objsubid = 1 AND pid = $1 AND granted)
     ELSE false END";
@@ -97,6 +105,14 @@ impl PollerLock {
         Ok(pid)
     }
 
+    /// The writer key this process's writes share ([`FENCE`]'s `$2`).
+    pub fn writers(&self) -> i64 {
+        match self.hold {
+            Hold::Alone => WRITERS,
+            Hold::Shared => FLEET_WRITERS,
+        }
+    }
+
     /// Forgets the session, after a fence found it no longer holds the
     /// lock, so that the next write takes it again first.
     pub async fn lost(&self) {
@@ -106,7 +122,8 @@ impl PollerLock {
 
 /// Takes the poller lock on `client`'s session, or refuses with
 /// [`LedgerError::DatabaseInUse`], then waits once for the writes of any
-/// earlier holder; returns the session's backend PID.
+/// earlier holder (for a fleet's instance, of a lone one: see [`POLLER`]);
+/// returns the session's backend PID.
 pub(super) async fn acquire(
     client: &Client,
     name: &std::path::Path,
@@ -124,12 +141,17 @@ pub(super) async fn acquire(
             holder,
         }));
     }
-    client
-        .query_one(
+    let earlier = match hold {
+        Hold::Alone => &[WRITERS, FLEET_WRITERS][..],
+        Hold::Shared => &[WRITERS][..],
+    };
+    for key in earlier {
+        (client.query_one(
             "SELECT pg_advisory_lock($1), pg_advisory_unlock($1)",
-            &[&WRITERS],
-        )
+            &[key],
+        ))
         .await?;
+    }
     Ok(row.try_get(1)?)
 }
 

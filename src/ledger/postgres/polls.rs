@@ -1,14 +1,18 @@
 //! The poll history of the PostgreSQL ledger. It carries no part of the
 //! guarantee, so its transactions do not wait for their flush (`SET LOCAL
-//! synchronous_commit = off`, as SQLite's run at `synchronous = NORMAL`)
-//! and take no fence: a stale history row misleads `status` at worst.
+//! synchronous_commit = off`, as SQLite's run at `synchronous = NORMAL`).
+//! In a fleet a poll's start and end are fenced like its other writes, so
+//! an instance that lost the lease leaves no row `status` or the next
+//! owner's adaptive interval would read; the empty polls written in a
+//! batch by the daemon are not a poll's writes and take no fence.
 
 use std::path::PathBuf;
 
 use deadpool_postgres::Transaction;
 
-use super::{int, Failure, Store};
+use super::{fleet, int, Failure, Store};
 use crate::ledger::empty_polls::EmptyRun;
+use crate::ledger::leases::Epoch;
 use crate::ledger::polls::POLL_HISTORY;
 use crate::ledger::{now, LedgerError, PollId, PollReport};
 
@@ -37,12 +41,16 @@ impl Store {
     pub(in crate::ledger) async fn start_poll(
         &self,
         account: &str,
+        epoch: Option<Epoch>,
         empty: Option<EmptyRun>,
     ) -> Result<PollId, LedgerError> {
         let result = async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
             tx.batch_execute(UNSYNCED).await?;
+            if let Some(leases) = &self.leases {
+                fleet::fence(&tx, leases, account, epoch).await?;
+            }
             if let Some(run) = empty {
                 write_empty(&tx, account, run).await?;
             }
@@ -63,12 +71,19 @@ impl Store {
     pub(in crate::ledger) async fn finish_poll(
         &self,
         id: PollId,
+        fenced: Option<(&str, Epoch)>,
         report: &PollReport,
     ) -> Result<(), LedgerError> {
         let result = async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
             tx.batch_execute(UNSYNCED).await?;
+            if let Some(leases) = &self.leases {
+                // A poll of a fleet always runs under a lease; without one
+                // the write is refused like a lapsed one.
+                let (account, epoch) = fenced.map_or(("", None), |(a, e)| (a, Some(e)));
+                fleet::fence(&tx, leases, account, epoch).await?;
+            }
             let finish = tx.prepare_cached(FINISH_POLL).await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
                 &id.0,

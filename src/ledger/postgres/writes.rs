@@ -31,7 +31,10 @@ impl Store {
         let pid = self.lock.holder().await?;
         let tx = client.transaction().await?;
         let fence = tx.prepare_cached(FENCE).await?;
-        let held: bool = tx.query_one(&fence, &[&pid]).await?.try_get(0)?;
+        let writers = self.lock.writers();
+        let held: bool = (tx.query_one(&fence, &[&pid, &writers]))
+            .await?
+            .try_get(0)?;
         if !held {
             self.lock.lost().await;
             return Err(Failure::Ledger(LedgerError::LockLost {

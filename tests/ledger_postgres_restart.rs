@@ -265,19 +265,7 @@ async fn a_fleet_recovers_from_database_restarts_with_nothing_lost() {
     // The database connection of the test itself ended with the restart.
     let db = fleet.pg.connect(&fleet.database).await;
     fleet.db = db;
-    let done = fleet
-        .wait_for(Duration::from_secs(60), || async {
-            fleet.accepted().len() == fleet.added() && fleet.on_server() == 0
-        })
-        .await;
-    assert!(
-        done.is_some(),
-        "lost: {} of {} delivered, {} on the server\n{}",
-        fleet.accepted().len(),
-        fleet.added(),
-        fleet.on_server(),
-        fleet.logs()
-    );
+    fleet.wait_delivered(Duration::from_secs(60)).await;
     let failed: usize = (fleet.instances.iter())
         .map(|instance| instance.log().matches("poll failed").count())
         .sum();

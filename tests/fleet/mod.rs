@@ -246,8 +246,8 @@ impl Fleet {
     }
 
     /// Waits up to `limit` until every message added was delivered and
-    /// deleted, then checks that each arrived exactly once.
-    pub async fn wait_delivered_once(&self, limit: Duration) {
+    /// deleted; panics with the logs otherwise. Nothing may be lost.
+    pub async fn wait_delivered(&self, limit: Duration) {
         let delivered = self
             .wait_for(limit, || async {
                 self.accepted().len() == self.added() && self.on_server() == 0
@@ -255,12 +255,18 @@ impl Fleet {
             .await;
         assert!(
             delivered.is_some(),
-            "{} of {} delivered, {} on the server\n{}",
+            "lost: {} of {} delivered, {} on the server\n{}",
             self.accepted().len(),
             self.added(),
             self.on_server(),
             self.logs()
         );
+    }
+
+    /// [`Fleet::wait_delivered`], then checks that each message arrived
+    /// exactly once.
+    pub async fn wait_delivered_once(&self, limit: Duration) {
+        self.wait_delivered(limit).await;
         let twice: Vec<_> = (self.accepted().into_iter())
             .filter(|(_, n)| *n > 1)
             .collect();

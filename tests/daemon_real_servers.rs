@@ -88,7 +88,8 @@ fn daemon_delivers_dropped_mail_within_two_poll_intervals() {
     let mut s = Scenario::new("daemon", |_| Vec::new());
     s.account().poll_interval = "2s".into();
     let log = s.config.dir.path().join("run.log");
-    let mut child = spawn_popferry(&s.config.write(), &["run"], &log);
+    // `-v`: the first poll finds nothing, which is logged at debug.
+    let mut child = spawn_popferry(&s.config.write(), &["run", "-v"], &log);
     wait_for_log(&log, "poll finished", 1);
 
     for round in 1..=2 {

@@ -1,8 +1,10 @@
-//! `popferry run` counts pooled polls that found nothing (WAKE answered
-//! `[ACTIVITY/NONE]`) in memory and writes them every `[daemon]
-//! empty_poll_flush` and at shutdown. `status` shows them at most that late,
-//! exactly after SIGTERM; a poll that delivers is written at once; SIGKILL
-//! loses the empty polls counted since the last write and nothing else.
+//! `popferry run` counts polls that found nothing (a WAKE answered
+//! `[ACTIVITY/NONE]`, or a fresh login whose listing has nothing new) in
+//! memory and writes them every `[daemon] empty_poll_flush` and at
+//! shutdown; `popferry fetch` writes them when it ends. `status` shows them
+//! at most that late, exactly after SIGTERM; a poll that delivers is written
+//! at once; SIGKILL loses the empty polls counted since the last write and
+//! nothing else.
 
 mod pop3_server;
 mod smtp_receiver;
@@ -22,11 +24,11 @@ fn message(uid: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A server with SLEE-WAKE holding `m1`, a sink, and a config whose one
-/// account `idle` polls every second.
-async fn setup(flush: &str) -> (Pop3Server, SmtpReceiver, TestConfig) {
+/// A server with `extensions` holding `m1`, a sink, and a config whose
+/// one account `idle` polls every second.
+async fn setup(flush: &str, extensions: Extensions) -> (Pop3Server, SmtpReceiver, TestConfig) {
     let options = Options {
-        extensions: Extensions::all(),
+        extensions,
         ..Options::default()
     };
     let account = AccountConfig::plain("idle", 0, &options.user, &options.password);
@@ -77,7 +79,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_polls_show_in_status_within_the_flush_interval_and_exactly_after_sigterm() {
-    let (pop3, _smtp, config) = setup("1s").await;
+    let (pop3, _smtp, config) = setup("1s", Extensions::all()).await;
     let log = config.dir.path().join("popferry.log");
     let mut daemon = spawn_popferry(&config.write(), &["run"], &log);
     wait_until("three empty pooled polls", || pop3.commands("WAKE") >= 3).await;
@@ -114,7 +116,7 @@ async fn empty_polls_show_in_status_within_the_flush_interval_and_exactly_after_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_only_the_empty_polls_since_the_last_write() {
-    let (pop3, smtp, config) = setup("1h").await;
+    let (pop3, smtp, config) = setup("1h", Extensions::all()).await;
     let log = config.dir.path().join("popferry.log");
     let daemon = spawn_popferry(&config.write(), &["run"], &log);
 
@@ -164,4 +166,57 @@ async fn sigkill_loses_only_the_empty_polls_since_the_last_write() {
             .count();
         assert_eq!(copies, 1, "{uid} arrived once");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_logins_that_find_nothing_are_one_run_written_at_sigterm() {
+    let (pop3, _smtp, config) = setup("1h", Extensions::default()).await;
+    let log = config.dir.path().join("popferry.log");
+    let mut daemon = spawn_popferry(&config.write(), &["run"], &log);
+    wait_until("three listings after m1's", || {
+        pop3.maildrop().is_empty() && pop3.commands("UIDL") >= 4
+    })
+    .await;
+    // Within the hour's flush interval only the delivering poll is written.
+    let entry = status(&config);
+    assert_eq!(count(&entry["last_poll"], "delivered"), 1, "{entry}");
+
+    daemon.signal("TERM");
+    let exit = daemon.0.wait().expect("wait for popferry");
+    assert!(exit.success(), "{exit:?}");
+    let entry = status(&config);
+    let polls = entry["recent_polls"].as_array().expect("recent polls");
+    assert_eq!(polls.len(), 2, "the delivering poll, then one run: {entry}");
+    assert_eq!(count(&polls[1], "delivered"), 1, "{entry}");
+    assert_eq!(
+        count(&polls[0], "empty_polls"),
+        pop3.commands("UIDL") as u64 - 1,
+        "every login after m1's found nothing: {entry}"
+    );
+    let lines = std::fs::read_to_string(&log).expect("popferry's log");
+    assert_eq!(
+        lines.matches("poll finished").count(),
+        1,
+        "only the poll that delivered is logged at info: {lines}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_writes_the_polls_that_found_nothing_when_it_ends() {
+    let (pop3, _smtp, config) = setup("1h", Extensions::default()).await;
+    for round in 0..3 {
+        let out = config.run(&["fetch"]);
+        assert_eq!(out.code, Some(0), "fetch {round}: {out}");
+    }
+    assert!(pop3.maildrop().is_empty());
+    let entry = status(&config);
+    let polls = entry["recent_polls"].as_array().expect("recent polls");
+    assert_eq!(polls.len(), 2, "m1's poll, then one run of two: {entry}");
+    assert_eq!(count(&polls[1], "delivered"), 1, "{entry}");
+    assert_eq!(count(&polls[0], "empty_polls"), 2, "{entry}");
+    let text = config.run(&["status", "idle"]).stdout;
+    assert!(
+        text.contains("ok: nothing new (2 empty polls since "),
+        "{text}"
+    );
 }

@@ -35,7 +35,7 @@ pub struct Daemon {
     /// block clients that log in in bursts; a pooled poll (WAKE, CORE) is
     /// no login and waits for nothing.
     pub login_gap: Duration,
-    /// How often pooled polls that found nothing are written to the
+    /// How often polls that found nothing are written to the
     /// ledger (they are counted in memory in between): the most `status`
     /// lags behind for an account whose polls find nothing.
     pub empty_poll_flush: Duration,

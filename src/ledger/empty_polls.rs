@@ -1,15 +1,15 @@
-//! Pooled polls that found nothing, counted in memory and written in
-//! batches (`migrations/0005_empty_polls.sql`).
+//! Polls that found nothing, counted in memory and written in batches
+//! (`migrations/0005_empty_polls.sql`).
 //!
-//! A WAKE answered `[ACTIVITY/NONE]` followed by SLEE is a poll that read
-//! nothing, delivered nothing and deleted nothing: nothing about the
-//! guarantee depends on its record. Writing two poll rows for it cost more
-//! than its two round trips, so [`Ledger::note_empty_poll`] only counts it,
-//! and [`Ledger::flush_empty_polls`] (the daemon's timer, and its shutdown)
-//! writes what was counted: one row per account for a run of such polls,
-//! extended in place while nothing else happened in between. Any other
-//! poll of the account writes the account's run first, in its own start
-//! transaction, so the history stays in order.
+//! A WAKE answered `[ACTIVITY/NONE]`, or a listing of messages all dealt
+//! with already, is a poll that delivered nothing and deleted nothing:
+//! nothing about the guarantee depends on its record. Writing two poll rows
+//! for it cost more than its round trips, so [`Ledger::note_empty_poll`]
+//! only counts it, and [`Ledger::flush_empty_polls`] (the daemon's timer,
+//! its shutdown, the end of `fetch`) writes what was counted: one row per
+//! account for a run of such polls, extended in place while nothing else
+//! happened in between. Any other poll of the account writes the account's
+//! run first, in its own start transaction, so the history stays in order.
 //!
 //! What a crash loses is the runs counted since the last flush: their
 //! times and counts, never anything about a message.
@@ -33,7 +33,7 @@ pub(super) struct EmptyRun {
 pub(super) type Pending = HashMap<String, EmptyRun>;
 
 impl Ledger {
-    /// Counts a pooled poll of `account` that found nothing, from
+    /// Counts a poll of `account` that found nothing, from
     /// `started_at` to `finished_at` (unix seconds), in memory only.
     pub fn note_empty_poll(&self, account: &str, started_at: i64, finished_at: i64) {
         let mut pending = self.pending();

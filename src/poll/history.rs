@@ -1,19 +1,19 @@
 //! The poll's own entry in the ledger's history, which `status` shows.
 //!
-//! A fresh poll goes on record as running before it connects, so one cut
-//! short by a crash stays visible. A pooled poll goes on record only once
-//! its WAKE says there is something to do: one that woke to
-//! `[ACTIVITY/NONE]` and slept again found nothing, and is only counted
-//! in memory ([`Ledger::note_empty_poll`]), to be written in a batch.
-
-use std::time::Instant;
+//! A poll goes on record as running once its listing shows something to
+//! do (a message to fetch, delete or refuse, or one the ledger has not
+//! seen), before it acts on any message, so one cut short by a crash
+//! stays visible. A poll that found nothing (a WAKE answered
+//! `[ACTIVITY/NONE]`, or a listing of messages all dealt with) and ended
+//! well is only counted in memory ([`Ledger::note_empty_poll`]), to be
+//! written in a batch: at thousands of accounts, most polls find nothing,
+//! and writing two rows for each cost more than its login. A poll that
+//! failed is always written.
 
 use tracing::Span;
 
 use super::decide::now;
-use super::{PollError, PollOptions, Polled};
-use crate::ledger::{Ledger, LedgerError, PollId, PollOutcome, PollReport};
-use crate::session::Kept;
+use crate::ledger::{Ledger, LedgerError, PollId, PollReport};
 
 pub(super) struct History<'a> {
     pub(super) ledger: &'a Ledger,
@@ -48,6 +48,11 @@ impl<'a> History<'a> {
         Ok(id)
     }
 
+    /// True while the poll is not on record: it found nothing so far.
+    pub(super) fn found_nothing(&self) -> bool {
+        self.id.is_none()
+    }
+
     /// Records how the poll ended: a poll never put on record that ended
     /// well found nothing, and is counted; one that failed is written.
     pub(super) async fn end(mut self, report: &PollReport) -> Result<(), LedgerError> {
@@ -58,32 +63,5 @@ impl<'a> History<'a> {
         }
         let id = self.begin().await?;
         self.ledger.finish_poll(id, report).await
-    }
-}
-
-/// A poll that failed before it began, because its start could not be put
-/// on record: told like any failed poll (the log, metrics and /healthz),
-/// since a ledger that cannot take this write takes no other either.
-pub(super) fn unrecorded(
-    options: &PollOptions,
-    started: Instant,
-    parked: Option<Kept>,
-    e: LedgerError,
-) -> Polled {
-    let e = PollError::from(e);
-    let report = PollReport {
-        outcome: PollOutcome::Failed,
-        error: Some(e.to_string()),
-        ..PollReport::default()
-    };
-    (options.events).finished(&report, Some(&e), started.elapsed());
-    tracing::warn!(
-        error = e.with_causes(),
-        "poll failed: cannot put it on record"
-    );
-    Polled {
-        result: Err(e),
-        parked,
-        login_delay: None,
     }
 }

@@ -6,8 +6,7 @@
 //!    ([`Session::open`]); or, for the daemon, WAKE (or CORE) the session
 //!    kept after the previous poll, or log in on a connection another
 //!    account left with QAUT. `[ACTIVITY/NONE]` after a settled poll
-//!    means nothing arrived and nothing is left to do: straight to step 4,
-//!    and the poll is counted in memory, not written (`history.rs`);
+//!    means nothing arrived and nothing is left to do: straight to step 4;
 //! 2. UIDL and LIST (sent together where the server offers PIPELINING):
 //!    the server's snapshot of the mailbox. A kept mailbox the ledger knows
 //!    nothing of that lists more than [`FIRST_POLL_LIMIT`] messages stops
@@ -29,6 +28,10 @@
 //!      only identical bytes show each copy is that message); identical
 //!      copies are delivered and recorded once, then all DELEd. Copies that
 //!      differ are all left on the server, with a warning naming them;
+//!
+//!    A poll goes on record in the ledger's history here, once the plan
+//!    shows something to do; one that found nothing is only counted in
+//!    memory and written in a batch (`history.rs`).
 //!
 //!    The steps run as a pipeline ([`transfer`]): RETRs go out ahead,
 //!    message n+1 is fetched while message n is with the relay, and one
@@ -130,13 +133,6 @@ pub async fn poll_session(
     let started = Instant::now();
     let span = tracing::info_span!("poll", id = tracing::field::Empty);
     let mut history = History::new(ledger, &account.name, span.clone());
-    // A login goes on record before it connects; a kept session only once
-    // its WAKE (or CORE) finds something to do.
-    if !matches!(parked, Some(Kept::Session(_))) {
-        if let Err(e) = history.begin().await {
-            return history::unrecorded(options, started, parked, e);
-        }
-    }
     let mut report = PollReport::default();
     let result = run(
         account,
@@ -153,6 +149,7 @@ pub async fn poll_session(
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
     }
+    let found_nothing = history.found_nothing();
     let result = match (result, history.end(&report).await) {
         (Ok(finished), Ok(())) => Ok(finished),
         (Ok(_), Err(e)) => Err(e.into()),
@@ -163,6 +160,24 @@ pub async fn poll_session(
     let _entered = span.enter();
     let ms = took.as_millis() as u64;
     match result {
+        Ok(Finished {
+            parked,
+            login_delay,
+        }) if found_nothing => {
+            // Most polls of a daemon with many accounts: only worth a line
+            // when asked for (`RUST_LOG=popferry=debug`).
+            debug!(
+                listed = report.listed,
+                parked = parked.is_some(),
+                ms,
+                "poll finished: nothing new"
+            );
+            Polled {
+                result: Ok(report),
+                parked,
+                login_delay,
+            }
+        }
         Ok(Finished {
             parked,
             login_delay,
@@ -217,12 +232,8 @@ async fn run(
                 debug!("WAKE: nothing new");
                 return finish(session, account, ledger, ending, Vec::new(), true, report).await;
             }
-            Ok(_) => {
-                history.begin().await?;
-                session
-            }
+            Ok(_) => session,
             Err(e) => {
-                history.begin().await?;
                 info!(error = %e, "pooled connection unusable; logging in afresh");
                 session.discard(&e).await;
                 Session::open(account).await?
@@ -325,6 +336,10 @@ async fn run(
         });
     }
 
+    // Only a poll that found something goes on record (`history.rs`).
+    if !plan.is_empty() || report.new_listed > 0 || report.rejected > 0 {
+        history.begin().await?;
+    }
     let fetching = plan.iter().filter(|step| step.fetch);
     let bytes = fetching.clone().map(|step| step.size).sum();
     options.events.planned(fetching.count() as u64, bytes);

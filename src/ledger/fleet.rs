@@ -86,10 +86,11 @@ impl Ledger {
         }
     }
 
-    /// Whether a poll of `account` may still send DELE, DELI or QUIT: in a
-    /// fleet, only while its lease is good by this process's own clock,
-    /// which keeps running while the process is stopped.
-    pub fn may_delete(&self, account: &str) -> Result<(), LedgerError> {
+    /// Whether this process still holds `account`, checked before a poll
+    /// logs in and before it sends DELE, DELI or QUIT: always outside a
+    /// fleet; in a fleet, only while its lease is good by this process's
+    /// own clock, which keeps running while the process is stopped.
+    pub fn still_holds(&self, account: &str) -> Result<(), LedgerError> {
         let Some(leases) = self.leases() else {
             return Ok(());
         };

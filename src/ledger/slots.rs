@@ -49,6 +49,10 @@ struct Server {
     /// Slots to give back as soon as they are free: other instances are
     /// waiting, and this one holds more than its share.
     owed: usize,
+    /// Whether another instance was waiting for a slot at the last
+    /// renewal: until one without, this one claims none beyond its share,
+    /// or the slots it pays back would come straight back to it.
+    contested: bool,
     /// Taken off `held`, to be released in the database.
     leaving: Vec<SlotNo>,
     /// Whether this process has made the server's rows.
@@ -113,6 +117,17 @@ impl Slots {
             .get(server)
             .map_or(0, |entry| entry.held.len());
         held < self.share(cap)
+    }
+
+    /// Whether this instance may claim another of `server`'s slots from
+    /// the database: while others wait for one, only below its share of
+    /// the cap (none when there are fewer slots than instances), so that a
+    /// slot given back goes to one of them.
+    pub fn may_claim(&self, server: &str) -> bool {
+        let instances = self.instances.load(Ordering::Relaxed).max(1);
+        self.servers()
+            .get(server)
+            .is_none_or(|entry| !entry.contested || entry.held.len() < entry.cap / instances)
     }
 
     /// Whether `server`'s rows still have to be made by this process.
@@ -186,6 +201,7 @@ impl Slots {
                 true => entry.held.len().saturating_sub(share),
                 false => 0,
             };
+            entry.contested = wanted;
             entry.pay_debts();
         }
         if servers.values().any(|entry| entry.owed > 0) {
@@ -346,6 +362,23 @@ mod tests {
         slots.release("a:110");
         assert_eq!(slots.leaving().len(), 1);
         assert!(slots.may_want("a:110", 2), "holding none, it may ask");
+    }
+
+    #[test]
+    fn a_slot_paid_back_is_not_claimed_again_while_another_instance_waits() {
+        let slots = Slots::default();
+        for slot in 1..=3 {
+            slots.granted("a:110", slot, later(), 4);
+        }
+        assert!(slots.may_claim("a:110"), "nobody else waits");
+        slots.renewed(&renewed("a:110", &[1, 2, 3], true), 3, later());
+        for _ in 0..3 {
+            slots.release("a:110");
+        }
+        assert_eq!(slots.leaving().len(), 2, "the share of 4 among 3 is one");
+        assert!(!slots.may_claim("a:110"), "the one waiting gets them");
+        slots.renewed(&renewed("a:110", &[1], false), 3, later());
+        assert!(slots.may_claim("a:110"), "nobody waits any more");
     }
 
     #[test]

@@ -202,7 +202,7 @@ impl<'a, 's> Fetch<'a, 's> {
     }
 
     fn queue_delete(&mut self, step: usize, n: u32) -> Result<(), PollError> {
-        self.cx.ledger.may_delete(&self.cx.account.name)?;
+        self.cx.ledger.still_holds(&self.cx.account.name)?;
         let target = self.target(&self.plan[step], n);
         self.session.queue_delete(target)?;
         self.in_flight.push_back(Sent::Delete(step));

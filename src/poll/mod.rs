@@ -163,35 +163,28 @@ pub async fn poll_session(
         Ok(Finished {
             parked,
             login_delay,
-        }) if found_nothing => {
-            // Most polls of a daemon with many accounts: only worth a line
-            // when asked for (`RUST_LOG=popferry=debug`).
-            debug!(
-                listed = report.listed,
-                parked = parked.is_some(),
-                ms,
-                "poll finished: nothing new"
-            );
-            Polled {
-                result: Ok(report),
-                parked,
-                login_delay,
-            }
-        }
-        Ok(Finished {
-            parked,
-            login_delay,
         }) => {
-            info!(
-                listed = report.listed,
-                delivered = report.delivered,
-                deleted = report.deleted,
-                deferred = report.deferred,
-                rejected = report.rejected,
-                parked = parked.is_some(),
-                ms,
-                "poll finished"
-            );
+            if found_nothing {
+                // Most polls of a daemon with many accounts: only worth a
+                // line when asked for (`-v`, `RUST_LOG=popferry=debug`).
+                debug!(
+                    listed = report.listed,
+                    parked = parked.is_some(),
+                    ms,
+                    "poll finished: nothing new"
+                );
+            } else {
+                info!(
+                    listed = report.listed,
+                    delivered = report.delivered,
+                    deleted = report.deleted,
+                    deferred = report.deferred,
+                    rejected = report.rejected,
+                    parked = parked.is_some(),
+                    ms,
+                    "poll finished"
+                );
+            }
             Polled {
                 result: Ok(report),
                 parked,
@@ -226,6 +219,10 @@ async fn run(
 ) -> Result<Finished, PollError> {
     let ledger = history.ledger;
     let recipients = recipients::deliver_to(account)?;
+    // An instance of a fleet that was stopped past its lease must not log
+    // in: on a server that locks maildrops, that would lock out the
+    // account's new owner until the poll fails at its first fenced write.
+    ledger.still_holds(&account.name)?;
     let mut session = match parked {
         Some(Kept::Session(mut session)) => match session.resume().await {
             Ok(Activity::None) if session.settled => {
@@ -394,7 +391,7 @@ async fn finish(
 ) -> Result<Finished, PollError> {
     // A poll whose lease ran out while it was stopped ends here without
     // QUIT: the server then rolls back this session's DELEs.
-    ledger.may_delete(&account.name)?;
+    ledger.still_holds(&account.name)?;
     let login_delay = session.extensions().login_delay;
     let keep = ending == Ending::Park;
     let parked = session.end(keep, !flagged.is_empty(), settled).await?;

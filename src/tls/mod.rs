@@ -238,7 +238,7 @@ mod tests {
         .map(|s| s.suite())
         .collect();
         assert_eq!(ours[0], rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
-        let (mut sorted, mut expected) = (ours.clone(), ring.clone());
+        let (mut sorted, mut expected) = (ours.clone(), ring);
         sorted.sort_by_key(|s| u16::from(*s));
         expected.sort_by_key(|s| u16::from(*s));
         assert_eq!(sorted, expected, "the same suites: {ours:?}");

@@ -274,7 +274,7 @@ async fn a_write_under_a_lapsed_lease_is_fenced_and_the_next_owner_writes() {
         .await
         .expect("the first instance claims alice");
     (stale.ledger().record_delivered("alice", "m1", 10).await).expect("a write under the lease");
-    stale.ledger().may_delete("alice").expect("may delete");
+    stale.ledger().still_holds("alice").expect("may delete");
     assert!(
         matches!(
             Ledger::open_state(&state).await,
@@ -306,7 +306,7 @@ async fn a_write_under_a_lapsed_lease_is_fenced_and_the_next_owner_writes() {
         "{refused:?}"
     );
     assert!(matches!(
-        stale.ledger().may_delete("alice"),
+        stale.ledger().still_holds("alice"),
         Err(LedgerError::Fenced { .. })
     ));
     let message = refused.unwrap_err().to_string();

@@ -98,6 +98,9 @@ impl Store {
         if leases.slots.take_held(server) {
             return Ok(true);
         }
+        if !leases.slots.may_claim(server) {
+            return Ok(false);
+        }
         let result = async {
             let client = self.pool.get().await?;
             let cap = i64::try_from(cap).unwrap_or(i64::MAX);

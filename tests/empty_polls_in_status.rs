@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pop3_server::{Extensions, Options, Pop3Server};
 use serde_json::Value;
 use smtp_receiver::SmtpReceiver;
-use support::popferry::{spawn_popferry, AccountConfig, TestConfig};
+use support::popferry::{spawn_popferry, AccountConfig, KillOnDrop, TestConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -62,6 +62,26 @@ fn count(poll: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {poll}"))
 }
 
+/// SIGTERM, and a clean exit: the counted polls are written by then.
+fn terminate(mut daemon: KillOnDrop) {
+    daemon.signal("TERM");
+    let exit = daemon.0.wait().expect("wait for popferry");
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// `idle`'s status once its history is the poll that delivered `m1` and
+/// one run of empty polls after it: the entry and the run's count.
+fn delivery_then_one_run(config: &TestConfig) -> (Value, u64) {
+    let entry = status(config);
+    let polls = entry["recent_polls"].as_array().expect("recent polls");
+    assert_eq!(polls.len(), 2, "the delivering poll, then one run: {entry}");
+    assert_eq!(count(&polls[1], "delivered"), 1, "{entry}");
+    assert_eq!(count(&polls[1], "empty_polls"), 0, "{entry}");
+    assert_eq!(entry["last_poll"], polls[0], "{entry}");
+    let run = count(&polls[0], "empty_polls");
+    (entry, run)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,7 +101,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 async fn empty_polls_show_in_status_within_the_flush_interval_and_exactly_after_sigterm() {
     let (pop3, _smtp, config) = setup("1s", Extensions::all()).await;
     let log = config.dir.path().join("popferry.log");
-    let mut daemon = spawn_popferry(&config.write(), &["run"], &log);
+    let daemon = spawn_popferry(&config.write(), &["run"], &log);
     wait_until("three empty pooled polls", || pop3.commands("WAKE") >= 3).await;
 
     // Flushed every second, polled every second (± a tenth), times in
@@ -92,20 +112,13 @@ async fn empty_polls_show_in_status_within_the_flush_interval_and_exactly_after_
     let age = unix_now().saturating_sub(count(last, "finished_at_unix"));
     assert!(age <= 3, "last poll shown is {age}s old: {entry}");
 
-    daemon.signal("TERM");
-    let exit = daemon.0.wait().expect("wait for popferry");
-    assert!(exit.success(), "{exit:?}");
-    let entry = status(&config);
-    let polls = entry["recent_polls"].as_array().expect("recent polls");
-    assert_eq!(polls.len(), 2, "the delivering poll, then one run: {entry}");
-    assert_eq!(count(&polls[1], "delivered"), 1, "{entry}");
-    assert_eq!(count(&polls[1], "empty_polls"), 0, "{entry}");
+    terminate(daemon);
+    let (entry, run) = delivery_then_one_run(&config);
     assert_eq!(
-        count(&polls[0], "empty_polls"),
+        run,
         pop3.commands("WAKE") as u64,
         "every WAKE found nothing, and each is on record after SIGTERM: {entry}"
     );
-    assert_eq!(entry["last_poll"], polls[0], "{entry}");
     let text = config.run(&["status", "idle"]).stdout;
     let line = format!(
         "ok: nothing new ({} empty polls since ",
@@ -172,7 +185,7 @@ async fn sigkill_loses_only_the_empty_polls_since_the_last_write() {
 async fn fresh_logins_that_find_nothing_are_one_run_written_at_sigterm() {
     let (pop3, _smtp, config) = setup("1h", Extensions::default()).await;
     let log = config.dir.path().join("popferry.log");
-    let mut daemon = spawn_popferry(&config.write(), &["run"], &log);
+    let daemon = spawn_popferry(&config.write(), &["run"], &log);
     wait_until("three listings after m1's", || {
         pop3.maildrop().is_empty() && pop3.commands("UIDL") >= 4
     })
@@ -181,15 +194,10 @@ async fn fresh_logins_that_find_nothing_are_one_run_written_at_sigterm() {
     let entry = status(&config);
     assert_eq!(count(&entry["last_poll"], "delivered"), 1, "{entry}");
 
-    daemon.signal("TERM");
-    let exit = daemon.0.wait().expect("wait for popferry");
-    assert!(exit.success(), "{exit:?}");
-    let entry = status(&config);
-    let polls = entry["recent_polls"].as_array().expect("recent polls");
-    assert_eq!(polls.len(), 2, "the delivering poll, then one run: {entry}");
-    assert_eq!(count(&polls[1], "delivered"), 1, "{entry}");
+    terminate(daemon);
+    let (entry, run) = delivery_then_one_run(&config);
     assert_eq!(
-        count(&polls[0], "empty_polls"),
+        run,
         pop3.commands("UIDL") as u64 - 1,
         "every login after m1's found nothing: {entry}"
     );
@@ -209,11 +217,8 @@ async fn fetch_writes_the_polls_that_found_nothing_when_it_ends() {
         assert_eq!(out.code, Some(0), "fetch {round}: {out}");
     }
     assert!(pop3.maildrop().is_empty());
-    let entry = status(&config);
-    let polls = entry["recent_polls"].as_array().expect("recent polls");
-    assert_eq!(polls.len(), 2, "m1's poll, then one run of two: {entry}");
-    assert_eq!(count(&polls[1], "delivered"), 1, "{entry}");
-    assert_eq!(count(&polls[0], "empty_polls"), 2, "{entry}");
+    let (entry, run) = delivery_then_one_run(&config);
+    assert_eq!(run, 2, "m1's poll, then one run of two: {entry}");
     let text = config.run(&["status", "idle"]).stdout;
     assert!(
         text.contains("ok: nothing new (2 empty polls since "),

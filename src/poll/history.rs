@@ -10,7 +10,7 @@
 //! and writing two rows for each cost more than its login. A poll that
 //! failed is always written.
 
-use tracing::Span;
+use tracing::{debug, info, Span};
 
 use super::decide::now;
 use crate::ledger::{Ledger, LedgerError, PollId, PollReport};
@@ -48,20 +48,46 @@ impl<'a> History<'a> {
         Ok(id)
     }
 
-    /// True while the poll is not on record: it found nothing so far.
-    pub(super) fn found_nothing(&self) -> bool {
-        self.id.is_none()
-    }
-
     /// Records how the poll ended: a poll never put on record that ended
     /// well found nothing, and is counted; one that failed is written.
-    pub(super) async fn end(mut self, report: &PollReport) -> Result<(), LedgerError> {
+    pub(super) async fn end(mut self, report: &PollReport) -> Result<Entry, LedgerError> {
         if self.id.is_none() && report.error.is_none() {
             self.ledger
                 .note_empty_poll(self.account, self.started_at, now());
-            return Ok(());
+            return Ok(Entry::Counted);
         }
         let id = self.begin().await?;
-        self.ledger.finish_poll(id, report).await
+        self.ledger.finish_poll(id, report).await?;
+        Ok(Entry::Written)
+    }
+}
+
+/// How a poll that ended well is in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// It found nothing: counted, to be written in a batch.
+    Counted,
+    Written,
+}
+
+/// The line a poll that ended well leaves in the log. One that found
+/// nothing, most polls of a daemon with many accounts, is only worth a
+/// line when asked for (`-v`, `RUST_LOG=popferry=debug`).
+pub(super) fn log_finished(entry: Entry, report: &PollReport, parked: bool, ms: u64) {
+    match entry {
+        Entry::Counted => debug!(
+            listed = report.listed,
+            parked, ms, "poll finished: nothing new"
+        ),
+        Entry::Written => info!(
+            listed = report.listed,
+            delivered = report.delivered,
+            deleted = report.deleted,
+            deferred = report.deferred,
+            rejected = report.rejected,
+            parked,
+            ms,
+            "poll finished"
+        ),
     }
 }

@@ -149,9 +149,8 @@ pub async fn poll_session(
         report.outcome = PollOutcome::Failed;
         report.error = Some(e.to_string());
     }
-    let found_nothing = history.found_nothing();
     let result = match (result, history.end(&report).await) {
-        (Ok(finished), Ok(())) => Ok(finished),
+        (Ok(finished), Ok(entry)) => Ok((finished, entry)),
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
     };
@@ -160,31 +159,14 @@ pub async fn poll_session(
     let _entered = span.enter();
     let ms = took.as_millis() as u64;
     match result {
-        Ok(Finished {
-            parked,
-            login_delay,
-        }) => {
-            if found_nothing {
-                // Most polls of a daemon with many accounts: only worth a
-                // line when asked for (`-v`, `RUST_LOG=popferry=debug`).
-                debug!(
-                    listed = report.listed,
-                    parked = parked.is_some(),
-                    ms,
-                    "poll finished: nothing new"
-                );
-            } else {
-                info!(
-                    listed = report.listed,
-                    delivered = report.delivered,
-                    deleted = report.deleted,
-                    deferred = report.deferred,
-                    rejected = report.rejected,
-                    parked = parked.is_some(),
-                    ms,
-                    "poll finished"
-                );
-            }
+        Ok((
+            Finished {
+                parked,
+                login_delay,
+            },
+            entry,
+        )) => {
+            history::log_finished(entry, &report, parked.is_some(), ms);
             Polled {
                 result: Ok(report),
                 parked,

@@ -162,8 +162,9 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
 }
 
 /// Writes the polls that found nothing; a failure leaves them counted for
-/// the next try, and costs nothing but `status` lagging meanwhile.
-async fn flush_empty_polls(ledger: &Ledger) {
+/// the next try, and costs nothing but `status` lagging meanwhile. Also
+/// the end of `popferry fetch`.
+pub(crate) async fn flush_empty_polls(ledger: &Ledger) {
     if let Err(e) = ledger.flush_empty_polls().await {
         warn!(
             error = line_with_causes(&e),

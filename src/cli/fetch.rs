@@ -15,7 +15,7 @@ use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::Config;
 use crate::deliver::Relays;
 use crate::ledger::{Ledger, PollReport};
-use crate::poll::{line_with_causes, PollError, PollOptions};
+use crate::poll::{PollError, PollOptions};
 use crate::scheduler::Shared;
 
 #[derive(Debug, Default, clap::Args)]
@@ -77,12 +77,7 @@ pub async fn run(config: &Config, args: FetchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut results = polls.join_all().await;
     // Polls that found nothing are only counted until now (`poll/history.rs`).
-    if let Err(e) = shared.ledger.flush_empty_polls().await {
-        tracing::warn!(
-            error = line_with_causes(&e),
-            "cannot write the polls that found nothing; `status` will not show them"
-        );
-    }
+    crate::daemon::flush_empty_polls(&shared.ledger).await;
     results.sort_by(|a, b| a.0.cmp(&b.0));
     let mut failed = false;
     for (name, elapsed, result) in &results {

@@ -108,6 +108,13 @@ impl Slots {
         (cap / self.instances.load(Ordering::Relaxed).max(1)).max(1)
     }
 
+    /// What this instance may hold of a cap while others wait for a
+    /// slot: its share, nothing when there are fewer slots than
+    /// instances (then every holder gives way in turn).
+    fn share_while_wanted(&self, cap: usize) -> usize {
+        cap / self.instances.load(Ordering::Relaxed).max(1)
+    }
+
     /// Whether this instance, finding every slot of `server` taken, may
     /// ask the holders to give some back: only while it holds less than
     /// its share.
@@ -124,10 +131,9 @@ impl Slots {
     /// the cap (none when there are fewer slots than instances), so that a
     /// slot given back goes to one of them.
     pub fn may_claim(&self, server: &str) -> bool {
-        let instances = self.instances.load(Ordering::Relaxed).max(1);
-        self.servers()
-            .get(server)
-            .is_none_or(|entry| !entry.contested || entry.held.len() < entry.cap / instances)
+        self.servers().get(server).is_none_or(|entry| {
+            !entry.contested || entry.held.len() < self.share_while_wanted(entry.cap)
+        })
     }
 
     /// Whether `server`'s rows still have to be made by this process.
@@ -194,9 +200,7 @@ impl Slots {
                 .held
                 .extend(returned.iter().map(|&slot| (slot, deadline)));
             let wanted = kept.iter().any(|r| &r.server == name && r.wanted);
-            // Nothing when there are fewer slots than instances: then
-            // every holder gives way in turn.
-            let share = entry.cap / instances.max(1);
+            let share = self.share_while_wanted(entry.cap);
             entry.owed = match wanted {
                 true => entry.held.len().saturating_sub(share),
                 false => 0,

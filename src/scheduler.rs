@@ -31,7 +31,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::poll::{PollOptions, Polled, StopFlag};
 use crate::pool::Pool;
-use crate::session::Kept;
+use crate::session::{Kept, KnownCapabilities};
 use interval::Pace;
 
 mod first;
@@ -49,6 +49,8 @@ pub struct Shared {
     limits: Daemon,
     /// Where each account's polls report, when metrics are served.
     metrics: Option<Arc<Metrics>>,
+    /// What each server answered to CAPA, for the next fresh login to it.
+    known: KnownCapabilities,
 }
 
 impl Shared {
@@ -59,6 +61,7 @@ impl Shared {
             polls: Semaphore::new(limits.max_concurrent_polls),
             limits,
             metrics: None,
+            known: KnownCapabilities::default(),
         }
     }
 
@@ -138,6 +141,7 @@ async fn run(
     let options = PollOptions {
         stop: stop.clone(),
         events: (shared.metrics.as_ref()).map_or_else(Default::default, |m| m.account(account)),
+        known: shared.known.clone(),
         ..PollOptions::default()
     };
     let mut resumed = None;

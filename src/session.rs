@@ -5,28 +5,26 @@
 //! the server offers UID-PARAM, so a number cannot go stale), how they are
 //! deleted (DELI, durable at its `+OK`, or DELE, durable at QUIT/SLEE) and
 //! how the poll ends (SLEE, CORE or QAUT to keep the connection, or QUIT:
-//! `pooling.rs`).
+//! `pooling.rs`). How a new connection gets logged in is `login.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tracing::debug;
 
-use std::sync::Arc;
-
-use rustls::ClientConfig;
-
-use crate::config::{Account, AuthMethod, TlsMode};
-use crate::credential::LoginSecret;
+use crate::config::{Account, TlsMode};
 use crate::poll::PollError;
 use crate::pop3::command::Command;
 use crate::pop3::{Capabilities, Client, Endpoint, Limits, Msg, Pop3Error};
-use crate::sasl::Refusal;
-use crate::sasl::{self, Credentials, Exchange, Mechanism, Protocol, SaslError, SecretKind};
+use crate::sasl::{Mechanism, Refusal};
 use crate::tls;
 
+mod known;
+mod login;
 mod pooling;
 
+pub use known::KnownCapabilities;
+use login::{authenticate, login_secret};
 use pooling::Phase;
 pub use pooling::{Kept, Vacant};
 
@@ -148,17 +146,20 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects, secures the link as configured and logs in.
+    /// Connects, secures the link as configured and logs in, asking the
+    /// server for its capabilities.
     pub async fn open(account: &Account) -> Result<Session, PollError> {
-        Session::open_on(account, None).await
+        Session::open_on(account, None, &KnownCapabilities::default()).await
     }
 
     /// Logs in on `vacant`, a connection another account of the same
     /// server left with QAUT, or on a new connection when there is none or
-    /// it turns out to be dead.
+    /// it turns out to be dead. A new connection skips CAPA when `known`
+    /// has the server's answer.
     pub async fn open_on(
         account: &Account,
         mut vacant: Option<Vacant>,
+        known: &KnownCapabilities,
     ) -> Result<Session, PollError> {
         let server = &account.pop3;
         let tls_config = match server.tls {
@@ -191,7 +192,13 @@ impl Session {
                     }
                     outcome => outcome.map_err(PollError::from),
                 },
-                None => Session::log_in(account, &endpoint, tls_config.clone(), &secret).await,
+                None => {
+                    login::on_new_connection(account, &endpoint, tls_config.clone(), known, &secret)
+                        .await
+                        .map(|(client, capa, login)| {
+                            Session::logged_in(client, capa.unwrap_or_default(), login, account)
+                        })
+                }
             };
             match outcome {
                 Err(PollError::Pop3(e))
@@ -207,34 +214,6 @@ impl Session {
                 outcome => return outcome,
             }
         }
-    }
-
-    async fn log_in(
-        account: &Account,
-        endpoint: &Endpoint,
-        tls_config: Option<Arc<ClientConfig>>,
-        secret: &LoginSecret,
-    ) -> Result<Session, PollError> {
-        let server = &account.pop3;
-        let mut client = Client::connect(endpoint).await?;
-        let mut capa = client.capa().await?;
-        if let (TlsMode::StartTls, Some(config)) = (server.tls, tls_config) {
-            if !capa.as_ref().is_some_and(|caps| caps.has("STLS")) {
-                return Err(Pop3Error::NoStls {
-                    peer: client.peer().to_owned(),
-                }
-                .into());
-            }
-            client = client.starttls(config).await?;
-            capa = client.capa().await?;
-        }
-        let login = authenticate(&mut client, account, capa.as_ref(), secret).await?;
-        Ok(Session::logged_in(
-            client,
-            capa.unwrap_or_default(),
-            login,
-            account,
-        ))
     }
 
     fn logged_in(
@@ -329,63 +308,4 @@ impl Session {
             Err(e) => Err(e),
         }
     }
-}
-
-/// Logs in as the account says. A server without CAPA, or without a
-/// mechanism `auto` would take, gets USER/PASS.
-async fn authenticate(
-    client: &mut Client,
-    account: &Account,
-    capa: Option<&Capabilities>,
-    secret: &LoginSecret,
-) -> Result<LoginMethod, Pop3Error> {
-    let user = &account.username;
-    let password = secret.expose();
-    let wanted = match account.auth {
-        AuthMethod::User => return user_pass(client, user, password).await,
-        AuthMethod::Apop => {
-            client.login_apop(user, password).await?;
-            return Ok(LoginMethod::Apop);
-        }
-        AuthMethod::Auto => None,
-        AuthMethod::Plain => Some(Mechanism::Plain),
-        AuthMethod::CramMd5 => Some(Mechanism::CramMd5),
-        AuthMethod::ScramSha256 => Some(Mechanism::ScramSha256),
-        AuthMethod::XOAuth2 => Some(Mechanism::XOAuth2),
-        AuthMethod::OAuthBearer => Some(Mechanism::OAuthBearer),
-    };
-    let offered = capa.map(|caps| caps.args("SASL").unwrap_or_default());
-    let tls = client.is_tls();
-    let kind = secret.kind();
-    let mechanism = match sasl::choose(wanted, offered, kind, tls, Protocol::Pop3) {
-        Ok(mechanism) => mechanism,
-        Err(SaslError::NothingUsable { .. }) if kind != SecretKind::Token => {
-            return user_pass(client, user, password).await
-        }
-        Err(source) => return Err(client.sasl_error(source)),
-    };
-    let credentials = Credentials {
-        username: user,
-        secret: password,
-        host: &account.pop3.host,
-        port: account.pop3.port,
-    };
-    let exchange = Exchange::new(mechanism, &credentials).map_err(|e| client.sasl_error(e))?;
-    client.authenticate(exchange).await?;
-    Ok(LoginMethod::Sasl(mechanism))
-}
-
-async fn user_pass(
-    client: &mut Client,
-    user: &str,
-    password: &str,
-) -> Result<LoginMethod, Pop3Error> {
-    client.login_user(user, password).await?;
-    Ok(LoginMethod::User)
-}
-
-async fn login_secret(account: &Account) -> Result<LoginSecret, PollError> {
-    LoginSecret::fetch(&account.credential, &account.name)
-        .await
-        .map_err(PollError::Credential)
 }

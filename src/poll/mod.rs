@@ -2,8 +2,9 @@
 //!
 //! Read this file top to bottom to know what popferry does to a mailbox:
 //!
-//! 1. connect (implicit TLS, or STLS when `tls = "starttls"`), CAPA, log in
-//!    ([`Session::open`]); or, for the daemon, WAKE (or CORE) the session
+//! 1. connect (implicit TLS, or STLS when `tls = "starttls"`), CAPA (unless
+//!    this run logged in to the server minutes ago: `session/known.rs`),
+//!    log in ([`Session::open_on`]); or, for the daemon, WAKE (or CORE) the session
 //!    kept after the previous poll, or log in on a connection another
 //!    account left with QAUT. `[ACTIVITY/NONE]` after a settled poll
 //!    means nothing arrived and nothing is left to do: straight to step 4;
@@ -215,11 +216,13 @@ async fn run(
             Err(e) => {
                 info!(error = %e, "pooled connection unusable; logging in afresh");
                 session.discard(&e).await;
-                Session::open(account).await?
+                Session::open_on(account, None, &options.known).await?
             }
         },
-        Some(Kept::Vacant(vacant)) => Session::open_on(account, Some(vacant)).await?,
-        None => Session::open(account).await?,
+        Some(Kept::Vacant(vacant)) => {
+            Session::open_on(account, Some(vacant), &options.known).await?
+        }
+        None => Session::open_on(account, None, &options.known).await?,
     };
     let Listing { uids, sizes } = session.listing().await?;
     report.listed = uids.len() as u64;

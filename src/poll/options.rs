@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::PollError;
 use crate::ledger::PollReport;
+use crate::session::KnownCapabilities;
 
 /// Choices made per run, not per account.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,8 @@ pub struct PollOptions {
     pub stop: StopFlag,
     /// Told what the poll does as it happens; nobody by default.
     pub events: Events,
+    /// What the run's servers answered to CAPA, shared by its polls.
+    pub known: KnownCapabilities,
 }
 
 /// The one hook through which a poll reports its progress, so that the

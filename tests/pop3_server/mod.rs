@@ -31,6 +31,7 @@ mod mailbox;
 mod owners;
 mod session;
 mod sessions;
+mod stls_front;
 mod tls_front;
 mod transaction;
 mod users;
@@ -39,7 +40,7 @@ mod wire;
 pub use extensions::Extensions;
 // Unused in the crates that only drive the server through popferry.
 #[allow(unused_imports)]
-pub use {tls_front::TlsFront, wire::Wire};
+pub use {stls_front::StlsFront, tls_front::TlsFront, wire::Wire};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -91,6 +92,9 @@ pub enum Fault {
     /// Answer the next CORE (or REFR) `-ERR`, committing nothing; the
     /// session stays in TRANSACTION.
     RefuseCore,
+    /// Refuse the next login (PASS or AUTH) with `-ERR [AUTH]`, whatever
+    /// the credentials.
+    RefuseLogin,
 }
 
 /// How the server presents itself; fixed for the server's lifetime.
@@ -213,6 +217,7 @@ impl Shared {
             }
             Fault::LostQautReply => verb == "QAUT" && state == State::Transaction,
             Fault::RefuseCore => matches!(verb, "CORE" | "REFR") && state == State::Transaction,
+            Fault::RefuseLogin => matches!(verb, "PASS" | "AUTH") && state == State::Authorization,
         };
         if !applies {
             return None;

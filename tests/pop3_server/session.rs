@@ -212,6 +212,7 @@ impl Session {
                 return Ok(Next::Close);
             }
             Some(Fault::RefuseCore) => return self.reply("-ERR [SYS/TEMP] Cannot refresh.").await,
+            Some(Fault::RefuseLogin) => return self.reply("-ERR [AUTH] Invalid login.").await,
             None => {}
         }
         let allowed: &[&str] = match state {
